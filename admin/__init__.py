@@ -1,0 +1,1 @@
+"""The UnitedCron admin web app (pages and JSON API over the database)."""

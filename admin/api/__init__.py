@@ -1,0 +1,25 @@
+"""The JSON API under /api/v1: bearer tokens, the same permissions and services as the pages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from admin.api.agents import router as agents_router
+from admin.api.alerts import router as alerts_router
+from admin.api.auth import router as auth_router
+from admin.api.groups import router as groups_router
+from admin.api.rules import router as rules_router
+from admin.api.runs import router as runs_router
+from admin.api.users import router as users_router
+
+router = APIRouter()
+for part in (
+    auth_router,
+    groups_router,
+    agents_router,
+    rules_router,
+    runs_router,
+    users_router,
+    alerts_router,
+):
+    router.include_router(part)

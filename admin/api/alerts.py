@@ -1,0 +1,74 @@
+"""API: alert channels of groups, their notifications, a test send."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+from pydantic import Field
+
+from admin.api.models import Body
+from admin.services import alerts
+from admin.web import ApiActor, Engine, Int64
+
+router = APIRouter(tags=["alerts"])
+EVENTS_HELP = "run_failed, run_timeout, crash_looping, agent_offline, did_not_start"
+
+
+class ChannelPatch(Body):
+    """Fields of an alert channel; see the README's Operations section."""
+
+    name: str | None = None
+    kind: str | None = Field(default=None, description="webhook | email")
+    target: str | None = Field(default=None, description="The URL, or comma-separated emails")
+    secret: str | None = Field(default=None, description="HMAC key of the signature header")
+    events: list[str] | None = Field(default=None, description=EVENTS_HELP)
+    throttle_s: Int64 | None = Field(default=None, description="One alert per subject per window")
+    grace_s: Int64 | None = Field(default=None, description="did_not_start: wait this long")
+    status: Int64 | None = Field(default=None, description="1 on, 0 off")
+
+
+class ChannelIn(ChannelPatch):
+    """A new channel: `gid`, `name` and `target` are required."""
+
+    gid: Int64
+    name: str | None = Field(description="A name, unique in the group")
+    target: str | None = Field(description="The URL, or comma-separated emails")
+
+
+@router.get("/alert-channels")
+async def list_channels(
+    actor: ApiActor, engine: Engine, gid: Int64 | None = None
+) -> list[dict[str, Any]]:
+    """Channels of your groups; `secret` only where you are an admin."""
+    return await alerts.list_channels(engine, actor, gid)
+
+
+@router.post("/alert-channels", status_code=status.HTTP_201_CREATED)
+async def create_channel(body: ChannelIn, actor: ApiActor, engine: Engine) -> dict[str, Any]:
+    """Needs the admin role in `gid`; a webhook without a `secret` gets a random one."""
+    return await alerts.create_channel(engine, actor, body.changes())
+
+
+@router.get("/alert-channels/{channel_id}")
+async def get_channel(channel_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
+    """The channel with its open conditions (`open`) and its latest `notifications`."""
+    return await alerts.get_channel(engine, actor, channel_id)
+
+
+@router.patch("/alert-channels/{channel_id}")
+async def update_channel(
+    channel_id: Int64, body: ChannelPatch, actor: ApiActor, engine: Engine
+) -> dict[str, Any]:
+    return await alerts.update_channel(engine, actor, channel_id, body.changes())
+
+
+@router.delete("/alert-channels/{channel_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_channel(channel_id: Int64, actor: ApiActor, engine: Engine) -> None:
+    await alerts.delete_channel(engine, actor, channel_id)
+
+
+@router.post("/alert-channels/{channel_id}/test", status_code=status.HTTP_202_ACCEPTED)
+async def send_test(channel_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
+    """Queue a test notification; the leader center sends it (see `notifications`)."""
+    return await alerts.send_test(engine, actor, channel_id)

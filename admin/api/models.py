@@ -1,0 +1,129 @@
+"""The API's request bodies. Field names are the database columns; unknown fields are refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from admin import rulefields
+from admin.errors import Invalid
+from admin.permissions import ROLES
+from admin.web import Int64
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _unicode(cls, value: Any) -> Any:
+        """JSON can spell lone surrogates (`"\\ud800"`): refused here, not a 500 at the database."""
+        if not rulefields.is_unicode(value):
+            raise ValueError(rulefields.NOT_UNICODE)
+        return value
+
+    def changes(self, nullable: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The fields the client sent; null only where the column takes it."""
+        values = self.model_dump(exclude_unset=True)
+        for name, value in values.items():
+            if value is None and name not in nullable:
+                raise Invalid(name, "must not be null")
+        return values
+
+
+class LoginIn(Body):
+    username: str
+    password: str
+    name: str = Field(default="", max_length=64, description="A label for the token")
+    expires_in_days: Int64 | None = Field(default=None, description="Default: the admin's setting")
+
+
+class PasswordIn(Body):
+    current_password: str
+    new_password: str
+
+
+class GroupIn(Body):
+    name: str
+    description: str = ""
+    retention_days: Int64 = 30
+
+
+class GroupPatch(Body):
+    name: str | None = None
+    description: str | None = None
+    retention_days: Int64 | None = None
+
+
+class AgentPatch(Body):
+    status: Int64 | None = Field(default=None, description="1 enabled, 0 disabled")
+    gid: Int64 | None = None
+    labels: dict[str, Any] | None = None
+
+
+class ApproveIn(Body):
+    gid: Int64
+
+
+class RulePatch(Body):
+    """Every field of a rule; see the README's rule reference for meanings and defaults."""
+
+    gid: Int64 | None = None
+    name: str | None = None
+    rule: str | None = None
+    execute: str | None = None
+    run_user: str | None = None
+    process_num: Int64 | None = None
+    is_daemon: bool | None = None
+    status: Int64 | None = Field(default=None, description="1 enabled, 0 paused")
+    timezone: str | None = None
+    shell: bool | None = None
+    env: dict[str, Any] | str | None = Field(default=None, description="JSON object")
+    cwd: str | None = None
+    timeout_s: float | None = None
+    kill_grace_s: float | None = None
+    retries: Int64 | None = None
+    retry_backoff_s: float | None = None
+    overlap: str | None = None
+    output_max_bytes: Int64 | None = None
+    routing: str | None = None
+    failover: bool | None = None
+    selector: str | None = None
+    shard_total: Int64 | None = None
+    misfire: str | None = None
+    misfire_window_s: Int64 | None = None
+    depends_on: Int64 | None = None
+    depends_when: str | None = None
+    description: str | None = None
+    agents: list[int] | None = Field(default=None, description="Ids of the target agents")
+
+    def rule_changes(self) -> dict[str, Any]:
+        return self.changes(frozenset({"depends_on"}))
+
+
+class RuleIn(RulePatch):
+    """A new rule: `gid`, `name`, `execute` and (unless a daemon) `rule` are required."""
+
+    gid: Int64 | None = Field(description="The group the rule belongs to")
+    name: str | None = Field(description="A name for people")
+    execute: str | None = Field(description="The command")
+
+
+class UserIn(Body):
+    name: str
+    password: str
+    superadmin: bool = False
+
+
+class UserPatch(Body):
+    superadmin: bool | None = None
+    status: Int64 | None = Field(default=None, description="1 active, 0 disabled")
+    password: str | None = Field(default=None, description="A new password (sessions end)")
+
+
+class GrantIn(Body):
+    user_id: Int64 | None = None
+    username: str | None = None
+    gid: Int64
+    role: str = Field(description=" | ".join(ROLES))

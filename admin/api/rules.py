@@ -1,0 +1,69 @@
+"""API: rules, their preview, run now and kill."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from admin.api.models import RuleIn, RulePatch
+from admin.services import rules
+from admin.web import ApiActor, Engine, Int64
+
+router = APIRouter(tags=["rules"])
+
+
+@router.get("/rules")
+async def list_rules(
+    actor: ApiActor,
+    engine: Engine,
+    gid: Int64 | None = None,
+    name: str = "",
+    status: Int64 | None = None,
+) -> list[dict[str, Any]]:
+    """Rules of your groups; `name` matches part of the name; status 1 enabled, 0 paused."""
+    return await rules.list_rules(engine, actor, gid=gid, name=name, status=status)
+
+
+@router.get("/rules/preview")
+async def preview(actor: ApiActor, rule: str, timezone: str = "UTC") -> dict[str, Any]:
+    """The next 10 fire times of an expression, as wall-clock times in the time zone."""
+    return {"fires": rules.preview(rule, timezone)}
+
+
+@router.post("/rules", status_code=status.HTTP_201_CREATED)
+async def create_rule(body: RuleIn, actor: ApiActor, engine: Engine) -> dict[str, Any]:
+    """Needs the admin role in `gid`; every field is checked as the center would check it."""
+    return await rules.create_rule(engine, actor, body.rule_changes())
+
+
+@router.get("/rules/{task_id}")
+async def get_rule(task_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
+    """The rule with `agents`, `error` (set by the center), daemon states and recent commands."""
+    return await rules.get_rule(engine, actor, task_id)
+
+
+@router.patch("/rules/{task_id}")
+async def update_rule(
+    task_id: Int64, body: RulePatch, actor: ApiActor, engine: Engine
+) -> dict[str, Any]:
+    """Only `status` (pause 0 / enable 1): operator. Anything else: admin of the group."""
+    return await rules.update_rule(engine, actor, task_id, body.rule_changes())
+
+
+@router.delete("/rules/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_rule(task_id: Int64, actor: ApiActor, engine: Engine) -> None:
+    """Soft delete: status -1; its runs stay in the history."""
+    await rules.delete_rule(engine, actor, task_id)
+
+
+@router.post("/rules/{task_id}/run", status_code=status.HTTP_202_ACCEPTED)
+async def run_now(task_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
+    """Run the rule now on its agents; poll GET /commands/{id} for the center's answer."""
+    return await rules.command(engine, actor, task_id, "run")
+
+
+@router.post("/rules/{task_id}/kill", status_code=status.HTTP_202_ACCEPTED)
+async def kill_rule(task_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
+    """Stop every running run of the rule."""
+    return await rules.command(engine, actor, task_id, "kill_rule")

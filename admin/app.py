@@ -1,0 +1,161 @@
+"""The admin's FastAPI application: pages for people under /, a JSON API under /api/v1."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from admin import api, pages
+from admin.clock import now_us
+from admin.config import AdminConfig
+from admin.errors import AdminError, BadRequest, Invalid, NotFound, Refusal
+from admin.queries import audit
+from admin.web import CSP, LoginRequired, render
+from center.db import create_engine
+
+API_PREFIX = "/api/v1"
+log = structlog.get_logger("admin")
+
+
+def create_app(config: AdminConfig) -> FastAPI:
+    """The app with its own engine (made now, connected on first use, disposed at shutdown)."""
+    engine = create_engine(config.db_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="UnitedCron admin API",
+        version="1",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.config = config
+    app.state.engine = engine
+    app.include_router(api.router, prefix=API_PREFIX)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(AdminError, _admin_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(LoginRequired, _login_required)  # type: ignore[arg-type]
+    return app
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith(API_PREFIX)
+
+
+class SecurityHeaders:
+    """Headers on every response; a plain ASGI middleware, so streams (SSE) pass untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # The API's docs page loads Swagger UI from a CDN: no CSP there.
+        strict = not str(scope.get("path", "")).startswith(f"{API_PREFIX}/docs")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "same-origin")
+                if strict:
+                    headers.setdefault("Content-Security-Policy", CSP)
+                    headers.setdefault("X-Frame-Options", "DENY")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _error_response(request: Request, exc: AdminError) -> Response:
+    if _is_api(request):
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        retry = getattr(exc, "retry_after_s", None)
+        if retry is not None:
+            headers["Retry-After"] = str(retry)
+        return JSONResponse(exc.as_json(), status_code=exc.status, headers=headers)
+    return render(request, "error.html", None, {"error": exc}, status_code=exc.status)
+
+
+async def _admin_error(request: Request, exc: AdminError) -> Response:
+    if exc.refusal is not None:
+        await _audit_refusal(request, exc.refusal, exc.status)
+    return _error_response(request, exc)
+
+
+async def _audit_refusal(request: Request, refusal: Refusal, status: int) -> None:
+    """One `permission.refused` row per refused request, in its own transaction (the request's
+    own has rolled back); a store that fails here must not turn the 403 or 404 into a 500."""
+    ids = [str(value) for value in request.path_params.values()]
+    try:
+        async with request.app.state.engine.begin() as conn:
+            await audit.record(
+                conn,
+                at_us=now_us(),
+                user_id=refusal.user_id,
+                username=refusal.username,
+                action="permission.refused",
+                object_type=refusal.object_type,
+                object_id=ids[0] if ids else "",
+                gid=refusal.gid,
+                after={
+                    "action": refusal.action,
+                    "method": request.method,
+                    "path": request.url.path[:200],
+                    "status": status,
+                },
+                client=refusal.client,
+            )
+    except SQLAlchemyError as exc:
+        log.warning("admin.audit_failed", reason=str(exc).splitlines()[0][:300])
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+    """Pydantic's errors as one `{"error": {"field", "reason"}}`: the first problem found."""
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "bad request", "type": ""}
+    where = [str(p) for p in first.get("loc", ())]
+    if first.get("type") == "json_invalid":
+        return _error_response(request, BadRequest(f"the body is not valid JSON: {first['msg']}"))
+    if where[:1] == ["path"]:
+        return _error_response(request, NotFound("no such object"))
+    if where == ["body"]:
+        return _error_response(request, BadRequest("send a JSON object as the body"))
+    field = ".".join(where[1:2]) or None
+    return _error_response(request, Invalid(field or "body", str(first.get("msg", "invalid"))))
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    error = NotFound("no such page") if exc.status_code == 404 else AdminError(str(exc.detail))
+    error.status = exc.status_code
+    return _error_response(request, error)
+
+
+async def _login_required(request: Request, _exc: LoginRequired) -> Response:
+    target = request.url.path
+    if request.url.query:
+        target += "?" + request.url.query
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)

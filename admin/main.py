@@ -1,0 +1,85 @@
+"""Starting the admin process: schema check, then one uvicorn server on uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+import structlog
+import uvicorn
+
+from admin.app import create_app
+from admin.config import AdminConfig
+from center.db import current_revision, head_revision, safe_url
+
+log = structlog.get_logger("admin")
+
+
+async def schema_ready(cfg: AdminConfig) -> int:
+    """0 when the database is at the newest revision; otherwise log why and give the exit code."""
+    try:
+        found = await current_revision(cfg.db_url)
+    except Exception as exc:  # unreachable database: one clear line, no traceback
+        log.error("admin.database_unreachable", url=safe_url(cfg.db_url), reason=str(exc))
+        return 1
+    if found != head_revision():
+        log.error(
+            "admin.schema_outdated",
+            url=safe_url(cfg.db_url),
+            found=found,
+            wanted=head_revision(),
+            fix="run `unitedcron db upgrade`",
+        )
+        return 2
+    return 0
+
+
+class AdminServer(uvicorn.Server):
+    """uvicorn's server, but SIGINT/SIGTERM end a clean shutdown with exit status 0 (as the
+    center and agent do) instead of re-raising the signal once the server has stopped."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        # signal.signal, not loop.add_signal_handler: the previous handlers can be restored.
+        signals = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def server_for(cfg: AdminConfig) -> uvicorn.Server:
+    """One process, one event loop: uvloop. The admin only serves HTTP and talks to the
+    database (network-bound, like the center); it never spawns processes, which is where
+    uvloop is slower (DESIGN §4). Password hashing runs in threads either way."""
+    config = uvicorn.Config(
+        create_app(cfg),
+        host=cfg.admin_listen.host,
+        port=cfg.admin_listen.port,
+        loop="uvloop",
+        log_config=None,  # keep the process's own logging (structlog) as configured
+        access_log=False,
+        server_header=False,
+        # Trust X-Forwarded-For only from a proxy on this host (uvicorn's default list).
+        proxy_headers=True,
+    )
+    return AdminServer(config)
+
+
+def run_admin(cfg: AdminConfig) -> int:
+    """Serve until SIGINT/SIGTERM (uvicorn handles them); the exit code."""
+    code = asyncio.run(schema_ready(cfg))
+    if code:
+        return code
+    log.info("admin.starting", url=f"http://{cfg.admin_listen}/", db=safe_url(cfg.db_url))
+    server = server_for(cfg)
+    server.run()
+    return 0 if server.started else 1

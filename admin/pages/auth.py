@@ -1,0 +1,153 @@
+"""Pages: log in, log out, one's account (password and API tokens)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from admin.credentials import new_secret, same
+from admin.errors import AdminError, Invalid, Throttled
+from admin.pages._common import CsrfForm, redirect, safe_next, text
+from admin.services import auth
+from admin.web import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    Config,
+    Engine,
+    Int64,
+    LoginRequired,
+    PageSession,
+    client_of,
+    page_session,
+    render,
+)
+
+router = APIRouter()
+
+
+async def _maybe_session(request: Request, engine: Engine, cfg: Config) -> auth.Session | None:
+    try:
+        return await page_session(request, engine, cfg)
+    except LoginRequired:
+        return None
+
+
+MaybeSession = Annotated[auth.Session | None, Depends(_maybe_session)]
+
+
+def _login_page(
+    request: Request, cfg: Config, error: AdminError | None = None, username: str = ""
+) -> HTMLResponse:
+    token = request.cookies.get(LOGIN_COOKIE) or new_secret()
+    context = {
+        "login_csrf": token,
+        "error": error,
+        "username": username,
+        "next": safe_next(request.query_params.get("next")),
+    }
+    response = render(request, "login.html", None, context, error.status if error else 200)
+    response.set_cookie(
+        LOGIN_COOKIE, token, httponly=True, samesite="lax", secure=cfg.admin_cookie_secure
+    )
+    if isinstance(error, Throttled):
+        response.headers["Retry-After"] = str(error.retry_after_s)
+    return response
+
+
+@router.get("/login")
+async def login_form(request: Request, cfg: Config, session: MaybeSession) -> Response:
+    if session is not None:
+        return redirect(safe_next(request.query_params.get("next")))
+    return _login_page(request, cfg)
+
+
+@router.post("/login")
+async def login(request: Request, engine: Engine, cfg: Config) -> Response:
+    """Check the password, then start a new session (any old one ends: no session fixation)."""
+    form = await request.form()
+    username = text(form, "username")
+    cookie = request.cookies.get(LOGIN_COOKIE, "")
+    if not cookie or not same(cookie, text(form, "login_csrf")):
+        error = Invalid("login_csrf", "the login form expired: please try again")
+        return _login_page(request, cfg, error, username)
+    try:
+        actor = await auth.login(engine, cfg, username, text(form, "password"), client_of(request))
+    except AdminError as exc:
+        return _login_page(request, cfg, exc, username)
+    session_id = await auth.start_session(engine, actor, cfg, request.cookies.get(SESSION_COOKIE))
+    response = redirect(safe_next(text(form, "next")))
+    response.set_cookie(
+        SESSION_COOKIE, session_id, httponly=True, samesite="lax", secure=cfg.admin_cookie_secure
+    )
+    response.delete_cookie(LOGIN_COOKIE)
+    return response
+
+
+@router.post("/logout")
+async def logout(session: PageSession, engine: Engine, _form: CsrfForm) -> RedirectResponse:
+    await auth.end_session(engine, session)
+    response = redirect("/login")
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+async def _account(
+    request: Request,
+    session: auth.Session,
+    engine: Engine,
+    *,
+    error: AdminError | None = None,
+    message: str = "",
+    new_token: str = "",
+) -> HTMLResponse:
+    context = {
+        "tokens": await auth.list_tokens(engine, session.actor),
+        "error": error,
+        "message": message,
+        "new_token": new_token,
+    }
+    return render(request, "account.html", session, context, error.status if error else 200)
+
+
+@router.get("/account")
+async def account(request: Request, session: PageSession, engine: Engine) -> HTMLResponse:
+    return await _account(request, session, engine)
+
+
+@router.post("/account/password")
+async def change_password(
+    request: Request, session: PageSession, engine: Engine, form: CsrfForm
+) -> HTMLResponse:
+    if text(form, "new_password") != text(form, "new_password2"):
+        error = Invalid("new_password2", "the two new passwords differ")
+        return await _account(request, session, engine, error=error)
+    try:
+        await auth.change_password(
+            engine,
+            session.actor,
+            text(form, "current_password"),
+            text(form, "new_password"),
+            session.id_hash,
+        )
+    except Invalid as exc:
+        return await _account(request, session, engine, error=exc)
+    message = "Password changed; your other sessions have ended."
+    return await _account(request, session, engine, message=message)
+
+
+@router.post("/account/tokens")
+async def create_token(
+    request: Request, session: PageSession, engine: Engine, cfg: Config, form: CsrfForm
+) -> HTMLResponse:
+    token, _row = await auth.issue_token(engine, cfg, session.actor, text(form, "name"), None)
+    return await _account(request, session, engine, new_token=token)
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+async def revoke_token(
+    token_id: Int64, session: PageSession, engine: Engine, _form: CsrfForm
+) -> RedirectResponse:
+    await auth.revoke_token(engine, session.actor, token_id)
+    return redirect("/account")

@@ -1,0 +1,103 @@
+"""Pages: groups, with the roles in each."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from admin.errors import Invalid
+from admin.pages._common import CsrfForm, redirect, text
+from admin.permissions import ROLES, Action
+from admin.queries import users as user_rows
+from admin.services import groups, users
+from admin.web import Engine, Int64, PageSession, render
+
+router = APIRouter()
+
+
+@router.get("/groups")
+async def list_groups(request: Request, session: PageSession, engine: Engine) -> HTMLResponse:
+    rows = await groups.list_groups(engine, session.actor)
+    return render(request, "groups.html", session, {"groups": rows, "error": None})
+
+
+@router.post("/groups")
+async def create_group(
+    request: Request, session: PageSession, engine: Engine, form: CsrfForm
+) -> Response:
+    values = {"name": text(form, "name"), "description": text(form, "description")}
+    try:
+        row = await groups.create_group(engine, session.actor, values)
+    except Invalid as exc:
+        rows = await groups.list_groups(engine, session.actor)
+        context = {"groups": rows, "error": exc}
+        return render(request, "groups.html", session, context, exc.status)
+    return redirect(f"/groups/{row['id']}")
+
+
+async def _group_page(
+    request: Request, session: PageSession, engine: Engine, gid: int, error: Invalid | None = None
+) -> HTMLResponse:
+    actor = session.actor
+    group = await groups.get_group(engine, actor, gid)
+    context = {
+        "group": group,
+        "grants": await users.list_grants(engine, actor, gid=gid),
+        "can_edit": actor.can(Action.EDIT, gid),
+        "can_grant": actor.can(Action.GRANT, gid),
+        "can_delete": actor.can(Action.MANAGE_GROUPS, gid),
+        "roles": ROLES,
+        "error": error,
+    }
+    return render(request, "group.html", session, context, error.status if error else 200)
+
+
+@router.get("/groups/{gid}")
+async def group(request: Request, gid: Int64, session: PageSession, engine: Engine) -> HTMLResponse:
+    return await _group_page(request, session, engine, gid)
+
+
+@router.post("/groups/{gid}")
+async def update_group(
+    request: Request, gid: Int64, session: PageSession, engine: Engine, form: CsrfForm
+) -> Response:
+    values = {"name": text(form, "name"), "description": text(form, "description")}
+    try:
+        await groups.update_group(engine, session.actor, gid, values)
+    except Invalid as exc:
+        return await _group_page(request, session, engine, gid, exc)
+    return redirect(f"/groups/{gid}")
+
+
+@router.post("/groups/{gid}/delete")
+async def delete_group(
+    gid: Int64, session: PageSession, engine: Engine, _form: CsrfForm
+) -> Response:
+    await groups.delete_group(engine, session.actor, gid)
+    return redirect("/groups")
+
+
+@router.post("/groups/{gid}/grants")
+async def put_grant(
+    request: Request, gid: Int64, session: PageSession, engine: Engine, form: CsrfForm
+) -> Response:
+    name = text(form, "username").strip().lower()
+    async with engine.connect() as conn:
+        target = await user_rows.user_by_name(conn, name) if name else None
+    try:
+        if target is None:
+            raise Invalid("username", f"no such user: {name[:64]}")
+        await users.put_grant(engine, session.actor, target["id"], gid, text(form, "role"))
+    except Invalid as exc:
+        return await _group_page(request, session, engine, gid, exc)
+    return redirect(f"/groups/{gid}")
+
+
+@router.post("/grants/{grant_id}/delete")
+async def delete_grant(
+    grant_id: Int64, session: PageSession, engine: Engine, form: CsrfForm
+) -> Response:
+    grant = await users.get_grant(engine, session.actor, grant_id)
+    await users.delete_grant(engine, session.actor, grant_id)
+    back = text(form, "back")
+    return redirect(back if back.startswith("/users/") else f"/groups/{grant['gid']}")

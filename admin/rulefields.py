@@ -1,0 +1,180 @@
+"""A rule's editable fields, parsed from a form or the API and checked as the center would."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from admin.errors import Invalid
+from center.cronexpr import parse_schedule
+from center.errors import RuleError
+from center.rules import Rule, parse_env, validate_rule
+
+# Pure: no I/O. Whether the agents and the group exist is checked by services/rules.py.
+
+# Columns of `crontab` an operator edits, by kind; `gid` and `agents` are handled apart.
+TEXT_LIMITS = {
+    "name": 128,
+    "rule": 128,
+    "execute": 65535,
+    "run_user": 64,
+    "timezone": 64,
+    "env": 65535,
+    "cwd": 255,
+    "overlap": 16,
+    "routing": 16,
+    "selector": 255,
+    "misfire": 8,
+    "depends_when": 8,
+    "description": 500,
+}
+INT_FIELDS = (
+    "process_num",
+    "status",
+    "retries",
+    "output_max_bytes",
+    "shard_total",
+    "misfire_window_s",
+)
+FLOAT_FIELDS = ("timeout_s", "kill_grace_s", "retry_backoff_s")
+BOOL_FIELDS = ("is_daemon", "shell", "failover")
+OPTIONAL_INT_FIELDS = ("depends_on",)
+COLUMNS = (*TEXT_LIMITS, *INT_FIELDS, *FLOAT_FIELDS, *BOOL_FIELDS, *OPTIONAL_INT_FIELDS)
+_DEFAULTS = Rule(id=0, rule="", execute="")
+_RULE_FIELDS = frozenset(Rule.__dataclass_fields__) - {"id", "gid", "agents"}
+# `description` is the admin's alone: the center's Rule does not carry it.
+DEFAULTS: dict[str, Any] = {name: getattr(_DEFAULTS, name, "") for name in COLUMNS}
+_MAX_INT = 2**31 - 1
+
+
+def _whole(field: str, text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise Invalid(field, f"{text[:40]!r} is not a whole number") from None
+    if abs(value) > _MAX_INT:
+        raise Invalid(field, f"{value} is too large")
+    return value
+
+
+def _number(field: str, text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise Invalid(field, f"{text[:40]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise Invalid(field, "must be a finite number")
+    return value
+
+
+def _optional(field: str, text: str) -> int | None:
+    return _whole(field, text) if text.strip() else None
+
+
+_FORM_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    **dict.fromkeys(INT_FIELDS, _whole),
+    **dict.fromkeys(FLOAT_FIELDS, _number),
+    **dict.fromkeys(OPTIONAL_INT_FIELDS, _optional),
+}
+
+
+def from_form(form: Mapping[str, str], agents: list[str]) -> dict[str, Any]:
+    """The values of an HTML form: text as given, numbers parsed, absent checkboxes false."""
+    values: dict[str, Any] = {}
+    for name in COLUMNS:
+        if name in BOOL_FIELDS:
+            values[name] = form.get(name) in ("1", "on", "true")
+        elif name in form:
+            parse = _FORM_PARSERS.get(name)
+            values[name] = parse(name, form[name]) if parse else form[name]
+    if form.get("gid", "").strip():
+        values["gid"] = _whole("gid", form["gid"])
+    values["agents"] = [_whole("agents", a) for a in agents if a.strip()]
+    return values
+
+
+NOT_UNICODE = "must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
+
+
+def is_unicode(value: Any) -> bool:
+    """Whether every text in a JSON value can be stored and sent: JSON's `\\ud800` escapes
+    make lone surrogates, which neither a UTF-8 column, a UTF-8 page nor msgpack can carry."""
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def normalized_env(value: Any) -> str:
+    """The `env` column from a JSON object or its text; RuleError names `env` if bad."""
+    if isinstance(value, Mapping):
+        value = json.dumps(dict(value))
+    if not isinstance(value, str):
+        raise RuleError("env", "must be a JSON object of NAME: value")
+    env = parse_env(value)
+    if not is_unicode(env):
+        raise RuleError("env", NOT_UNICODE)
+    return json.dumps(env, sort_keys=True)
+
+
+def check_zone(tz: str) -> None:
+    """RuleError for a zone that does not exist. The center's own check lets OSError out of
+    ZoneInfo for a key naming a folder of the zone database ("Europe") or too long a key."""
+    try:
+        ZoneInfo(tz or "UTC")
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise RuleError("timezone", f"unknown time zone {tz[:64]!r}") from None
+
+
+def checked(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The column values to store, after every check the center makes; Invalid names the field."""
+    out = {name: values.get(name, DEFAULTS[name]) for name in COLUMNS}
+    try:
+        out["env"] = normalized_env(out["env"])
+        _check_text(out)
+        check_zone(out["timezone"])
+        for name in FLOAT_FIELDS:
+            if not math.isfinite(out[name]):
+                raise RuleError(name, "must be a finite number")
+        rule = Rule(id=0, **{k: v for k, v in out.items() if k in _RULE_FIELDS})
+        validate_rule(rule)
+        if rule.is_daemon:
+            parse_schedule("@hourly", rule.timezone or "UTC")  # the zone must exist all the same
+    except RuleError as exc:
+        raise Invalid(exc.field, exc.reason) from None
+    if out["status"] not in (0, 1):
+        raise Invalid("status", "must be 1 (enabled) or 0 (paused)")
+    for name in BOOL_FIELDS:
+        out[name] = int(bool(out[name]))
+    return out
+
+
+def _check_text(values: dict[str, Any]) -> None:
+    for name, limit in TEXT_LIMITS.items():
+        value = values[name]
+        if not isinstance(value, str):
+            raise RuleError(name, "must be text")
+        if len(value.encode()) > limit:
+            raise RuleError(name, f"is longer than {limit} bytes")
+        values[name] = value if name in ("execute", "env") else value.strip()
+    if not values["name"]:
+        raise RuleError("name", "is empty: give the rule a name")
+    if not values["is_daemon"] and not values["rule"]:
+        raise RuleError("rule", "is empty: give a cron expression such as */5 * * * *")
+    values["timezone"] = values["timezone"] or "UTC"
+
+
+def preview(expr: str, tz: str, after_us: int, count: int = 10) -> list[str]:
+    """The next `count` fire times as local wall-clock text in `tz`; RuleError if it won't parse."""
+    check_zone(tz)
+    fires = parse_schedule(expr, tz or "UTC").preview_us(after_us, count)
+    zone = ZoneInfo(tz or "UTC")
+    return [
+        datetime.fromtimestamp(us / 1e6, UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z (%z)")
+        for us in fires
+    ]

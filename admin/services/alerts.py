@@ -1,0 +1,219 @@
+"""Alert channels: group admins manage their groups' channels; members see them."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from admin.actor import Actor
+from admin.clock import now_us
+from admin.errors import Conflict, Invalid, NotFound
+from admin.permissions import Action
+from admin.queries import alerts, groups
+from admin.services import audited
+from center.alerts.model import (
+    EVENTS,
+    KINDS,
+    WEBHOOK,
+    channel_from_row,
+    notification_row,
+    probe_payload,
+)
+
+_EMAIL_RE = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
+MAX_THROTTLE_S = 7 * 86400
+MAX_GRACE_S = 86400
+DEFAULTS: dict[str, Any] = {
+    "kind": WEBHOOK,
+    "secret": None,
+    "events": list(EVENTS),
+    "throttle_s": 3600,
+    "grace_s": 60,
+    "status": 1,
+}
+
+
+def _text(values: dict[str, Any], name: str, limit: int) -> str:
+    value = values.get(name)
+    if not isinstance(value, str):
+        raise Invalid(name, "must be text")
+    value = value.strip()
+    if len(value) > limit:
+        raise Invalid(name, f"is longer than {limit} characters")
+    return value
+
+
+def _whole(values: dict[str, Any], name: str, low: int, high: int) -> int:
+    value = values.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise Invalid(name, f"must be a whole number, {low}-{high}")
+    return value
+
+
+def _events(value: Any) -> str:
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise Invalid("events", "must be a list of event names")
+    picked = [n.strip() for n in names if n.strip()]
+    for name in picked:
+        if name not in EVENTS:
+            raise Invalid("events", f"{name[:40]!r} is not one of {', '.join(EVENTS)}")
+    if not picked:
+        raise Invalid("events", "pick at least one event")
+    return ",".join(e for e in EVENTS if e in picked)
+
+
+def _target(kind: str, target: str) -> str:
+    if kind == WEBHOOK:
+        if not re.match(r"^https?://[^\s/]+", target):
+            raise Invalid("target", "must be an http:// or https:// URL")
+        return target
+    addresses = [a.strip() for a in target.split(",") if a.strip()]
+    bad = [a for a in addresses if not _EMAIL_RE.match(a)]
+    if not addresses or bad:
+        raise Invalid("target", f"{(bad or [''])[0][:60]!r} is not an email address")
+    return ", ".join(addresses)
+
+
+def checked(values: dict[str, Any]) -> dict[str, Any]:
+    """The columns to store, or Invalid naming the field."""
+    out: dict[str, Any] = {"name": _text(values, "name", 64)}
+    if not out["name"]:
+        raise Invalid("name", "is empty: give the channel a name")
+    kind = values.get("kind")
+    if kind not in KINDS:
+        raise Invalid("kind", f"must be one of {', '.join(KINDS)}")
+    out["kind"] = kind
+    out["target"] = _target(kind, _text(values, "target", 1000))
+    out["events"] = _events(values.get("events"))
+    out["throttle_s"] = _whole(values, "throttle_s", 0, MAX_THROTTLE_S)
+    out["grace_s"] = _whole(values, "grace_s", 1, MAX_GRACE_S)
+    if values.get("status") not in (0, 1):
+        raise Invalid("status", "must be 1 (on) or 0 (off)")
+    out["status"] = values["status"]
+    secret = values.get("secret")
+    if secret is not None:
+        out["secret"] = _text(values, "secret", 128)
+    return out
+
+
+def shown(actor: Actor, row: dict[str, Any]) -> dict[str, Any]:
+    """A channel as the API and pages show it: the secret only to the group's admins."""
+    out = dict(row) | {"events": [e for e in row["events"].split(",") if e]}
+    out["has_secret"] = bool(row["secret"])
+    if not actor.can(Action.EDIT, row["gid"]):
+        out.pop("secret")
+    return out
+
+
+def _audit_view(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if row is None else row | {"secret": "***" if row.get("secret") else ""}
+
+
+async def _visible(
+    conn: AsyncConnection, actor: Actor, channel_id: int, action: Action
+) -> dict[str, Any]:
+    row = await alerts.channel_by_id(conn, channel_id)
+    if row is None:
+        raise NotFound("no such alert channel")
+    actor.require(action, row["gid"], "alert channel")
+    return row
+
+
+async def _group(conn: AsyncConnection, actor: Actor, gid: Any) -> int:
+    if not isinstance(gid, int) or isinstance(gid, bool):
+        raise Invalid("gid", "give the id of a group")
+    if not actor.can(Action.VIEW, gid) or await groups.group_by_id(conn, gid) is None:
+        raise Invalid("gid", f"no such group: {gid}")
+    actor.require(Action.EDIT, gid, "group")
+    return gid
+
+
+async def _name_free(conn: AsyncConnection, gid: int, name: str, channel_id: int | None) -> None:
+    found = await alerts.channel_by_name(conn, gid, name)
+    if found is not None and found["id"] != channel_id:
+        raise Conflict(f"the group has a channel named {name!r} already", "name")
+
+
+async def list_channels(
+    engine: AsyncEngine, actor: Actor, gid: int | None = None
+) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        rows = await alerts.list_channels(conn, actor.scope, gid)
+    return [shown(actor, r) for r in rows]
+
+
+async def get_channel(engine: AsyncEngine, actor: Actor, channel_id: int) -> dict[str, Any]:
+    """The channel, its open conditions and its latest notifications."""
+    async with engine.connect() as conn:
+        row = shown(actor, await _visible(conn, actor, channel_id, Action.VIEW))
+        row["open"] = await alerts.open_states(conn, channel_id)
+        row["notifications"] = await alerts.notifications(conn, channel_id, 20)
+    return row
+
+
+async def create_channel(
+    engine: AsyncEngine, actor: Actor, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Needs the admin role in `gid`. A webhook without a secret gets a random one."""
+    columns = checked(DEFAULTS | values)
+    if columns["kind"] == WEBHOOK and not columns.get("secret"):
+        columns["secret"] = secrets.token_urlsafe(32)
+    now = now_us()
+    async with engine.begin() as conn:
+        gid = await _group(conn, actor, values.get("gid"))
+        await _name_free(conn, gid, columns["name"], None)
+        channel_id = await alerts.insert_channel(conn, columns | {"gid": gid}, now)
+        after = await alerts.channel_by_id(conn, channel_id)
+        target = ("alert_channel", channel_id, gid)
+        await audited(conn, actor, now, "alert.create", target, after=_audit_view(after))
+    return shown(actor, after or {})
+
+
+async def update_channel(
+    engine: AsyncEngine, actor: Actor, channel_id: int, changes: dict[str, Any]
+) -> dict[str, Any]:
+    now = now_us()
+    async with engine.begin() as conn:
+        before = await _visible(conn, actor, channel_id, Action.EDIT)
+        merged = before | {"events": before["events"]} | changes
+        columns = checked(merged)
+        await _name_free(conn, before["gid"], columns["name"], channel_id)
+        await alerts.update_channel(conn, channel_id, columns, now)
+        after = await alerts.channel_by_id(conn, channel_id)
+        target = ("alert_channel", channel_id, before["gid"])
+        await audited(
+            conn,
+            actor,
+            now,
+            "alert.update",
+            target,
+            before=_audit_view(before),
+            after=_audit_view(after),
+        )
+    return shown(actor, after or {})
+
+
+async def delete_channel(engine: AsyncEngine, actor: Actor, channel_id: int) -> None:
+    now = now_us()
+    async with engine.begin() as conn:
+        before = await _visible(conn, actor, channel_id, Action.EDIT)
+        await alerts.delete_channel(conn, channel_id, now)
+        target = ("alert_channel", channel_id, before["gid"])
+        await audited(conn, actor, now, "alert.delete", target, before=_audit_view(before))
+
+
+async def send_test(engine: AsyncEngine, actor: Actor, channel_id: int) -> dict[str, Any]:
+    """Queue a test notification; the leader center sends it within seconds."""
+    now = now_us()
+    async with engine.begin() as conn:
+        row = await _visible(conn, actor, channel_id, Action.EDIT)
+        data = probe_payload(channel_from_row(row), now)
+        note_id = await alerts.insert_notification(conn, notification_row(channel_id, data, now))
+        note = await alerts.notification_by_id(conn, note_id)
+        target = ("alert_channel", channel_id, row["gid"])
+        await audited(conn, actor, now, "alert.test", target, after={"notification": note_id})
+    return note or {}

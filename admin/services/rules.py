@@ -1,0 +1,173 @@
+"""Rules: list, create and edit with the center's own checks, pause, delete, run now, kill."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from admin import rulefields
+from admin.actor import Actor
+from admin.clock import now_us
+from admin.errors import Conflict, Forbidden, Invalid, NotFound
+from admin.permissions import Action
+from admin.queries import agents, groups, rules, runs
+from admin.services import audited
+from center.errors import RuleError
+
+ENABLED, PAUSED, DELETED = 1, 0, -1
+PREVIEW_COUNT = 10
+
+
+async def list_rules(
+    engine: AsyncEngine,
+    actor: Actor,
+    *,
+    gid: int | None = None,
+    name: str = "",
+    status: int | None = None,
+) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        return await rules.list_rules(conn, actor.scope, gid=gid, name=name, status=status)
+
+
+async def _visible(
+    conn: AsyncConnection, actor: Actor, task_id: int, action: Action
+) -> dict[str, Any]:
+    row = await rules.rule_by_id(conn, task_id)
+    if row is None or row["status"] == DELETED:
+        raise NotFound("no such rule")
+    actor.require(action, row["gid"], "rule")
+    return row
+
+
+async def get_rule(engine: AsyncEngine, actor: Actor, task_id: int) -> dict[str, Any]:
+    """The rule with its daemon states, recent commands and how many runs go on now."""
+    async with engine.connect() as conn:
+        row = await _visible(conn, actor, task_id, Action.VIEW)
+        row["daemons"] = await rules.daemon_states(conn, task_id)
+        row["commands"] = await runs.commands_for(conn, task_id=task_id, limit=10)
+        row["active_runs"] = await rules.active_runs(conn, task_id)
+    return row
+
+
+def preview(expr: str, tz: str, now: int | None = None) -> list[str]:
+    """The next fire times, or Invalid naming `rule` or `timezone`."""
+    try:
+        return rulefields.preview(expr, tz, now if now is not None else now_us(), PREVIEW_COUNT)
+    except RuleError as exc:
+        raise Invalid(exc.field, exc.reason) from None
+
+
+async def _group_for_rule(conn: AsyncConnection, actor: Actor, gid: Any) -> int:
+    if gid is None:
+        raise Invalid("gid", "is required: the group the rule belongs to")
+    if not isinstance(gid, int) or isinstance(gid, bool):
+        raise Invalid("gid", "give the id of a group")
+    if not actor.can(Action.VIEW, gid) or await groups.group_by_id(conn, gid) is None:
+        raise Invalid("gid", f"no such group: {gid}")
+    if not actor.can(Action.EDIT, gid):
+        raise Forbidden("you are not an admin of that group")
+    return gid
+
+
+async def _check_targets(conn: AsyncConnection, gid: int, aids: Any) -> list[int]:
+    """Every target must be an approved agent of the rule's own group."""
+    if not isinstance(aids, list) or not all(
+        isinstance(a, int) and not isinstance(a, bool) for a in aids
+    ):
+        raise Invalid("agents", "must be a list of agent ids")
+    found = await agents.agents_by_ids(conn, aids)
+    for aid in aids:
+        row = found.get(aid)
+        if row is None or row["status"] == agents.DELETED or row["gid"] != gid:
+            raise Invalid("agents", f"no agent {aid} in this rule's group")
+    return sorted(set(aids))
+
+
+async def _check_dependency(
+    conn: AsyncConnection, gid: int, depends_on: int | None, task_id: int | None
+) -> None:
+    if depends_on is None:
+        return
+    if depends_on == task_id:
+        raise Invalid("depends_on", "a rule cannot depend on itself")
+    row = await rules.rule_by_id(conn, depends_on)
+    if row is None or row["status"] == DELETED or row["gid"] != gid:
+        raise Invalid("depends_on", f"no rule {depends_on} in this rule's group")
+
+
+async def _checked(
+    conn: AsyncConnection, actor: Actor, values: dict[str, Any], task_id: int | None
+) -> tuple[dict[str, Any], list[int]]:
+    gid = await _group_for_rule(conn, actor, values.get("gid"))
+    columns = rulefields.checked(values)
+    targets = await _check_targets(conn, gid, values.get("agents", []))
+    await _check_dependency(conn, gid, columns["depends_on"], task_id)
+    return columns | {"gid": gid}, targets
+
+
+async def create_rule(engine: AsyncEngine, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
+    now = now_us()
+    async with engine.begin() as conn:
+        columns, targets = await _checked(conn, actor, values, None)
+        task_id = await rules.insert_rule(conn, columns | {"error": ""}, now)
+        await rules.set_targets(conn, task_id, targets)
+        after = await rules.rule_by_id(conn, task_id)
+        target = ("rule", task_id, columns["gid"])
+        await audited(conn, actor, now, "rule.create", target, after=after)
+    return after or {}
+
+
+def _action_for(changes: dict[str, Any]) -> Action:
+    """Pausing and enabling is an operator's job; any other change needs a group admin."""
+    return Action.TOGGLE if changes and set(changes) <= {"status"} else Action.EDIT
+
+
+async def update_rule(
+    engine: AsyncEngine, actor: Actor, task_id: int, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Change some fields; the whole rule is checked again as the center would check it."""
+    now = now_us()
+    async with engine.begin() as conn:
+        before = await _visible(conn, actor, task_id, _action_for(changes))
+        merged = before | changes
+        if _action_for(changes) is Action.TOGGLE:
+            if merged["status"] not in (ENABLED, PAUSED):
+                raise Invalid("status", "must be 1 (enabled) or 0 (paused)")
+            columns, targets = {"status": merged["status"]}, before["agents"]
+        else:
+            columns, targets = await _checked(conn, actor, merged, task_id)
+        await rules.update_rule(conn, task_id, columns, now)
+        if targets != before["agents"]:
+            await rules.set_targets(conn, task_id, targets)
+        after = await rules.rule_by_id(conn, task_id)
+        target = ("rule", task_id, before["gid"])
+        await audited(conn, actor, now, "rule.update", target, before=before, after=after)
+    return after or {}
+
+
+async def delete_rule(engine: AsyncEngine, actor: Actor, task_id: int) -> None:
+    """Soft delete (status -1): the center stops planning it; its runs stay in the history."""
+    now = now_us()
+    async with engine.begin() as conn:
+        before = await _visible(conn, actor, task_id, Action.EDIT)
+        await rules.update_rule(conn, task_id, {"status": DELETED}, now)
+        target = ("rule", task_id, before["gid"])
+        await audited(conn, actor, now, "rule.delete", target, before=before)
+
+
+async def command(engine: AsyncEngine, actor: Actor, task_id: int, kind: str) -> dict[str, Any]:
+    """Ask the leader center to run the rule now ("run") or stop its runs ("kill_rule")."""
+    now = now_us()
+    async with engine.begin() as conn:
+        rule = await _visible(conn, actor, task_id, Action.RUN)
+        if kind == "run" and rule["is_daemon"]:
+            raise Conflict("a daemon rule runs all the time: enable it instead of running it now")
+        values = {"kind": kind, "task_id": task_id, "user_id": actor.user.id, "created_us": now}
+        command_id = await runs.insert_command(conn, values | {"status": "pending"})
+        row = await runs.command_by_id(conn, command_id)
+        action = "rule.run" if kind == "run" else "rule.kill"
+        target = ("rule", task_id, rule["gid"])
+        await audited(conn, actor, now, action, target, after=row)
+    return row or {}

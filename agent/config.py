@@ -1,0 +1,152 @@
+"""The agent's one frozen config, built at start from flags, env and an optional TOML file."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+from pydantic_settings import NoDecode
+
+from agent.decisions import DaemonPolicy
+from protocol.framing import MAX_FRAME_BYTES
+from protocol.settings import (
+    HostPort,
+    HostPortField,
+    HostPortsField,
+    OptionalHostPortField,
+    ProcessSettings,
+    SecretsField,
+    is_wildcard,
+    own_address,
+    parse_host_port,
+)
+from protocol.tls import TlsFiles, tls_files
+
+MIB = 1 << 20
+
+
+def _comma_list(value: Any) -> tuple[str, ...]:
+    """`a, b,c` (or a list) as a tuple of non-empty stripped items."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(str(v).strip() for v in items if str(v).strip())
+
+
+def _labels(value: Any) -> dict[str, str]:
+    """`k=v,k2=v2` (or a map) as a dict; a label without `=` is an error naming it."""
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    out: dict[str, str] = {}
+    for item in _comma_list(value):
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"label {item!r} is not key=value")
+        out[key.strip()] = val.strip()
+    return out
+
+
+def _optional_host_port(value: Any) -> HostPort | None:
+    """An empty or missing value means: derive it from the listen address."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return parse_host_port(value)
+
+
+# NoDecode: pydantic-settings would otherwise read tuple-typed env values as JSON.
+AdvertiseField = Annotated[HostPort | None, BeforeValidator(_optional_host_port), NoDecode]
+NamesField = Annotated[tuple[str, ...], BeforeValidator(_comma_list), NoDecode]
+LabelsField = Annotated[dict[str, str], BeforeValidator(_labels), NoDecode]
+
+
+class AgentConfig(ProcessSettings):
+    """Settings of `unitedcron agent`; each is also UNITEDCRON_<NAME> and a TOML key.
+
+    Daemon rules (`is_daemon = 1`):
+    * `agent_daemon_backoff_s` [1]: the delay before restarting an instance that exited;
+      it doubles with every exit in a row, up to
+    * `agent_daemon_backoff_max_s` [60].
+    * `agent_daemon_stable_s` [30]: an instance up this long starts over: the next restart
+      waits `agent_daemon_backoff_s` and its failure count goes back to 0.
+    * `agent_daemon_crashloop_after` [3]: this many exits in a row, each before
+      `agent_daemon_stable_s`, mark the rule crash-looping (it keeps being restarted).
+
+    Limits (each hit is one `agent.limit_reached` line and `unitedcron_agent_limit_hits_total`):
+    * `agent_max_connections` [64]: open connections to the agent port, authenticated or not;
+      one more is closed at once, before any handshake.
+    * `agent_max_processes` [512]: runs with a process at once (one-shots and daemon instances);
+      a run beyond it ends `skipped` with the reason.
+    * `agent_live_output_backlog_bytes` [1 MiB]: unsent bytes on the leader's connection above
+      which live output chunks wait (the final result still has head and tail).
+    * `agent_outbox_max_events` [100000]: unacked events kept; above it the oldest `run_started`
+      events are dropped (a `run_finished` never is).
+    * `agent_max_frame_bytes` [1 MiB]: a larger frame closes the connection.
+
+    `agent_user_switch` [auto]: how a root agent starts a run as its user: `setpriv` (exec
+    through util-linux setpriv, which keeps CPython's fast vfork), `fork` (CPython's own
+    user=/group= switch, a full fork of the agent per run), or `auto` (setpriv when it is
+    present and works, else fork).
+    """
+
+    secret: SecretsField = Field(repr=False)
+    agent_listen: HostPortField = HostPort("0.0.0.0", 9501)
+    agent_center: HostPortsField = (HostPort("127.0.0.1", 9502),)
+    agent_advertise: AdvertiseField = None
+    agent_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=255)
+    agent_state_dir: Path = Path("./unitedcron-agent")
+    agent_allow_root: bool = False
+    agent_allowed_users: NamesField = ()
+    agent_register_interval_s: float = Field(default=10.0, gt=0.05, le=3600)
+    agent_labels: LabelsField = Field(default_factory=dict)
+    agent_max_frame_bytes: int = Field(default=MAX_FRAME_BYTES, ge=1024, le=64 << 20)
+    agent_kill_grace_s: float = Field(default=5.0, ge=0, le=600)
+    agent_daemon_backoff_s: float = Field(default=1.0, gt=0, le=3600)
+    agent_daemon_backoff_max_s: float = Field(default=60.0, gt=0, le=86400)
+    agent_daemon_stable_s: float = Field(default=30.0, gt=0, le=86400)
+    agent_daemon_crashloop_after: int = Field(default=3, ge=1, le=1000)
+    agent_max_connections: int = Field(default=64, ge=1, le=100_000)
+    agent_max_processes: int = Field(default=512, ge=1, le=1_000_000)
+    agent_live_output_backlog_bytes: int = Field(default=MIB, ge=0, le=1 << 30)
+    agent_outbox_max_events: int = Field(default=100_000, ge=10, le=100_000_000)
+    agent_user_switch: Literal["auto", "setpriv", "fork"] = "auto"
+    # Prometheus /metrics; empty turns it off. Loopback by default: figures are not public.
+    agent_metrics_listen: OptionalHostPortField = HostPort("127.0.0.1", 9601)
+    # Mutual TLS on the agent port and towards the centers' registration ports, under the
+    # secret handshake: all three PEM files, or none.
+    agent_tls_ca: Path | None = None
+    agent_tls_cert: Path | None = None
+    agent_tls_key: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> AgentConfig:
+        """All three TLS files or none, said with the settings' names."""
+        try:
+            tls_files(self.agent_tls_ca, self.agent_tls_cert, self.agent_tls_key)
+        except ValueError as exc:
+            raise ValueError(f"agent_tls_ca, agent_tls_cert, agent_tls_key: {exc}") from None
+        return self
+
+    @property
+    def tls(self) -> TlsFiles | None:
+        """The TLS files, or None when TLS is off."""
+        return tls_files(self.agent_tls_ca, self.agent_tls_cert, self.agent_tls_key)
+
+    def daemon_policy(self) -> DaemonPolicy:
+        """The daemon restart timing these settings ask for."""
+        return DaemonPolicy(
+            backoff_s=self.agent_daemon_backoff_s,
+            backoff_max_s=max(self.agent_daemon_backoff_s, self.agent_daemon_backoff_max_s),
+            stable_s=self.agent_daemon_stable_s,
+            crashloop_after=self.agent_daemon_crashloop_after,
+        )
+
+    def advertise_address(self, bound_port: int) -> HostPort:
+        """What the center should dial: the setting, else the listen host (own address for a
+        wildcard), with the actually bound port when the setting's port is 0."""
+        if self.agent_advertise is not None:
+            host, port = self.agent_advertise
+        else:
+            host, port = self.agent_listen.host, 0
+            if is_wildcard(host):
+                host = own_address()
+        return HostPort(host, port or bound_port)

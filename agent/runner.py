@@ -1,0 +1,323 @@
+"""Spawn and supervise one process: user switch, own session, timeout, kill, capped output."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from agent.accounts import cwd_problem, lookup_account, resolve_command
+from agent.errors import SpecError
+from agent.metrics import AgentMetrics
+from agent.orphans import TrackedProcess, track
+from agent.output import CapturedOutput, LiveTail, OutputBuffer
+from agent.runspec import Account, Launch, UserPolicy, plan_launch, spawn_failure_reason
+from agent.userswitch import FORK_SWITCH, SETPRIV, UserSwitch, setpriv_argv, setpriv_failure
+from protocol import statuses
+from protocol.messages import Exec, RunFinished, RunStarted
+
+# After the main process exits, wait this long for the pipe to close (background children
+# may still hold it), then stop reading: the run is over when its main process is.
+OUTPUT_DRAIN_S = 1.0
+GROUP_POLL_S = 0.02
+log = structlog.get_logger("agent.runner")
+
+
+def now_us() -> int:
+    """Wall-clock microseconds since the epoch, the unit of every run time."""
+    return time.time_ns() // 1000
+
+
+class RunHandle:
+    """One accepted run: its exec, its live output tail, and the stop asked for, if any.
+
+    `start_us`, when given, is used as the run's start time (a daemon instance's run id is made
+    from it before the spawn); otherwise the spawn's time is. `on_started` is called right
+    after the spawn, before RunStarted is queued. `ready_mono` is when the run could start
+    (received, or given its slot): the spawn latency is measured from it.
+    """
+
+    def __init__(
+        self, msg: Exec, *, start_us: int = 0, on_started: Callable[[RunHandle], None] | None = None
+    ) -> None:
+        self.msg = msg
+        self.tail = LiveTail()
+        self.pid = 0
+        self.start_us = start_us
+        self.stop_status = ""
+        self.stop_reason = ""
+        self.ready_mono = time.monotonic()
+        self._stop = asyncio.Event()
+        self._on_started = on_started
+
+    def mark_started(self, pid: int) -> int:
+        """Note the spawned pid (and the start time, unless preset); return the start time."""
+        self.pid = pid
+        self.start_us = self.start_us or now_us()
+        if self._on_started is not None:
+            self._on_started(self)
+        return self.start_us
+
+    @property
+    def runid(self) -> str:
+        """The run id this handle supervises."""
+        return self.msg.ref.runid
+
+    @property
+    def task_id(self) -> int:
+        """The rule this run belongs to."""
+        return self.msg.spec.task_id
+
+    def request_stop(self, status: str, reason: str) -> None:
+        """Ask the run to end as `status` (killed, timeout); the first request wins."""
+        if not self.stop_status:
+            self.stop_status, self.stop_reason = status, reason
+            self._stop.set()
+
+    async def stop_requested(self) -> None:
+        """Return once a stop was requested."""
+        await self._stop.wait()
+
+
+class _RunProtocol(asyncio.SubprocessProtocol):
+    """Feeds merged stdout+stderr to the buffers; signals exit and end of output."""
+
+    def __init__(self, output: OutputBuffer, tail: LiveTail) -> None:
+        loop = asyncio.get_running_loop()
+        self.output = output
+        self.tail = tail
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.eof: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        """One read of merged stdout+stderr."""
+        chunk = data.encode() if isinstance(data, str) else data
+        self.output.feed(chunk)
+        self.tail.feed(chunk)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        """The pipe closed: every holder of it has exited or closed it."""
+        if not self.eof.done():
+            self.eof.set_result(None)
+
+    def process_exited(self) -> None:
+        """The main process exited (its group may live on)."""
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+def signal_group(pgid: int, signum: int) -> bool:
+    """Signal a process group; False if it no longer exists."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def terminate_group(pgid: int, exited: asyncio.Future[None], grace_s: float) -> None:
+    """TERM the group, give it `grace_s` to go (main process and the rest), then KILL it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    signal_group(pgid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(grace_s):
+            await asyncio.shield(exited)
+    # No event tells us when the last member of a group is gone: poll in short steps.
+    while loop.time() < deadline and signal_group(pgid, 0):  # noqa: ASYNC110 - no event exists
+        await asyncio.sleep(GROUP_POLL_S)
+    if signal_group(pgid, signal.SIGKILL):
+        log.debug("agent.group_killed", pgid=pgid, grace_s=grace_s)
+
+
+def _exit_outcome(returncode: int, handle: RunHandle) -> tuple[str, int | None, int | None, str]:
+    """(status, code, signal, reason) for a finished process."""
+    code = returncode if returncode >= 0 else None
+    signum = -returncode if returncode < 0 else None
+    if handle.stop_status:
+        return handle.stop_status, code, signum, handle.stop_reason
+    if returncode == 0:
+        return statuses.SUCCESS, 0, None, ""
+    if signum is not None:
+        return statuses.FAILED, None, signum, f"killed by signal {_signal_name(signum)}"
+    return statuses.FAILED, code, None, f"exited with code {code}"
+
+
+def _signal_name(signum: int) -> str:
+    """SIGTERM for 15; the number itself if it names no signal."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
+
+
+def not_started(msg: Exec, status: str, reason: str, end_us: int) -> RunFinished:
+    """The final event of a run that never got a process (refused, skipped, failed spawn)."""
+    return RunFinished(
+        seq=0, ref=msg.ref, status=status, end_us=end_us, reason=reason,
+        run_user=msg.spec.run_user,
+    )
+
+
+def abandoned(handle: RunHandle, reason: str, end_us: int) -> RunFinished:
+    """The final event of a run whose supervision was cut short (forced agent exit)."""
+    return dataclasses.replace(
+        not_started(handle.msg, statuses.KILLED, reason, end_us),
+        start_us=handle.start_us if handle.pid else 0, pid=handle.pid,
+    )
+
+
+class Runner:
+    """Runs one exec at a time per call: plan, spawn, supervise, report.
+
+    `switch` is how a root agent becomes the run's user (see agent.userswitch); `on_tracked`
+    gets each spawned process to remember until its run ends (see agent.orphans).
+
+    The process gets its own session (`start_new_session=True`), so its process group holds it
+    and everything it forks; stopping a run signals the whole group: TERM, a grace, then KILL.
+    Output is read through a `SubprocessProtocol` rather than `Process.wait()`, because on
+    Python 3.11 `wait()` only returns once every pipe is closed, which a background grandchild
+    holding stdout can delay forever.
+    """
+
+    def __init__(
+        self,
+        policy: UserPolicy,
+        on_started: Callable[[RunStarted], None],
+        *,
+        lookup: Callable[[str], Account | None] = lookup_account,
+        output_cap_bytes: int = 1 << 30,
+        switch: UserSwitch = FORK_SWITCH,
+        on_tracked: Callable[[TrackedProcess], None] | None = None,
+        metrics: AgentMetrics | None = None,
+    ) -> None:
+        self._policy = policy
+        self._on_started = on_started
+        self._lookup = lookup
+        self._output_cap_bytes = output_cap_bytes
+        self._switch = switch
+        self._on_tracked = on_tracked
+        self._metrics = metrics or AgentMetrics()
+
+    async def run(self, handle: RunHandle) -> RunFinished:
+        """Run to the end and return the RunFinished (seq 0: the outbox numbers it)."""
+        msg = handle.msg
+        try:
+            launch = plan_launch(msg, self._policy, self._lookup, cwd_problem)
+            argv, creds = self._command(launch)
+        except SpecError as exc:
+            return not_started(msg, statuses.FAILED, exc.reason, now_us())
+        if handle.stop_status:
+            return not_started(msg, handle.stop_status, handle.stop_reason, now_us())
+        output = OutputBuffer(min(msg.spec.output_max_bytes, self._output_cap_bytes))
+        protocol = _RunProtocol(output, handle.tail)
+        try:
+            transport = await self._spawn(launch, argv, creds, protocol)
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            return not_started(msg, statuses.FAILED, spawn_failure_reason(exc, launch), now_us())
+        self._started(handle, transport.get_pid(), launch.account)
+        returncode = await self._supervise(transport, protocol, handle)
+        return self._finished(handle, launch, returncode, output.result())
+
+    def _command(self, launch: Launch) -> tuple[list[str], dict[str, Any]]:
+        """argv to spawn and the credential options for it; SpecError if the command cannot
+        run as the user (checked here when setpriv, not CPython, will look it up)."""
+        if not launch.switch:
+            return list(launch.argv), {}
+        account = launch.account
+        if self._switch.method == SETPRIV:
+            path_env = launch.env.get("PATH", os.defpath)
+            executable = resolve_command(launch.argv[0], path_env, launch.cwd, account)
+            return setpriv_argv(self._switch.setpriv, account, executable, launch.argv), {}
+        # CPython drops supplementary groups, then gid, then uid in the child: the safe order.
+        return list(launch.argv), {
+            "user": account.uid, "group": account.gid, "extra_groups": list(account.groups)}
+
+    async def _spawn(
+        self, launch: Launch, argv: list[str], creds: dict[str, Any], protocol: _RunProtocol
+    ) -> asyncio.SubprocessTransport:
+        """Start the process in its own session, as the run's user when switching."""
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.subprocess_exec(
+            lambda: protocol, *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, cwd=launch.cwd, env=launch.env, start_new_session=True,
+            **creds,
+        )
+        return transport
+
+    def _started(self, handle: RunHandle, pid: int, account: Account) -> None:
+        """The process exists: time it, report it, remember it until it ends."""
+        start_us = handle.mark_started(pid)
+        self._metrics.spawn_s.observe(time.monotonic() - handle.ready_mono)
+        started = RunStarted(
+            seq=0, ref=handle.msg.ref, pid=pid, start_us=start_us,
+            run_user=account.name, uid=account.uid, gid=account.gid,
+        )
+        if self._on_tracked is not None:
+            tracked = track(started, handle.msg.spec.kill_grace_s)
+            if tracked is not None:
+                self._on_tracked(tracked)
+        self._on_started(started)
+
+    def _finished(
+        self, handle: RunHandle, launch: Launch, returncode: int, captured: CapturedOutput
+    ) -> RunFinished:
+        """The RunFinished of a process that ran."""
+        status, code, signum, reason = _exit_outcome(returncode, handle)
+        if status == statuses.FAILED and launch.switch and self._switch.method == SETPRIV:
+            failure = setpriv_failure(code, captured.data)  # the command changed after checks
+            if failure is not None:
+                reason = f"cannot start {launch.argv[0]!r}: {failure}"
+        account = launch.account
+        return RunFinished(
+            seq=0, ref=handle.msg.ref, status=status, end_us=now_us(), start_us=handle.start_us,
+            pid=handle.pid, code=code, signal=signum, reason=reason, output=captured.data,
+            output_bytes=captured.total_bytes, truncated=captured.truncated,
+            run_user=account.name, uid=account.uid, gid=account.gid,
+        )
+
+    async def _supervise(
+        self, transport: asyncio.SubprocessTransport, protocol: _RunProtocol, handle: RunHandle
+    ) -> int:
+        """Wait for exit, a stop request or the timeout; always leaves the group dead or done."""
+        pgid = transport.get_pid()
+        timeout_s = handle.msg.spec.timeout_s
+        stop_wait = asyncio.ensure_future(handle.stop_requested())
+        try:
+            await asyncio.wait(
+                {protocol.exited, stop_wait},
+                timeout=timeout_s if timeout_s > 0 else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not protocol.exited.done():
+                handle.request_stop(statuses.TIMEOUT, f"timed out after {timeout_s:g} s")
+                await terminate_group(pgid, protocol.exited, handle.msg.spec.kill_grace_s)
+                await protocol.exited
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(OUTPUT_DRAIN_S):
+                    await asyncio.shield(protocol.eof)
+        finally:
+            stop_wait.cancel()
+            if not protocol.exited.done():  # cancelled (forced shutdown): leave nothing behind
+                signal_group(pgid, signal.SIGKILL)
+            transport.close()
+        returncode = transport.get_returncode()
+        return returncode if returncode is not None else -signal.SIGKILL
+
+
+def log_finished(event: RunFinished) -> None:
+    """The one log line per run outcome."""
+    duration_ms = (event.end_us - event.start_us) // 1000 if event.start_us else 0
+    with structlog.contextvars.bound_contextvars(runid=event.ref.runid, task_id=event.ref.task_id):
+        log.info(
+            "run.finished", status=event.status, code=event.code, signal=event.signal,
+            duration_ms=duration_ms, reason=event.reason or None,
+        )

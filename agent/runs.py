@@ -1,0 +1,138 @@
+"""The runs an agent has going, whoever started them, and the one way a run is carried out."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+import structlog
+
+from agent.errors import StateDirError
+from agent.journal import Journal
+from agent.metrics import AgentMetrics
+from agent.runner import RunHandle, Runner, abandoned, log_finished, not_started, now_us
+from agent.server import LIVE_OUTPUT_BACKLOG_BYTES, Sessions
+from protocol import statuses
+from protocol.messages import RunFinished, RunOutput
+
+DEFAULT_MAX_PROCESSES = 512
+log = structlog.get_logger("agent.runs")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunLimits:
+    """Processes at once on this agent, and the send backlog that holds live output back."""
+
+    max_processes: int = DEFAULT_MAX_PROCESSES
+    live_backlog_bytes: int = LIVE_OUTPUT_BACKLOG_BYTES
+
+
+class RunTable:
+    """Every accepted run by run id (one-shots, waiting runs, daemon instances) and the tasks
+    that supervise them, so that state, kill, live output and shutdown see them all.
+
+    `processes` counts the runs being carried out (from spawn to exit); a run that would go
+    beyond `max_processes` ends `skipped` without starting.
+    """
+
+    def __init__(
+        self, sessions: Sessions, journal: Journal, runner: Runner, *,
+        limits: RunLimits = RunLimits(), metrics: AgentMetrics | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._journal = journal
+        self._runner = runner
+        self._limits = limits
+        self._metrics = metrics or AgentMetrics()
+        self.runs: dict[str, RunHandle] = {}
+        self.processes = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def tasks(self) -> set[asyncio.Task[None]]:
+        """The tasks still going (runs, daemon instances, resends), for shutdown."""
+        return set(self._tasks)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A tracked task, so shutdown can wait for it or cancel it."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def add(self, handle: RunHandle) -> None:
+        """Count a run as known to this agent (it is listed in AgentState from now on)."""
+        self.runs[handle.runid] = handle
+
+    async def execute(self, handle: RunHandle) -> RunFinished:
+        """Run an added handle to its end; its RunFinished is queued and returned."""
+        with structlog.contextvars.bound_contextvars(runid=handle.runid, task_id=handle.task_id):
+            try:
+                await self._journal.committed()  # run id and epoch on disk before a spawn
+                event = self._over_limit(handle) or await self._carry_out(handle)
+            except StateDirError as exc:
+                event = not_started(handle.msg, statuses.FAILED,
+                                    f"agent cannot record the run: {exc}", now_us())
+            except asyncio.CancelledError:
+                self.finish(abandoned(handle, "agent exited before the run ended", now_us()),
+                            handle)
+                raise
+            except Exception as exc:  # a bug must cost this run only, and still report it
+                log.exception("agent.run_crashed")
+                event = abandoned(handle, f"agent error: {type(exc).__name__}: {exc}", now_us())
+                event = dataclasses.replace(event, status=statuses.FAILED)
+            self.pump_output(handle)
+            self.finish(event, handle)
+            return event
+
+    async def _carry_out(self, handle: RunHandle) -> RunFinished:
+        """Run it, counted among the processes meanwhile."""
+        self.processes += 1
+        try:
+            return await self._runner.run(handle)
+        finally:
+            self.processes -= 1
+
+    def _over_limit(self, handle: RunHandle) -> RunFinished | None:
+        """A skipped RunFinished if the agent already runs `max_processes`, else None."""
+        limit = self._limits.max_processes
+        if self.processes < limit:
+            return None
+        self._metrics.limit_hit("processes", max=limit, runid=handle.runid,
+                                task_id=handle.task_id, action="run skipped")
+        return not_started(handle.msg, statuses.SKIPPED,
+                           f"agent process limit reached: {self.processes} processes running "
+                           f"(UNITEDCRON_AGENT_MAX_PROCESSES={limit})", now_us())
+
+    def finish(self, event: RunFinished, handle: RunHandle | None = None) -> None:
+        """Forget a run, log and count its outcome, queue its RunFinished for the outbox."""
+        if handle is not None:
+            self.runs.pop(handle.runid, None)
+        log_finished(event)
+        self._metrics.runs.labels(status=event.status).inc()
+        self._journal.emit(event)
+
+    def pump_output(self, only: RunHandle | None = None) -> None:
+        """Send each run's pending live chunk to the leader, one frame at a time, while the
+        connection's send buffer stays under `live_backlog_bytes`. Above it, chunks wait
+        and the bytes produced meanwhile are skipped (the chunk offsets show the gap): a flood
+        never grows the buffer past the bound plus one chunk. Without a leader they are dropped.
+        """
+        leader = self._sessions.leader()
+        handles: Iterable[RunHandle] = (only,) if only is not None else list(self.runs.values())
+        limit = self._limits.live_backlog_bytes
+        for handle in handles:
+            if leader is not None and leader.backlog_bytes >= limit:
+                self._metrics.limit_hit("live_output", max=limit, peer=leader.conn.peer,
+                                        action="live output held back")
+                return
+            chunk = handle.tail.take()
+            if chunk is not None and leader is not None:
+                leader.send([RunOutput(runid=handle.runid, offset=chunk[0], data=chunk[1])])
+
+    def stop_all(self, reason: str) -> None:
+        """Ask every run to stop (TERM, grace, KILL) with `reason`."""
+        for handle in list(self.runs.values()):
+            handle.request_stop(statuses.KILLED, reason)

@@ -1,0 +1,284 @@
+"""The agent's listener: authenticate each center connection, then hand its messages on."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import ssl
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Protocol
+
+import structlog
+
+from agent.config import AgentConfig
+from agent.metrics import AgentMetrics
+from agent.outbox import Event
+from protocol.errors import ConnectionClosed, FrameTooLarge, ProtocolError
+from protocol.messages import Message
+from protocol.stream import HANDSHAKE_TIMEOUT_S, Connection, accept_handshake
+
+# Above this many bytes waiting in a connection's send buffer, live output is dropped
+# (the default of agent_live_output_backlog_bytes).
+LIVE_OUTPUT_BACKLOG_BYTES = 1 << 20
+CLOSE_TIMEOUT_S = 2.0
+log = structlog.get_logger("agent.server")
+
+
+class Session:
+    """One authenticated center connection, with the epoch its peer claims.
+
+    While a resend from the outbox is in progress (`hold`), fresh events are held back and
+    sent after it (`release`), so the peer sees events in seq order and none twice.
+    """
+
+    def __init__(self, conn: Connection, writer: asyncio.StreamWriter, order: int) -> None:
+        self.conn = conn
+        self._writer = writer
+        self.order = order
+        self.epoch = -1
+        self.sent_seq = 0
+        self._holds = 0
+        self._held: list[Event] = []
+
+    def hold(self) -> None:
+        """Hold fresh events back while a resend is in progress."""
+        self._holds += 1
+
+    def release(self) -> None:
+        """End a hold: send what was held, in seq order, without duplicates."""
+        self._holds -= 1
+        if not self._holds:
+            by_seq = {e.seq: e for e in self._held}
+            self._held = []
+            self.deliver([by_seq[seq] for seq in sorted(by_seq)])
+
+    def deliver(self, events: Sequence[Event]) -> None:
+        """Send events (seq order) not sent on this connection yet, or hold them."""
+        if self._holds:
+            self._held.extend(events)
+            return
+        fresh = [e for e in events if e.seq > self.sent_seq]
+        if fresh:
+            self.send(list(fresh))
+            self.sent_seq = fresh[-1].seq
+
+    @property
+    def backlog_bytes(self) -> int:
+        """Bytes queued on the socket and not yet taken by the peer."""
+        return self._writer.transport.get_write_buffer_size()
+
+    def send(self, messages: list[Message]) -> None:
+        """Queue frames (no await); a closing connection drops them (the outbox keeps events)."""
+        if messages and not self.conn.closing:
+            self.conn.send_many(messages)
+
+
+class Handler(Protocol):
+    """What the server needs from the agent's message handling."""
+
+    def welcome(self, session: Session) -> AsyncIterator[list[Message]]:
+        """Batches to send right after the handshake (state, then unacked events)."""
+
+    def handle(self, session: Session, message: Message) -> list[Message]:
+        """React to one message; return the replies. Raise ProtocolError to drop the peer."""
+
+
+class Sessions:
+    """The open center connections and which of them is the leader.
+
+    `on_new_leader` is called when the leader changes to an already open connection (a higher
+    epoch, or the previous leader going away), so it can be sent the events it missed.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[int, Session] = {}
+        self._order = itertools.count(1)
+        self.on_new_leader: Callable[[Session], None] = lambda session: None
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, conn: Connection, writer: asyncio.StreamWriter) -> Session:
+        """Register a freshly authenticated connection."""
+        session = Session(conn, writer, next(self._order))
+        self._open[session.order] = session
+        return session
+
+    def remove(self, session: Session) -> None:
+        """Forget a connection that ended; another open one may become leader."""
+        was_leader = self.leader() is session
+        self._open.pop(session.order, None)
+        successor = self.leader()
+        if was_leader and successor is not None:
+            self.on_new_leader(successor)
+
+    def all(self) -> list[Session]:
+        """Every open connection."""
+        return list(self._open.values())
+
+    def leader(self) -> Session | None:
+        """The most recent open connection among those whose peer sent the highest epoch."""
+        if not self._open:
+            return None
+        return max(self._open.values(), key=lambda s: (s.epoch, s.order))
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Send freshly committed events (in seq order) to the leader, if one is connected."""
+        leader = self.leader()
+        if leader is not None:
+            leader.deliver(events)
+
+    def note_epoch(self, session: Session, epoch: int) -> None:
+        """Record the epoch a peer sent (the highest it has sent counts)."""
+        if epoch <= session.epoch:
+            return
+        was_leader = self.leader() is session
+        session.epoch = epoch
+        if not was_leader and self.leader() is session:
+            self.on_new_leader(session)
+
+
+class AgentServer:
+    """Listens for centers; each connection is authenticated, then served until it ends.
+
+    A connection beyond `agent_max_connections` is closed at once; with TLS on, a peer must
+    then complete mutual TLS (a certificate from the cluster CA); then comes the secret handshake.
+    A connection that fails any of these or breaks the protocol is answered with an `error` frame
+    where possible and closed, with one log line; nothing else on the agent is affected.
+    Of the open connections, the leader is the most recent one whose peer sent the highest epoch:
+    live events go to it.
+    """
+
+    def __init__(
+        self, config: AgentConfig, sessions: Sessions, handler: Handler, *,
+        tls: ssl.SSLContext | None = None, metrics: AgentMetrics | None = None,
+    ) -> None:
+        self._config = config
+        self._sessions = sessions
+        self._handler = handler
+        self._tls = tls
+        self._metrics = metrics or AgentMetrics()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections being served, authenticated or not."""
+        return len(self._tasks)
+
+    async def start(self) -> int:
+        """Bind the listener; return the bound port."""
+        host, port = self._config.agent_listen
+        self._server = await asyncio.start_server(self._on_connect, host, port)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def close_listener(self) -> None:
+        """Stop accepting connections."""
+        if self._server is not None:
+            self._server.close()
+
+    async def close_connections(self) -> None:
+        """Close every connection (authenticated or not) and wait for their tasks to end."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()  # each task closes its own connection on the way out
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection's whole life: limit, TLS, handshake, then messages until it ends."""
+        limit = self._config.agent_max_connections
+        if len(self._tasks) >= limit:
+            self._metrics.limit_hit("connections", max=limit, peer=_peer(writer),
+                                    action="closed before the handshake")
+            writer.transport.abort()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            if not await self._start_tls(writer):
+                return
+            conn = Connection(reader, writer, max_frame_bytes=self._config.agent_max_frame_bytes)
+            try:
+                if await self._handshake(conn):
+                    await self._serve(conn, writer)
+            finally:
+                await conn.close()
+        finally:
+            self._tasks.discard(task)
+
+    async def _start_tls(self, writer: asyncio.StreamWriter) -> bool:
+        """Mutual TLS when configured: True once the peer showed a certificate of the cluster
+        CA; else one log line and the connection is dropped."""
+        if self._tls is None:
+            return True
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                await writer.start_tls(self._tls)
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            reason = str(exc) or f"no TLS handshake within {HANDSHAKE_TIMEOUT_S:g} s"
+            log.warning("agent.tls_refused", peer=_peer(writer), reason=reason)
+            writer.transport.abort()
+            return False
+        return True
+
+    async def _handshake(self, conn: Connection) -> bool:
+        """True if the peer is a center holding the secret; else refuse it and log once."""
+        config = self._config
+        try:
+            await accept_handshake(
+                conn, config.secret, name=config.agent_name, expect_role="center"
+            )
+        except ProtocolError as exc:
+            log.warning("agent.handshake_refused", peer=conn.peer, reason=str(exc))
+            self._note_frame_limit(exc)
+            await conn.refuse(exc)
+            return False
+        except ConnectionClosed:
+            log.warning("agent.handshake_refused", peer=conn.peer, reason="closed by the peer")
+            return False
+        return True
+
+    async def _serve(self, conn: Connection, writer: asyncio.StreamWriter) -> None:
+        """Welcome an authenticated center, then handle its messages until it goes."""
+        session = self._sessions.add(conn, writer)
+        log.info("agent.center_connected", peer=conn.peer, center=conn.peer_name)
+        try:
+            session.hold()
+            try:
+                async for batch in self._handler.welcome(session):
+                    session.send(batch)
+                    await conn.drain()
+            finally:
+                session.release()
+            while True:
+                message = await conn.recv()
+                session.send(self._handler.handle(session, message))
+                # drain() only suspends when the peer reads slower than we write: the frames of
+                # one read are handled without yielding, so their writes commit in one batch.
+                await conn.drain()
+        except ProtocolError as exc:
+            log.warning("agent.protocol_error", peer=conn.peer, center=conn.peer_name,
+                        code=exc.code, reason=str(exc))
+            self._note_frame_limit(exc)
+            await conn.refuse(exc)
+        except ConnectionClosed:
+            log.info("agent.center_disconnected", peer=conn.peer, center=conn.peer_name)
+        except Exception:  # a bug in a handler must cost this connection only
+            log.exception("agent.handler_failed", peer=conn.peer, center=conn.peer_name)
+        finally:
+            self._sessions.remove(session)
+
+    def _note_frame_limit(self, exc: ProtocolError) -> None:
+        """Count a frame refused for its size (its log line is the connection's own)."""
+        if isinstance(exc, FrameTooLarge):
+            self._metrics.limit_hits.labels(limit="frame").inc()
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    """host:port of a stream's peer, for log lines."""
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)

@@ -1,0 +1,88 @@
+"""Fake agents for benchmarks: real protocol, no processes; they note when each exec arrives.
+
+Run as a script: `python bench/_fakeagents.py COUNT SECRET OUT.json`. It prints one JSON line
+with the ports, answers pings and every exec (run_started + run_finished, batched), and on
+SIGTERM writes each agent's receipt lateness (µs after the scheduled time) to OUT.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from protocol.errors import ProtocolError
+from protocol.messages import (
+    Ack,
+    AgentState,
+    Exec,
+    Message,
+    Ping,
+    Pong,
+    Resources,
+    RunFinished,
+    RunStarted,
+)
+from protocol.stream import Connection, accept_handshake
+
+
+class FakeAgent:
+    def __init__(self, name: str, secrets: tuple[bytes, ...]) -> None:
+        self.name = name
+        self.secrets = secrets
+        self.lateness_us: list[int] = []
+        self.seq = 0
+
+    async def start(self) -> int:
+        server = await asyncio.start_server(self.handle, "127.0.0.1", 0, limit=1 << 20)
+        return int(server.sockets[0].getsockname()[1])
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = Connection(reader, writer)
+        try:
+            await accept_handshake(conn, self.secrets, name=self.name, expect_role="center")
+            conn.send(AgentState(epoch=0, running=[], agent_name=self.name))
+            loop = asyncio.get_running_loop()
+            while True:
+                msg = await conn.recv()
+                if isinstance(msg, Exec):  # a real agent answers when the process starts
+                    delay_s = max(msg.ref.sched_us / 1e6 - time.time(), 0)
+                    loop.call_later(delay_s, conn.send_many, self.answer(msg))
+                else:
+                    conn.send_many(self.answer(msg))
+        except (ProtocolError, OSError, ConnectionError, Exception):
+            await conn.close()
+
+    def answer(self, msg: Message) -> list[Message]:
+        now = time.time_ns() // 1000
+        if isinstance(msg, Ping):
+            return [Pong(sent_ms=msg.sent_ms, resources=Resources())]
+        if not isinstance(msg, Exec):
+            return []
+        self.lateness_us.append(now - msg.ref.sched_us)
+        self.seq += 2
+        return [
+            RunStarted(seq=self.seq - 1, ref=msg.ref, pid=1, start_us=now, run_user="nobody"),
+            RunFinished(seq=self.seq, ref=msg.ref, status="success", end_us=now, start_us=now,
+                        pid=1, code=0, output=b"ok\n", output_bytes=3),
+        ]
+
+
+async def main(count: int, secret: str, out: Path) -> None:
+    agents = [FakeAgent(f"fake-{i}", (secret.encode(),)) for i in range(count)]
+    ports = [await a.start() for a in agents]
+    print(json.dumps({"ports": ports}), flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    out.write_text(json.dumps([a.lateness_us for a in agents]))
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    _ = Ack  # acks from the center are read and ignored
+    uvloop.run(main(int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])))

@@ -1,0 +1,258 @@
+"""Burst benchmark: N rules due in the same second, against 1 and 4 agents, and APScheduler 3.
+
+Run: .venv/bin/python bench/bench_burst.py [N ...]   (default: 1000 10000 100000)
+Needs the `bench` extra for the APScheduler column: pip install -e '.[bench]'.
+
+For each N and agent count: a real `unitedcron center` (its own process, uvloop, SQLite in a
+temp dir) and fake agents in another process (the real protocol, no processes spawned) that
+note when each exec arrives. Printed: lateness from the scheduled time to the agent receiving
+the exec (p50, p99, max), fires missed, the center's CPU seconds and peak RSS. Then the same N
+as coroutine jobs in APScheduler 3's AsyncIOScheduler (in-process, no network), for reference.
+A last row starts real processes through one real agent, for the lateness to process start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from sqlalchemy import func, insert, select
+
+from center.db import create_engine, upgrade_database
+from center.tables import agents, crontab, crontab_agent, task_process
+
+SECRET = "bench-secret-0123456789abcdef"
+ROOT = Path(__file__).resolve().parent
+UNITEDCRON = str(Path(sys.executable).with_name("unitedcron"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def fire_expr(at_s: int) -> str:
+    t = time.gmtime(at_s)
+    return f"{t.tm_sec} {t.tm_min} {t.tm_hour} * * *"
+
+
+async def seed(db_url: str, ports: list[int], n: int, at_s: int, execute: str) -> None:
+    engine = create_engine(db_url)
+    now = time.time_ns() // 1000
+    stamps = {"create_time": now, "update_time": now}
+    async with engine.begin() as conn:
+        for i, port in enumerate(ports, 1):
+            await conn.execute(insert(agents).values(
+                id=i, name=f"agent-{i}", ip="127.0.0.1", port=port, status=1, **stamps))
+        rule = fire_expr(at_s)
+        for start in range(0, n, 20_000):
+            ids = range(start + 1, min(n, start + 20_000) + 1)
+            await conn.execute(insert(crontab), [
+                {"id": i, "name": f"r{i}", "rule": rule, "execute": execute,
+                 "run_user": "nobody", **stamps} for i in ids])
+            await conn.execute(insert(crontab_agent), [
+                {"task_id": i, "aid": (i % len(ports)) + 1} for i in ids])
+    await engine.dispose()
+
+
+async def metric(port: int, name: str) -> float | None:
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.1\r\n\r\n")
+        body = (await asyncio.wait_for(reader.read(), 5)).decode()
+        writer.close()
+    except (OSError, TimeoutError):
+        return None
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+async def start_center(db_url: str, metrics_port: int, extra: dict[str, str]) -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UNITEDCRON_")} | {
+        "UNITEDCRON_DB_URL": db_url, "UNITEDCRON_SECRET": SECRET,
+        "UNITEDCRON_CENTER_LISTEN": f"127.0.0.1:{free_port()}",
+        "UNITEDCRON_CENTER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
+        "UNITEDCRON_LOG_LEVEL": "warning", "UNITEDCRON_LOG_FORMAT": "json",
+    } | extra
+    return await asyncio.create_subprocess_exec(
+        UNITEDCRON, "center", env=env, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+
+
+async def wait_planned(metrics_port: int, n: int, deadline: float) -> bool:
+    while time.time() < deadline:
+        if (await metric(metrics_port, "unitedcron_rules_planned") or 0) >= n:
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+class Sampler:
+    """Peak RSS of a process, sampled every 100 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.peak_mb = 0.0
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self.peak_mb = max(self.peak_mb, self.proc.memory_info().rss / 2**20)
+            except psutil.Error:
+                return
+            await asyncio.sleep(0.1)
+
+    def cpu_s(self) -> float:
+        t = self.proc.cpu_times()
+        return float(t.user + t.system)
+
+
+async def burst(n: int, agent_count: int, tmp: Path) -> dict[str, Any]:
+    db_url = f"sqlite+aiosqlite:///{tmp}/burst-{n}-{agent_count}.db"
+    await upgrade_database(db_url)
+    out = tmp / f"fake-{n}-{agent_count}.json"
+    fakes = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "_fakeagents.py"), str(agent_count), SECRET, str(out),
+        stdout=asyncio.subprocess.PIPE)
+    assert fakes.stdout is not None
+    ports = json.loads(await fakes.stdout.readline())["ports"]
+    lead_s = 12 + n // 4000
+    at_s = int(time.time()) + lead_s
+    await seed(db_url, ports, n, at_s, "/bin/true")
+    metrics_port = free_port()
+    center = await start_center(db_url, metrics_port, {})
+    sampler = Sampler(center.pid)
+    ready = await wait_planned(metrics_port, n, at_s - 1.5)
+    await asyncio.sleep(max(at_s - 1 - time.time(), 0))
+    cpu0 = sampler.cpu_s()
+    await asyncio.sleep(max(at_s + 5 + n / 20_000 - time.time(), 0))
+    cpu = sampler.cpu_s() - cpu0
+    for proc in (fakes, center):
+        proc.send_signal(signal.SIGTERM)
+    await asyncio.gather(fakes.wait(), center.wait())
+    late = [us / 1000 for agent in json.loads(out.read_text()) for us in agent]
+    return {"n": n, "agents": agent_count, "ready": ready, "received": len(late),
+            "p50": pct(late, 0.5), "p99": pct(late, 0.99), "max": max(late, default=float("nan")),
+            "cpu_s": cpu, "rss_mb": sampler.peak_mb}
+
+
+async def aps_burst(n: int) -> dict[str, Any]:
+    import logging
+
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+    from apscheduler.triggers.cron import CronTrigger
+
+    logging.getLogger("apscheduler").setLevel(logging.CRITICAL)  # one line per missed job
+    at_s = int(time.time()) + 5 + n // 1000  # adding jobs is slow: give it time
+    t = time.gmtime(at_s)
+    late: list[float] = []
+    done = asyncio.Event()
+
+    async def job() -> None:
+        late.append((time.time() - at_s) * 1000)
+        if len(late) == n:
+            done.set()
+
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    trigger = CronTrigger(hour=t.tm_hour, minute=t.tm_min, second=t.tm_sec, timezone="UTC")
+    for _ in range(n):
+        scheduler.add_job(job, trigger)
+    scheduler.start()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), timeout=at_s + 60 - time.time())
+    scheduler.shutdown(wait=False)
+    return {"n": n, "received": len(late), "p50": pct(late, 0.5), "p99": pct(late, 0.99),
+            "max": max(late, default=float("nan"))}
+
+
+async def real_starts(n: int, tmp: Path) -> dict[str, Any]:
+    """One real agent spawning `/bin/true` as nobody: lateness to the process start."""
+    db_url = f"sqlite+aiosqlite:///{tmp}/real-{n}.db"
+    await upgrade_database(db_url)
+    reg_port, agent_port, metrics_port = free_port(), free_port(), free_port()
+    at_s = int(time.time()) + 12
+    await seed(db_url, [agent_port], n, at_s, "/bin/true")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UNITEDCRON_")} | {
+        "UNITEDCRON_SECRET": SECRET, "UNITEDCRON_AGENT_LISTEN": f"127.0.0.1:{agent_port}",
+        "UNITEDCRON_AGENT_CENTER": f"127.0.0.1:{reg_port}", "UNITEDCRON_AGENT_NAME": "agent-1",
+        "UNITEDCRON_AGENT_STATE_DIR": str(tmp / f"agent-{n}"), "UNITEDCRON_LOG_LEVEL": "warning",
+        "UNITEDCRON_AGENT_METRICS_LISTEN": "", "UNITEDCRON_AGENT_MAX_PROCESSES": str(n + 10),
+    }
+    agent = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", env=env, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    center = await start_center(db_url, metrics_port,
+                                {"UNITEDCRON_CENTER_LISTEN": f"127.0.0.1:{reg_port}"})
+    await wait_planned(metrics_port, n, at_s - 1)
+    engine = create_engine(db_url)
+    deadline = at_s + 60
+    while time.time() < deadline:
+        async with engine.connect() as conn:
+            count = (await conn.execute(select(func.count()).select_from(task_process)
+                                        .where(task_process.c.start > 0))).scalar() or 0
+        if count >= n:
+            break
+        await asyncio.sleep(0.5)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(task_process.c.start, task_process.c.sched_us)
+                                   .where(task_process.c.start > 0))).all()
+    await engine.dispose()
+    for proc in (agent, center):
+        proc.send_signal(signal.SIGTERM)
+    await asyncio.gather(agent.wait(), center.wait())
+    late = [(r.start - r.sched_us) / 1000 for r in rows]
+    return {"n": n, "started": len(late), "p50": pct(late, 0.5), "p99": pct(late, 0.99),
+            "max": max(late, default=float("nan"))}
+
+
+async def main(sizes: list[int]) -> None:
+    print(f"python {sys.version.split()[0]}, {psutil.cpu_count()} cores; SQLite store; "
+          "lateness = scheduled time -> agent receives the exec")
+    print(f"{'N':>7} {'agents':>6} {'received':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+          f"{'center CPU s':>12} {'RSS MB':>7}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            for agent_count in (1, 4):
+                r = await burst(n, agent_count, Path(tmp))
+                note = "" if r["ready"] else "  (not all rules planned in time)"
+                print(f"{n:>7} {agent_count:>6} {r['received']:>9} {r['p50']:>8.1f} "
+                      f"{r['p99']:>8.1f} {r['max']:>8.1f} {r['cpu_s']:>12.2f} "
+                      f"{r['rss_mb']:>7.0f}{note}", flush=True)
+        print("\nAPScheduler 3 AsyncIOScheduler, coroutine jobs, defaults (in-process, no network)")
+        for n in sizes:
+            try:
+                r = await aps_burst(n)
+            except ImportError:
+                print("  not installed: pip install -e '.[bench]'")
+                break
+            print(f"{n:>7} {'-':>6} {r['received']:>9} {r['p50']:>8.1f} {r['p99']:>8.1f} "
+                  f"{r['max']:>8.1f}", flush=True)
+        print("\nreal agent, /bin/true as nobody: scheduled -> process started")
+        r = await real_starts(1000, Path(tmp))
+        print(f"{r['n']:>7} {1:>6} {r['started']:>9} {r['p50']:>8.1f} {r['p99']:>8.1f} "
+              f"{r['max']:>8.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main([int(a) for a in sys.argv[1:]] or [1000, 10_000, 100_000]))

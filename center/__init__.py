@@ -1,0 +1,1 @@
+"""The UnitedCron center: decides what runs when and pushes it to agents."""

@@ -1,0 +1,1 @@
+"""Alerts: per-group channels (webhook, email), evaluated and sent by the leader."""

@@ -1,0 +1,119 @@
+"""Delivering one notification: a signed JSON POST (webhook) or a plain-text email (SMTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import smtplib
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from center.alerts.model import EMAIL, SIGNATURE_HEADER, WEBHOOK, body_bytes, sign
+
+USER_AGENT = "UnitedCron-alerts/1"
+
+
+class SendError(Exception):
+    """A notification could not be delivered; the message says why (retried later)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    host: str
+    port: int = 25
+    sender: str = "unitedcron@localhost"
+    user: str = ""
+    password: str = ""
+    starttls: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where one channel sends: its kind, its URL or addresses, its signing secret."""
+
+    kind: str
+    target: str
+    secret: str = ""
+
+
+# Both use the standard library in a worker thread, bounded by a timeout: neither blocks the
+# center's event loop, and no HTTP or SMTP client library is needed.
+async def deliver(
+    to: Destination, data: dict[str, Any], smtp: SmtpSettings, timeout_s: float
+) -> None:
+    """Send `data` to one channel; SendError says what went wrong."""
+    if to.kind not in (WEBHOOK, EMAIL):
+        raise SendError(f"unknown channel kind {to.kind!r}")
+    try:
+        async with asyncio.timeout(timeout_s + 1):
+            if to.kind == WEBHOOK:
+                body = body_bytes(data)
+                await asyncio.to_thread(_post_webhook, to.target, to.secret, body, timeout_s)
+            else:
+                await asyncio.to_thread(_send_email, to.target, data, smtp, timeout_s)
+    except TimeoutError:
+        raise SendError(f"no answer within {timeout_s} s") from None
+
+
+def webhook_headers(secret: str, body: bytes, event: str) -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-UnitedCron-Event": event,
+    }
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(secret, body)
+    return headers
+
+
+def _post_webhook(url: str, secret: str, body: bytes, timeout_s: float) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise SendError(f"not an http(s) URL: {url[:100]!r}")
+    event = json.loads(body).get("event", "")
+    request = urllib.request.Request(  # the scheme is checked above
+        url, data=body, headers=webhook_headers(secret, body, event), method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            response.read(65536)
+    except urllib.error.HTTPError as exc:
+        raise SendError(f"HTTP {exc.code} {exc.reason} from {url[:100]}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise SendError(f"cannot reach {url[:100]}: {exc}") from None
+
+
+def email_message(to: list[str], data: dict[str, Any], sender: str) -> EmailMessage:
+    message = EmailMessage()
+    label = {"alert": "ALERT", "recovery": "RECOVERED", "test": "TEST"}.get(data["state"], "")
+    message["Subject"] = f"[UnitedCron] {label} {data['event']}: {data['summary']}"[:250]
+    message["From"] = sender
+    message["To"] = ", ".join(to)
+    lines = [data["summary"], ""]
+    if data.get("suppressed"):
+        lines += [f"{data['suppressed']} more like it were not sent (throttled).", ""]
+    lines += [
+        f"group: {data['group']['name']} ({data['group']['id']})",
+        f"at: {data['at']}",
+        "",
+        json.dumps(data, indent=2, sort_keys=True, default=str),
+    ]
+    message.set_content("\n".join(lines))
+    return message
+
+
+def _send_email(target: str, data: dict[str, Any], smtp: SmtpSettings, timeout_s: float) -> None:
+    to = [a.strip() for a in target.split(",") if a.strip()]
+    if not smtp.host:
+        raise SendError("no SMTP server configured (UNITEDCRON_CENTER_SMTP_HOST)")
+    try:
+        with smtplib.SMTP(smtp.host, smtp.port, timeout=timeout_s) as client:
+            if smtp.starttls:
+                client.starttls()
+            if smtp.user:
+                client.login(smtp.user, smtp.password)
+            client.send_message(email_message(to, data, smtp.sender))
+    except (smtplib.SMTPException, OSError) as exc:
+        raise SendError(f"SMTP {smtp.host}:{smtp.port}: {exc}") from None

@@ -1,0 +1,147 @@
+"""Carrying out what operators ask through center_command: run now, kill a run, kill a rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from center import store
+from center.agent_pool import AgentPool
+from center.reports import now_us
+from center.routing import AgentInfo, listed_targets
+from center.rules import Rule
+from center.runs import PlannedRun, plan_run
+from protocol import statuses
+from protocol.messages import Kill
+
+if TYPE_CHECKING:
+    from center.leader import Leader
+
+log = structlog.get_logger("center.commands")
+DONE, FAILED = "done", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str
+    result: str
+    runs: tuple[PlannedRun, ...] = ()
+
+
+def manual_runs(
+    rule: Rule | None, agents: dict[int, AgentInfo], task_id: int, now_us: int
+) -> Outcome:
+    """Pure: the runs a "run now" of this rule means, or why there are none."""
+    if rule is None or rule.status < 0:
+        return Outcome(FAILED, f"rule {task_id} does not exist")
+    if rule.error:
+        return Outcome(FAILED, f"rule {task_id} cannot run: {rule.error}")
+    if rule.is_daemon:
+        return Outcome(FAILED, f"rule {task_id} is a daemon: its instances run all the time")
+    targets = listed_targets(rule, agents)
+    if not targets:
+        return Outcome(FAILED, f"rule {task_id} has no approved agent")
+    runs = tuple(plan_run(task_id, now_us, aid, trigger="manual") for aid in targets)
+    return Outcome(DONE, f"started {len(runs)} run(s): {', '.join(r.runid for r in runs)}", runs)
+
+
+class CommandRunner:
+    """The leader's consumer of center_command; `epoch` and `pool` come from the service."""
+
+    def __init__(self, engine: AsyncEngine, epoch: Callable[[], int]) -> None:
+        self._engine = engine
+        self._epoch = epoch
+
+    async def kill_run(self, pool: AgentPool, command: store.Command, now_us: int) -> Outcome:
+        run = await store.find_run(self._engine, command.runid)
+        if run is None:
+            return Outcome(FAILED, f"no run {command.runid!r}")
+        if run.status in statuses.FINAL:
+            return Outcome(DONE, f"run had already ended: {run.status}")
+        if run.status == statuses.PLANNED:
+            await self._kill_unsent([run.runid], command.user_id, now_us)
+            return Outcome(DONE, "killed before it was sent")
+        return self._send_kills(pool, [run.aid], run.task_id, run.runid, command.user_id)
+
+    async def kill_rule(
+        self, pool: AgentPool, rule: Rule | None, command: store.Command, now_us: int
+    ) -> Outcome:
+        active = await store.active_runs(self._engine, command.task_id)
+        unsent = [r.runid for r in active if r.status == statuses.PLANNED]
+        await self._kill_unsent(unsent, command.user_id, now_us)
+        aids = {r.aid for r in active if r.status != statuses.PLANNED}
+        aids |= set(rule.agents if rule else ())  # queued runs are known to the agent only
+        return self._send_kills(pool, sorted(aids), command.task_id, "", command.user_id)
+
+    async def _kill_unsent(self, runids: list[str], user_id: int, now_us: int) -> None:
+        reason = f"killed before it was sent, by user {user_id}"
+        await store.set_run_status(
+            self._engine,
+            runids,
+            statuses.KILLED,
+            now_us,
+            only_from=frozenset({statuses.PLANNED}),
+            reason=reason,
+        )
+
+    def _send_kills(
+        self, pool: AgentPool, aids: list[int], task_id: int, runid: str, user_id: int
+    ) -> Outcome:
+        reason = f"killed by user {user_id}"
+        sent: list[int] = []
+        offline: list[int] = []
+        for aid in aids:
+            link = pool.link(aid)
+            kill = Kill(epoch=self._epoch(), task_id=task_id, runid=runid, reason=reason)
+            (sent if link is not None and link.send([kill]) else offline).append(aid)
+        if not sent and offline:
+            return Outcome(FAILED, f"agents not connected: {offline}")
+        note = f"; not connected: {offline}" if offline else ""
+        return Outcome(DONE, f"kill sent to agents {sent}{note}")
+
+    async def run_pending(self, leader: Leader) -> None:
+        """Carry out every pending command, oldest first, and record each outcome."""
+        for command in await store.pending_commands(self._engine):
+            if _too_new(command, leader):
+                continue  # its rule may not be loaded yet: stays pending for the next poll
+            try:
+                outcome = await self._carry_out(leader, command)
+            except ValueError as exc:
+                outcome = Outcome(FAILED, str(exc))
+            log.info(
+                "command.done",
+                command_id=command.id,
+                kind=command.kind,
+                status=outcome.status,
+                result=outcome.result,
+            )
+            await store.finish_command(
+                self._engine, command.id, outcome.status, outcome.result, now_us()
+            )
+
+    async def _carry_out(self, leader: Leader, command: store.Command) -> Outcome:
+        rule = leader.rulebook.rules.get(command.task_id)
+        now = now_us()
+        if command.kind == "run":
+            outcome = manual_runs(rule, leader.agents, command.task_id, now)
+            await leader.add_runs(list(outcome.runs))
+            return outcome
+        if command.kind == "kill":
+            return await self.kill_run(leader.pool, command, now)
+        if command.kind == "kill_rule":
+            return await self.kill_rule(leader.pool, rule, command, now)
+        return Outcome(FAILED, f"unknown command kind {command.kind!r}")
+
+
+RULE_WAIT_US = 10_000_000
+
+
+def _too_new(command: store.Command, leader: Leader) -> bool:
+    """A command about a rule the center has not loaded yet, issued moments ago."""
+    if command.kind not in ("run", "kill_rule") or command.task_id in leader.rulebook.rules:
+        return False
+    return now_us() - command.created_us < RULE_WAIT_US

@@ -1,0 +1,127 @@
+"""Sending planned runs at their time: a heap of runs, one batched write per agent per tick."""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import itertools
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from center.rules import Rule
+from center.runs import PlannedRun
+from protocol.messages import Exec, RunSpec
+
+WAIT_RETRY_US = 250_000
+
+
+class DispatchQueue:
+    """Planned runs ordered by when to send them (pure): scheduled runs `ahead_us` early."""
+
+    def __init__(self, ahead_us: int = 0) -> None:
+        self._ahead_us = ahead_us
+        self._heap: list[tuple[int, int, PlannedRun]] = []
+        self._seq = itertools.count()
+        self._queued: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, runs: list[PlannedRun], at_us: int | None = None) -> None:
+        """Queue runs for their scheduled time, or for `at_us` (a retry of a waiting run)."""
+        for run in runs:
+            if run.runid in self._queued and at_us is None:
+                continue
+            self._queued.add(run.runid)
+            heapq.heappush(
+                self._heap, (self._when(run) if at_us is None else at_us, next(self._seq), run)
+            )
+
+    def _when(self, run: PlannedRun) -> int:
+        # Only fires go early: a retry, a manual or a catch-up run is due already.
+        ahead = self._ahead_us if run.trigger == "schedule" else 0
+        return run.send_at_us - ahead
+
+    def pop_due(self, now_us: int) -> list[PlannedRun]:
+        out = []
+        while self._heap and self._heap[0][0] <= now_us:
+            run = heapq.heappop(self._heap)[2]
+            self._queued.discard(run.runid)
+            out.append(run)
+        return out
+
+    def next_due_us(self) -> int | None:
+        return self._heap[0][0] if self._heap else None
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._queued.clear()
+
+
+@dataclass(slots=True)
+class DispatchOutcome:
+    """What one dispatch pass decided, for the store and the queue."""
+
+    frames: dict[int, list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    sent: list[str] = field(default_factory=list)
+    waiting: list[PlannedRun] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    missed: dict[str, str] = field(default_factory=dict)
+    rerouted: list[PlannedRun] = field(default_factory=list)
+
+
+def exec_for(run: PlannedRun, spec: RunSpec, epoch: int) -> Exec:
+    """The exec frame's message for a planned run."""
+    return Exec(
+        epoch=epoch,
+        ref=run.ref,
+        spec=spec,
+        shard_index=run.instance if run.shard_total else 0,
+        shard_total=run.shard_total,
+    )
+
+
+def decide_dispatch(
+    due: list[PlannedRun],
+    *,
+    now_us: int,
+    rules: dict[int, Rule],
+    connected: Callable[[int], bool],
+    grace_us: int,
+    frame_of: Callable[[PlannedRun, Rule], bytes],
+    reroute: Callable[[PlannedRun], int | None] = lambda run: None,
+    still_fires: Callable[[PlannedRun], bool] = lambda run: True,
+) -> DispatchOutcome:
+    """For each due run: send it (as the frame `frame_of` gives), let it wait for its agent,
+    move it to another (failover), or record why it will not run."""
+    out = DispatchOutcome()
+    for run in due:
+        rule = rules.get(run.task_id)
+        refused = _refusal(run, rule, still_fires)
+        if refused or rule is None:
+            out.skipped[run.runid] = refused or "rule gone"
+        elif connected(run.aid):
+            out.frames[run.aid].append(frame_of(run, rule))
+            out.sent.append(run.runid)
+        elif (alt := reroute(run)) is not None:
+            out.rerouted.append(dataclasses.replace(run, aid=alt))
+        elif now_us - run.send_at_us < grace_us:
+            out.waiting.append(run)
+        else:
+            out.missed[run.runid] = (
+                f"agent {run.aid} was not connected within "
+                f"{grace_us // 1_000_000} s of the scheduled time"
+            )
+    return out
+
+
+def _refusal(run: PlannedRun, rule: Rule | None, still_fires: Callable[[PlannedRun], bool]) -> str:
+    """Why a planned run must not be sent after all ("" when it may go)."""
+    if rule is None or rule.status < 0 or rule.error:
+        return f"rule {run.task_id} was deleted or broken before its start"
+    if not rule.enabled and run.trigger != "manual":  # a paused rule still runs by hand
+        return f"rule {run.task_id} was paused before its start"
+    if run.trigger == "schedule" and rule.update_time != run.rule_version and not still_fires(run):
+        return f"rule {run.task_id}'s schedule changed before this fire"
+    return ""

@@ -1,0 +1,100 @@
+"""The center's Prometheus metrics, one registry per service (tests run several in one process)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from center.leader import Leader
+    from center.reports import ReportBatch
+    from center.rulebook import RuleBook
+
+# Lateness is about milliseconds; the tail up to seconds shows a saturated center.
+LATENESS_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+WRITE_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class CenterMetrics:
+    """What an operator graphs: timing, outcomes, agents, queues, database writes."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.dispatch_lateness_s = Histogram(
+            "unitedcron_dispatch_lateness_seconds",
+            "From a run's scheduled time to its exec frame being written to the agent.",
+            buckets=LATENESS_BUCKETS_S,
+            registry=r,
+        )
+        self.start_lateness_s = Histogram(
+            "unitedcron_start_lateness_seconds",
+            "From a run's scheduled time to its process starting on the agent.",
+            buckets=LATENESS_BUCKETS_S,
+            registry=r,
+        )
+        self.runs = Counter(
+            "unitedcron_runs", "Runs that ended, by status.", ["status"], registry=r
+        )
+        self.dispatched = Counter("unitedcron_dispatched_runs", "Exec frames sent.", registry=r)
+        self.is_leader = Gauge(
+            "unitedcron_leader", "1 while this center holds the lease.", registry=r
+        )
+        self.epoch = Gauge(
+            "unitedcron_leader_epoch", "Epoch of the lease this center holds.", registry=r
+        )
+        self.agents_connected = Gauge(
+            "unitedcron_agents_connected", "Agents with an authenticated connection.", registry=r
+        )
+        self.queue_depth = Gauge(
+            "unitedcron_dispatch_queue_depth", "Planned runs waiting for their time.", registry=r
+        )
+        self.rules_planned = Gauge(
+            "unitedcron_rules_planned", "Rules in the planner's heap.", registry=r
+        )
+        self.rules_in_error = Gauge(
+            "unitedcron_rules_in_error", "Rules that cannot be planned.", registry=r
+        )
+        self.agent_outbox = Gauge(
+            "unitedcron_agent_outbox_events",
+            "Unacknowledged events in each agent's outbox.",
+            ["agent"],
+            registry=r,
+        )
+        self.agent_processes = Gauge(
+            "unitedcron_agent_processes", "Processes each agent runs.", ["agent"], registry=r
+        )
+        self.store_write_s = Histogram(
+            "unitedcron_store_write_seconds",
+            "Database write transactions, by kind.",
+            ["kind"],
+            buckets=WRITE_BUCKETS_S,
+            registry=r,
+        )
+        self.limit_hits = Counter(
+            "unitedcron_limit_hits", "Connections refused by a limit.", ["limit"], registry=r
+        )
+        self.handshakes_refused = Counter(
+            "unitedcron_handshakes_refused", "Peers that failed the secret handshake.", registry=r
+        )
+        self.store_errors = Counter(
+            "unitedcron_store_errors", "Failed database operations.", ["loop"], registry=r
+        )
+
+    def observe_reports(self, batch: ReportBatch) -> None:
+        """Start lateness of scheduled runs, and outcomes by status."""
+        for row in batch.started:
+            if row["trigger"] == "schedule" and row["start"]:
+                self.start_lateness_s.observe(max(row["start"] - row["sched_us"], 0) / 1e6)
+        for _aid, msg in batch.finished_msgs:
+            self.runs.labels(status=msg.status).inc()
+
+    def observe_state(self, leader: Leader | None, rulebook: RuleBook) -> None:
+        """The gauges, refreshed once per agents poll."""
+        self.is_leader.set(1 if leader else 0)
+        self.epoch.set(leader.epoch if leader else 0)
+        links = leader.pool.links.values() if leader else ()
+        self.agents_connected.set(sum(link.connected for link in links))
+        self.queue_depth.set(len(leader.queue) if leader else 0)
+        self.rules_planned.set(len(leader.planner) if leader else 0)
+        self.rules_in_error.set(sum(1 for r in rulebook.rules.values() if r.error))

@@ -1,0 +1,85 @@
+"""Pure planning: a heap of next-fire times, popped when due; never a scan of every rule."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from center.cronexpr import Schedule
+
+
+@dataclass(frozen=True, slots=True)
+class Fire:
+    """A rule is due at `sched_us`."""
+
+    task_id: int
+    sched_us: int
+
+
+class Planner:
+    """Next fire per rule in a heap; stale heap entries are skipped by generation."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, int]] = []  # (fire_us, task_id, generation)
+        self._rules: dict[int, tuple[Schedule, int]] = {}  # task_id -> (schedule, generation)
+        self._generation = 0
+        # Rules sharing an expression and a fire time share the next fire: a burst of 100k
+        # identical rules computes it once instead of 100k times.
+        self._next_memo: dict[tuple[Schedule, int], int | None] = {}
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def set_rule(self, task_id: int, schedule: Schedule, after_us: int) -> int | None:
+        """Plan `task_id` from its first fire strictly after `after_us`; returns that fire."""
+        self._generation += 1
+        self._rules[task_id] = (schedule, self._generation)
+        return self._push(task_id, schedule, self._generation, after_us)
+
+    def remove(self, task_id: int) -> None:
+        self._rules.pop(task_id, None)
+
+    def due(self, until_us: int, limit: int = 1_000_000) -> list[Fire]:
+        """Every fire at or before `until_us`, in time order; each rule moves to its next fire."""
+        fires: list[Fire] = []
+        heap = self._heap
+        while heap and heap[0][0] <= until_us and len(fires) < limit:
+            fire_us, task_id, gen = heapq.heappop(heap)
+            entry = self._rules.get(task_id)
+            if entry is None or entry[1] != gen:
+                continue  # removed or re-planned since this entry was pushed
+            fires.append(Fire(task_id, fire_us))
+            self._push(task_id, entry[0], gen, fire_us)
+        if len(heap) > 2 * len(self._rules) + 1024:
+            self._compact()
+        return fires
+
+    def next_fire_us(self) -> int | None:
+        while self._heap:
+            fire_us, task_id, gen = self._heap[0]
+            entry = self._rules.get(task_id)
+            if entry is not None and entry[1] == gen:
+                return fire_us
+            heapq.heappop(self._heap)
+        return None
+
+    def _push(self, task_id: int, schedule: Schedule, gen: int, after_us: int) -> int | None:
+        key = (schedule, after_us)
+        memo = self._next_memo
+        if key in memo:
+            nxt = memo[key]
+        else:
+            if len(memo) > 4096:
+                memo.clear()
+            nxt = memo[key] = schedule.next_fire_us(after_us)
+        if nxt is None:
+            self._rules.pop(task_id, None)  # a one-off that has fired, or never fires again
+        else:
+            heapq.heappush(self._heap, (nxt, task_id, gen))
+        return nxt
+
+    def _compact(self) -> None:
+        """Drop stale entries so that frequent edits cannot grow the heap without bound."""
+        live = {(task_id, gen) for task_id, (_, gen) in self._rules.items()}
+        self._heap = [e for e in self._heap if (e[1], e[2]) in live]
+        heapq.heapify(self._heap)

@@ -1,0 +1,213 @@
+"""Recovering what a failure left in flight: runs an agent no longer knows, fires no leader saw."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+
+from center import store
+from center.decisions import misfire_plan, plan_retry
+from center.reports import now_us
+from center.routing import AgentInfo, choose
+from center.rulebook import RuleBook
+from center.runs import PlannedRun, plan_run
+
+if TYPE_CHECKING:
+    from center.leader import Leader
+from protocol import statuses
+
+log = structlog.get_logger("center.recovery")
+
+
+@dataclass(slots=True)
+class Recovered:
+    """Runs to send again, and runs to record as lost (with why)."""
+
+    resend: list[PlannedRun] = field(default_factory=list)
+    lost: dict[str, str] = field(default_factory=dict)
+
+
+def recover_in_flight(
+    rows: list[tuple[PlannedRun, str]],
+    known: frozenset[str] | None,
+    *,
+    now_us: int,
+    grace_us: int,
+    agent: str,
+) -> Recovered:
+    """Pure. `known` is what the agent said it runs (None: it was not asked, only a sweep).
+
+    A `dispatched` run the agent does not know never reached it: send it again while it is
+    within the dispatch grace (the agent ignores an exec it already has), else it is lost.
+    A `running` run the agent does not know died with the agent's process: lost.
+    """
+    out = Recovered()
+    for run, status in rows:
+        if known is not None and run.runid in known:
+            continue
+        if status == statuses.DISPATCHED and now_us - run.send_at_us < grace_us:
+            out.resend.append(run)
+        elif status == statuses.DISPATCHED:
+            out.lost[run.runid] = f"sent to agent {agent} but never started"
+        elif known is not None:
+            out.lost[run.runid] = f"agent {agent} reconnected and no longer runs it"
+    return out
+
+
+@dataclass(slots=True)
+class CatchUp:
+    runs: list[PlannedRun] = field(default_factory=list)
+    missed: list[tuple[PlannedRun, str]] = field(default_factory=list)
+    more: list[int] = field(default_factory=list)  # rules with fires beyond the record cap
+
+
+async def catch_up(
+    rulebook: RuleBook,
+    agents: Mapping[int, AgentInfo],
+    online: Callable[[int], bool],
+    *,
+    gap_from_us: int,
+    now_us: int,
+) -> CatchUp:
+    """Each rule's misfire policy over (gap_from, now], the time no leader planned."""
+    out = CatchUp()
+    reason = "no center was leading at its time (misfire policy {})"
+    for i, (task_id, schedule) in enumerate(rulebook.plannable()):
+        if i % 1000 == 999:
+            await asyncio.sleep(0)  # a big rule set must not stall dispatch
+        rule = rulebook.rules[task_id]
+        plan = misfire_plan(
+            schedule, rule.misfire, rule.misfire_window_s, gap_from_us=gap_from_us, now_us=now_us
+        )
+        if plan.more:
+            out.more.append(task_id)
+        for sched_us in plan.run:
+            out.runs += [
+                plan_run(
+                    task_id,
+                    sched_us,
+                    aid,
+                    instance=shard,
+                    trigger="misfire",
+                    shard_total=rule.shard_total,
+                    due_us=now_us,
+                )
+                for shard, aid in choose(rule, agents, online)
+            ]
+        for sched_us in plan.missed:
+            out.missed += [
+                (
+                    plan_run(task_id, sched_us, aid, instance=shard, shard_total=rule.shard_total),
+                    reason.format(rule.misfire),
+                )
+                for shard, aid in choose(rule, agents, online)
+            ]
+    return out
+
+
+NOT_YET = -1  # no pong since the agent reconnected
+
+
+class Recovery:
+    """The leader's recovery: fires no leader saw, and runs an agent lost or never got."""
+
+    def __init__(self, leader: Leader) -> None:
+        self._leader = leader
+        # aid -> (runs it says it has, when it connected, reports to store first, or NOT_YET)
+        self._pending: dict[int, tuple[frozenset[str], int, int]] = {}
+
+    async def catch_up(self, gap_from: int) -> None:
+        """Fires between the old leader's cursor and now: each rule's misfire policy."""
+        now = self._leader.cursor_us
+        got = await catch_up(
+            self._leader.rulebook,
+            self._leader.agents,
+            lambda aid: True,
+            gap_from_us=gap_from,
+            now_us=now,
+        )
+        await store.insert_planned(
+            self._leader.engine, self._leader.lease, got.runs, 0, now_us(), missed=got.missed
+        )
+        self._leader.queue.add(got.runs)
+        log.warning(
+            "center.misfire",
+            gap_ms=(now - gap_from) // 1000,
+            run=len(got.runs),
+            missed=len(got.missed),
+            rules_beyond_cap=got.more[:20],
+        )
+
+    # ------------------------------------------------------------ rules, agents, daemons
+
+    def note_connected(self, aid: int, running: list[str]) -> None:
+        """An agent (re)connected: reconcile once its resent reports are stored."""
+        self._pending[aid] = (frozenset(running), now_us(), NOT_YET)
+
+    def note_pong(self, aid: int, reports_added: int) -> None:
+        """Its first pong comes after every event it resent: those are among the first
+        `reports_added` reports the center received."""
+        entry = self._pending.get(aid)
+        if entry is not None and entry[2] == NOT_YET:
+            self._pending[aid] = (entry[0], entry[1], reports_added)
+
+    def take_ready(self, reports_written: int) -> list[tuple[int, frozenset[str], int]]:
+        """Agents whose resent reports are all stored: (aid, runs it knows, connected at)."""
+        ready = [
+            (aid, known, at)
+            for aid, (known, at, needed) in self._pending.items()
+            if needed != NOT_YET and needed <= reports_written
+        ]
+        for aid, _, _ in ready:
+            del self._pending[aid]
+        return ready
+
+    async def reconcile(self, ready: list[tuple[int, frozenset[str], int]]) -> None:
+        in_flight = statuses.ACTIVE - {statuses.PLANNED}
+        for i, (aid, known, connected_us) in enumerate(ready):
+            try:
+                await self._recover(aid, known, connected_us, in_flight)
+            except BaseException:
+                for again, k, at in ready[i:]:  # try those again next tick
+                    self._pending.setdefault(again, (k, at, 0))
+                raise
+
+    async def sweep(self) -> None:
+        """Runs sent a while ago that never started (a refused exec, a dead socket)."""
+        before = now_us() - 5_000_000
+        for aid, link in list(self._leader.pool.links.items()):
+            if link.connected:
+                await self._recover(aid, None, before, frozenset({statuses.DISPATCHED}))
+
+    async def _recover(
+        self, aid: int, known: frozenset[str] | None, before_us: int, status: frozenset[str]
+    ) -> None:
+        rows = await store.runs_in_flight(
+            self._leader.engine, aid, updated_before_us=before_us, status=status
+        )
+        name = self._leader.agents[aid].name if aid in self._leader.agents else str(aid)
+        now = now_us()
+        got = recover_in_flight(rows, known, now_us=now, grace_us=self._leader.grace_us, agent=name)
+        rules = self._leader.rulebook.rules
+        retries = [
+            r
+            for run, _ in rows
+            if run.runid in got.lost
+            if (r := plan_retry(run.ref, statuses.LOST, aid, rules.get(run.task_id), now))
+        ]
+        # The lost marks and their retries in one fenced write: no retry can be forgotten.
+        await store.insert_planned(
+            self._leader.engine, self._leader.lease, retries, 0, now, lost=got.lost
+        )
+        for runid, reason in got.lost.items():
+            log.warning("run.lost", runid=runid, aid=aid, reason=reason)
+        self._leader.queue.add(retries)
+        self._leader.wake.set()
+        if got.resend:
+            log.info("run.resent", aid=aid, runids=[r.runid for r in got.resend][:20])
+            self._leader.queue.add(got.resend, at_us=now)
+            self._leader.wake.set()

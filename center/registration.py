@@ -1,0 +1,145 @@
+"""The registration port (9502): agents announce themselves; unknown ones become pending."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.exc import DBAPIError
+
+from center.limits import Buckets
+from protocol.errors import AuthError, ConnectionClosed, ProtocolError
+from protocol.messages import Register, Registered
+from protocol.settings import is_wildcard
+from protocol.stream import Connection, accept_handshake
+
+log = structlog.get_logger("center.registration")
+
+# (register message, address to dial) -> (agent id, status)
+RegisterFn = Callable[[Register, str], Awaitable[tuple[int, int]]]
+EXCHANGE_TIMEOUT_S = 10.0
+LIMIT_LOG_EVERY_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """The port's limits, and whom to tell when a peer is refused or a limit is hit."""
+
+    max_connections: int
+    per_address_per_minute: float
+    refused: Callable[[str, str], None]  # (peer address, reason): a failed handshake
+    limited: Callable[[str, str], None]  # (limit name, peer address)
+
+
+class RegistrationServer:
+    """Accepts `register` calls; every center serves them, leader or not."""
+
+    def __init__(
+        self,
+        secrets: tuple[bytes, ...],
+        name: str,
+        register: RegisterFn,
+        max_frame_bytes: int,
+        guard: Guard,
+    ) -> None:
+        self._secrets = secrets
+        self._name = name
+        self._register = register
+        self._max_frame_bytes = max_frame_bytes
+        self._guard = guard
+        self._buckets = Buckets(per_minute=guard.per_address_per_minute)
+        self._logged: dict[tuple[str, str], float] = {}
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> int:
+        self._server = await asyncio.start_server(self._handle, host, port, ssl=tls)
+        bound = int(self._server.sockets[0].getsockname()[1])
+        log.info("center.registration_listening", host=host, port=bound)
+        return bound
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    def _over_limit(self, peer_ip: str) -> str:
+        """The limit this new connection would break ("" when none)."""
+        if len(self._handlers) >= self._guard.max_connections:
+            return "connections"
+        if not self._buckets.allow(peer_ip, time.monotonic()):
+            return "registrations_per_address"
+        return ""
+
+    def _hit(self, limit: str, peer_ip: str) -> None:
+        self._guard.limited(limit, peer_ip)
+        now = time.monotonic()
+        if now - self._logged.get((limit, peer_ip), -LIMIT_LOG_EVERY_S) >= LIMIT_LOG_EVERY_S:
+            self._logged[(limit, peer_ip)] = now  # one line per address per minute, not a flood
+            log.warning(
+                "center.limit_hit",
+                limit=limit,
+                peer=peer_ip,
+                max_connections=self._guard.max_connections,
+                per_address_per_minute=self._guard.per_address_per_minute,
+            )
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        peer = writer.get_extra_info("peername")
+        peer_ip = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        limit = self._over_limit(peer_ip)
+        if limit:
+            self._hit(limit, peer_ip)
+            writer.close()
+            return
+        self._handlers.add(task)
+        conn = Connection(reader, writer, max_frame_bytes=self._max_frame_bytes)
+        try:
+            async with asyncio.timeout(EXCHANGE_TIMEOUT_S):
+                await self._exchange(conn)
+        except ProtocolError as exc:
+            log.warning("center.registration_refused", peer=conn.peer, reason=str(exc))
+            if isinstance(exc, AuthError):
+                self._guard.refused(peer_ip, str(exc))
+            await conn.refuse(exc)
+        except (ConnectionClosed, TimeoutError, OSError) as exc:
+            log.info(
+                "center.registration_dropped", peer=conn.peer, reason=str(exc) or type(exc).__name__
+            )
+        except DBAPIError as exc:  # the store is down: the agent registers again shortly
+            log.warning(
+                "center.registration_failed", peer=conn.peer, reason=str(exc).splitlines()[0][:300]
+            )
+        finally:
+            await conn.close()
+            self._handlers.discard(task)
+
+    async def _exchange(self, conn: Connection) -> None:
+        await accept_handshake(conn, self._secrets, name=self._name, expect_role="agent")
+        message = await conn.recv()
+        if not isinstance(message, Register):
+            raise ProtocolError(f"expected register, got {type(message).__name__}")
+        peer_ip = conn.peer.rsplit(":", 1)[0].strip("[]")
+        host = message.host if message.host and not is_wildcard(message.host) else peer_ip
+        started = time.monotonic()
+        aid, status = await self._register(message, host)
+        log.info(
+            "agent.registered",
+            aid=aid,
+            name=message.name,
+            address=f"{host}:{message.port}",
+            status=status,
+            store_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        conn.send(Registered(agent_id=aid, status=status))
+        with contextlib.suppress(ConnectionClosed):
+            await conn.drain()

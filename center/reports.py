@@ -1,0 +1,102 @@
+"""Agent reports buffered between ticks, written in one batch, then acknowledged to each agent."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from center.runs import finished_row, started_row
+from protocol.messages import Message, RunFinished, RunOutput, RunStarted
+
+log = structlog.get_logger("center.reports")
+
+
+@dataclass(slots=True)
+class ReportBatch:
+    """Rows ready for the store, plus the seqs to acknowledge per agent once they are stored."""
+
+    started: list[dict[str, Any]] = field(default_factory=list)
+    finished: list[dict[str, Any]] = field(default_factory=list)
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    acks: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    finished_msgs: list[tuple[int, RunFinished]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.started) + len(self.finished) + len(self.chunks)
+
+
+class ReportBuffer:
+    """Collects reports from every agent link until the next flush."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[int, Message]] = []
+        self.added = 0  # reports ever added: a position in the stream of reports
+        self.written = 0  # of those, how many are stored (always the oldest ones)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, aid: int, message: Message) -> None:
+        self._items.append((aid, message))
+        self.added += 1
+
+    def drain(self, limit: int) -> list[tuple[int, Message]]:
+        """The oldest `limit` reports: a burst is written in several short transactions."""
+        items, self._items = self._items[:limit], self._items[limit:]
+        return items
+
+    def putback(self, items: list[tuple[int, Message]]) -> None:
+        """A write failed: keep the reports (unacknowledged) for the next try."""
+        self._items[:0] = items
+
+    @staticmethod
+    def build(items: list[tuple[int, Message]], now_us: int) -> ReportBatch:
+        batch = ReportBatch()
+        for aid, msg in items:
+            if isinstance(msg, RunStarted):
+                batch.started.append(started_row(msg, aid, now_us))
+                batch.acks[aid].append(msg.seq)
+            elif isinstance(msg, RunFinished):
+                batch.finished.append(finished_row(msg, aid, now_us))
+                batch.acks[aid].append(msg.seq)
+                batch.finished_msgs.append((aid, msg))
+            elif isinstance(msg, RunOutput):
+                batch.chunks.append(
+                    {
+                        "runid": msg.runid,
+                        "offset": msg.offset,
+                        "data": msg.data,
+                        "created_us": now_us,
+                    }
+                )
+        return batch
+
+
+def log_outcomes(batch: ReportBatch) -> None:
+    """One line per run outcome, with its ids and how late it started."""
+    for aid, msg in batch.finished_msgs:
+        ref = msg.ref
+        late_ms = (msg.start_us - ref.sched_us) / 1000 if msg.start_us else None
+        duration_ms = (msg.end_us - msg.start_us) / 1000 if msg.start_us else None
+        log.info(
+            "run.finished",
+            runid=ref.runid,
+            task_id=ref.task_id,
+            aid=aid,
+            status=msg.status,
+            code=msg.code,
+            signal=msg.signal,
+            reason=msg.reason or None,
+            attempt=ref.attempt,
+            start_late_ms=late_ms,
+            duration_ms=duration_ms,
+            output_bytes=msg.output_bytes,
+        )
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000

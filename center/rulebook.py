@@ -1,0 +1,95 @@
+"""The rules in memory, kept in step with the store: what to (re)plan, unplan, or mark broken."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from center.cronexpr import Schedule
+from center.errors import RuleError
+from center.rules import Rule, validate_rule
+
+
+@dataclass(slots=True)
+class RuleChanges:
+    """The result of one poll: the planner and the store act on it."""
+
+    plan: list[tuple[int, Schedule]] = field(default_factory=list)
+    unplan: list[int] = field(default_factory=list)
+    errors: dict[int, str] = field(default_factory=dict)  # task_id -> error to store ("" clears)
+    daemons: list[int] = field(default_factory=list)  # daemon rules whose wish changed
+
+    def __bool__(self) -> bool:
+        return bool(self.plan or self.unplan or self.errors or self.daemons)
+
+
+class RuleBook:
+    """Rules by id with their schedules; `update` is pure bookkeeping, no I/O."""
+
+    def __init__(self) -> None:
+        self.rules: dict[int, Rule] = {}
+        self.schedules: dict[int, Schedule] = {}
+        self.children: dict[int, set[int]] = {}  # parent task_id -> rules that depend on it
+        self.max_update_us = 0
+
+    def update(self, rows: list[Rule], *, complete: bool) -> RuleChanges:
+        """Apply fresh rows; with `complete`, a rule missing from them was deleted."""
+        changes = RuleChanges()
+        if complete:
+            seen = {r.id for r in rows}
+            for task_id in [t for t in self.rules if t not in seen]:
+                self._forget(task_id, changes)
+        for rule in rows:
+            self.max_update_us = max(self.max_update_us, rule.update_time)
+            if self.rules.get(rule.id) != rule:
+                self._apply(rule, changes)
+        return changes
+
+    def plannable(self) -> list[tuple[int, Schedule]]:
+        """Every rule the planner should hold (after a leadership change)."""
+        return [(t, s) for t, s in self.schedules.items() if self.rules[t].enabled]
+
+    def dependents(self, task_id: int) -> list[Rule]:
+        return [self.rules[c] for c in sorted(self.children.get(task_id, ())) if c in self.rules]
+
+    def _link(self, old: Rule | None, new: Rule | None) -> None:
+        if old is not None and old.depends_on is not None:
+            self.children.get(old.depends_on, set()).discard(old.id)
+        if new is not None and new.depends_on is not None:
+            self.children.setdefault(new.depends_on, set()).add(new.id)
+
+    def _forget(self, task_id: int, changes: RuleChanges) -> None:
+        self._link(self.rules.get(task_id), None)
+        rule = self.rules.pop(task_id)
+        self.schedules.pop(task_id, None)
+        changes.unplan.append(task_id)
+        if rule.is_daemon:
+            changes.daemons.append(task_id)
+
+    def _apply(self, rule: Rule, changes: RuleChanges) -> None:
+        old = self.rules.get(rule.id)
+        self.schedules.pop(rule.id, None)
+        try:
+            schedule = validate_rule(rule) if rule.status >= 0 else None
+            error = ""
+        except RuleError as exc:
+            schedule, error = None, f"{exc.field}: {exc.reason}"
+        if error != rule.error:
+            changes.errors[rule.id] = error
+        rule = _with_error(rule, error)
+        self._link(old, rule)
+        self.rules[rule.id] = rule
+        if schedule is not None and rule.enabled:
+            self.schedules[rule.id] = schedule
+            changes.plan.append((rule.id, schedule))
+        else:
+            changes.unplan.append(rule.id)
+        if rule.is_daemon or (old is not None and old.is_daemon):
+            changes.daemons.append(rule.id)
+
+
+def _with_error(rule: Rule, error: str) -> Rule:
+    if rule.error == error:
+        return rule
+    from dataclasses import replace
+
+    return replace(rule, error=error)

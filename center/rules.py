@@ -1,0 +1,195 @@
+"""Rules as the center sees them: built from rows, validated field by field, made into run specs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from center.cronexpr import Schedule, parse_schedule
+from center.errors import RuleError
+from protocol.messages import RunSpec
+
+OVERLAP_POLICIES = ("skip", "queue", "replace", "parallel")
+ROUTINGS = ("listed", "least_loaded", "round_robin", "hash")
+MISFIRE_POLICIES = ("skip", "once", "all")
+DEPENDS_WHEN = ("success", "failure", "always")
+_USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$", re.IGNORECASE)
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+ENABLED, PAUSED, DELETED = 1, 0, -1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    """One `crontab` row plus its `crontab_agent` targets."""
+
+    id: int
+    gid: int | None = None
+    name: str = ""
+    rule: str
+    execute: str
+    run_user: str = ""
+    process_num: int = 1
+    is_daemon: bool = False
+    status: int = ENABLED
+    timezone: str = "UTC"
+    shell: bool = False
+    env: str = "{}"
+    cwd: str = ""
+    timeout_s: float = 0.0
+    kill_grace_s: float = 5.0
+    retries: int = 0
+    retry_backoff_s: float = 10.0
+    overlap: str = "skip"
+    output_max_bytes: int = 256 * 1024
+    routing: str = "listed"
+    failover: bool = True
+    selector: str = ""
+    shard_total: int = 0
+    misfire: str = "skip"
+    misfire_window_s: int = 3600
+    depends_on: int | None = None
+    depends_when: str = "success"
+    error: str = ""
+    update_time: int = 0
+    agents: tuple[int, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return self.status == ENABLED
+
+
+_BOOL_FIELDS = frozenset({"is_daemon", "shell", "failover"})
+_FIELDS = frozenset(Rule.__dataclass_fields__)
+
+
+def rule_from_row(row: Mapping[str, Any], agents: tuple[int, ...] = ()) -> Rule:
+    """Build a Rule from a `crontab` row mapping (unknown columns ignored)."""
+    values = {k: v for k, v in row.items() if k in _FIELDS}
+    for key in _BOOL_FIELDS & values.keys():
+        values[key] = bool(values[key])
+    return Rule(**values, agents=tuple(sorted(agents)))
+
+
+def validate_rule(rule: Rule) -> Schedule | None:
+    """Check every field: the schedule (None for a daemon or a dependent-only rule), or
+    RuleError naming the field."""
+    schedule = _schedule(rule)
+    _check_command(rule)
+    _check_user(rule.run_user)
+    parse_env(rule.env)
+    _check_choices(rule)
+    _check_numbers(rule)
+    return schedule
+
+
+def _schedule(rule: Rule) -> Schedule | None:
+    if rule.depends_on is not None:
+        if rule.depends_on == rule.id:
+            raise RuleError("depends_on", "a rule cannot depend on itself")
+        if rule.is_daemon:
+            raise RuleError("depends_on", "a daemon rule runs all the time; it cannot depend")
+        if not rule.rule.strip():
+            return None  # runs only after its parent
+    if rule.is_daemon:
+        return None
+    return parse_schedule(rule.rule, rule.timezone or "UTC")
+
+
+def _check_command(rule: Rule) -> None:
+    if not rule.execute.strip():
+        raise RuleError("execute", "is empty: give the command to run")
+    if "\x00" in rule.execute:
+        raise RuleError("execute", "contains a NUL byte")
+    if not rule.shell:
+        try:
+            shlex.split(rule.execute)
+        except ValueError as exc:
+            raise RuleError("execute", f"cannot be split like a shell would: {exc}") from None
+
+
+def _check_user(run_user: str) -> None:
+    if run_user and not _USER_RE.match(run_user):
+        raise RuleError("run_user", f"{run_user[:40]!r} is not a valid Unix user name")
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """The `env` column: a JSON object of string names to string values."""
+    try:
+        env = json.loads(text or "{}")
+    except ValueError as exc:
+        raise RuleError("env", f"is not valid JSON: {exc}") from None
+    if not isinstance(env, dict):
+        raise RuleError("env", "must be a JSON object of NAME: value")
+    for key, value in env.items():
+        if not _ENV_NAME_RE.match(key):
+            raise RuleError("env", f"{key[:40]!r} is not a valid variable name")
+        if not isinstance(value, str):
+            raise RuleError("env", f"value of {key} must be a string")
+        if key.startswith("UNITEDCRON_"):
+            raise RuleError("env", f"{key} is reserved for UnitedCron's own variables")
+    return env
+
+
+def parse_selector(selector: str) -> dict[str, str]:
+    """`k=v,k2=v2`: an agent matches when it has every one of these labels."""
+    out = {}
+    for item in selector.split(","):
+        key, sep, value = item.partition("=")
+        if item.strip():
+            if not sep or not key.strip():
+                raise ValueError(f"selector item {item.strip()!r} is not key=value")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _check_choices(rule: Rule) -> None:
+    try:
+        parse_selector(rule.selector)
+    except ValueError as exc:
+        raise RuleError("selector", str(exc)) from None
+    for field, value, allowed in (
+        ("overlap", rule.overlap, OVERLAP_POLICIES),
+        ("routing", rule.routing, ROUTINGS),
+        ("misfire", rule.misfire, MISFIRE_POLICIES),
+        ("depends_when", rule.depends_when, DEPENDS_WHEN),
+    ):
+        if value not in allowed:
+            raise RuleError(field, f"{value!r} is not one of {', '.join(allowed)}")
+
+
+def _check_numbers(rule: Rule) -> None:
+    for field, value, low, high in (
+        ("process_num", rule.process_num, 1, 1000),
+        ("timeout_s", rule.timeout_s, 0, 30 * 86400),
+        ("kill_grace_s", rule.kill_grace_s, 0, 3600),
+        ("retries", rule.retries, 0, 100),
+        ("retry_backoff_s", rule.retry_backoff_s, 0, 86400),
+        ("output_max_bytes", rule.output_max_bytes, 0, 64 << 20),
+        ("shard_total", rule.shard_total, 0, 10_000),
+        ("misfire_window_s", rule.misfire_window_s, 0, 30 * 86400),
+    ):
+        if not low <= value <= high:
+            raise RuleError(field, f"{value} is out of range {low}-{high}")
+
+
+def run_spec(rule: Rule) -> RunSpec:
+    """What the agent needs to run this rule (validated rules only)."""
+    return RunSpec(
+        task_id=rule.id,
+        command=rule.execute,
+        shell=rule.shell,
+        run_user=rule.run_user,
+        env=parse_env(rule.env),
+        cwd=rule.cwd,
+        timeout_s=rule.timeout_s,
+        kill_grace_s=rule.kill_grace_s,
+        output_max_bytes=rule.output_max_bytes,
+        process_num=rule.process_num,
+        overlap=rule.overlap,
+        updated_us=rule.update_time,
+    )

@@ -1,0 +1,140 @@
+"""Runs between planning and recording: identities, planned-run records, result rows (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from protocol import statuses
+from protocol.messages import RunFinished, RunRef, RunStarted, make_runid
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlannedRun:
+    """A run the leader has decided on; written to the store before it is sent."""
+
+    runid: str
+    task_id: int
+    aid: int
+    sched_us: int
+    attempt: int = 0
+    instance: int = 0
+    trigger: str = "schedule"
+    first_runid: str = ""
+    parent_runid: str = ""
+    shard_total: int = 0
+    due_us: int = 0  # send no earlier than this (a retry's backoff); 0 = at sched_us
+    rule_version: int = 0  # the rule's update_time when planned: a change means re-check
+
+    @property
+    def send_at_us(self) -> int:
+        return max(self.sched_us, self.due_us)
+
+    @property
+    def ref(self) -> RunRef:
+        return RunRef(
+            runid=self.runid,
+            task_id=self.task_id,
+            sched_us=self.sched_us,
+            attempt=self.attempt,
+            trigger=self.trigger,
+            instance=self.instance,
+            first_runid=self.first_runid or self.runid,
+            parent_runid=self.parent_runid,
+        )
+
+
+def plan_run(
+    task_id: int,
+    sched_us: int,
+    aid: int,
+    *,
+    attempt: int = 0,
+    instance: int = 0,
+    trigger: str = "schedule",
+    first_runid: str = "",
+    parent_runid: str = "",
+    shard_total: int = 0,
+    due_us: int = 0,
+    rule_version: int = 0,
+) -> PlannedRun:
+    runid = make_runid(task_id, sched_us, aid, attempt, instance)
+    return PlannedRun(
+        runid=runid,
+        task_id=task_id,
+        aid=aid,
+        sched_us=sched_us,
+        attempt=attempt,
+        instance=instance,
+        trigger=trigger,
+        first_runid=first_runid or runid,
+        parent_runid=parent_runid,
+        shard_total=shard_total,
+        due_us=due_us,
+        rule_version=rule_version,
+    )
+
+
+def planned_row(run: PlannedRun, epoch: int, now_us: int) -> dict[str, Any]:
+    return {
+        "runid": run.runid,
+        "task_id": run.task_id,
+        "aid": run.aid,
+        "sched_us": run.sched_us,
+        "attempt": run.attempt,
+        "instance": run.instance,
+        "trigger": run.trigger,
+        "first_runid": run.first_runid or run.runid,
+        "parent_runid": run.parent_runid,
+        "status": statuses.PLANNED,
+        "epoch": epoch,
+        "created_us": now_us,
+        "updated_us": now_us,
+        "due_us": run.due_us,
+    }
+
+
+def _ref_row(ref: RunRef, aid: int, now_us: int) -> dict[str, Any]:
+    return {
+        "runid": ref.runid,
+        "task_id": ref.task_id,
+        "aid": aid,
+        "sched_us": ref.sched_us,
+        "attempt": ref.attempt,
+        "instance": ref.instance,
+        "trigger": ref.trigger,
+        "first_runid": ref.first_runid or ref.runid,
+        "parent_runid": ref.parent_runid,
+        "created_us": now_us,
+        "updated_us": now_us,
+    }
+
+
+def started_row(msg: RunStarted, aid: int, now_us: int) -> dict[str, Any]:
+    return _ref_row(msg.ref, aid, now_us) | {
+        "status": statuses.RUNNING,
+        "pid": msg.pid,
+        "start": msg.start_us,
+        "run_user": msg.run_user[:64],
+        "uid": msg.uid,
+        "gid": msg.gid,
+    }
+
+
+def finished_row(msg: RunFinished, aid: int, now_us: int) -> dict[str, Any]:
+    status = msg.status if msg.status in statuses.FINAL else statuses.FAILED
+    return _ref_row(msg.ref, aid, now_us) | {
+        "status": status,
+        "pid": msg.pid,
+        "start": msg.start_us,
+        "end": msg.end_us,
+        "code": msg.code,
+        "signal": msg.signal,
+        "reason": msg.reason[:500],
+        "result": msg.output.decode("utf-8", "replace"),
+        "output_bytes": msg.output_bytes,
+        "truncated": int(msg.truncated),
+        "run_user": msg.run_user[:64],
+        "uid": msg.uid,
+        "gid": msg.gid,
+    }

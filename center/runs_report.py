@@ -1,0 +1,55 @@
+"""`unitedcron runs`: the newest runs as a plain table, for operators without the admin."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TextIO
+
+from sqlalchemy import select
+
+from center.db import create_engine
+from center.tables import agents, crontab, task_process
+
+
+def _when(us: int) -> str:
+    if not us:
+        return "-"
+    return dt.datetime.fromtimestamp(us / 1e6, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def format_run(row: dict[str, object]) -> str:
+    """One run as one line: time, rule, agent, status, code, duration, first output line."""
+    start, end, sched = int(row["start"] or 0), int(row["end"] or 0), int(row["sched_us"] or 0)  # type: ignore[call-overload]
+    late = f"+{(start - sched) / 1000:.0f}ms" if start else ""
+    took = f"{(end - start) / 1000:.0f}ms" if start and end else "-"
+    first = str(row["result"] or row["reason"] or "").strip().splitlines()
+    code = "-" if row["code"] is None else str(row["code"])
+    return (
+        f"{_when(sched)} {late:>7} {str(row['rule_name'] or row['task_id'])[:24]:24} "
+        f"{str(row['agent_name'] or row['aid'])[:16]:16} {row['status']:10} {code:>4} "
+        f"{took:>8}  {first[0][:60] if first else ''}"
+    )
+
+
+async def print_runs(db_url: str, *, limit: int, task_id: int | None, out: TextIO) -> None:
+    engine = create_engine(db_url)
+    query = (
+        select(task_process, crontab.c.name.label("rule_name"), agents.c.name.label("agent_name"))
+        .outerjoin(crontab, crontab.c.id == task_process.c.task_id)
+        .outerjoin(agents, agents.c.id == task_process.c.aid)
+        .order_by(task_process.c.sched_us.desc(), task_process.c.id.desc())
+        .limit(limit)
+    )
+    if task_id is not None:
+        query = query.where(task_process.c.task_id == task_id)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+    finally:
+        await engine.dispose()
+    out.write(
+        f"{'scheduled (UTC)':23} {'late':>7} {'rule':24} {'agent':16} {'status':10} "
+        f"{'code':>4} {'took':>8}  output\n"
+    )
+    for row in reversed(rows):
+        out.write(format_run(dict(row)) + "\n")

@@ -1,0 +1,214 @@
+"""Runs out: planned rows, status moves and agents' reports, batched and idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, and_, func, insert, select, update
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from center.db import insert_ignore, is_mysql
+from center.runs import PlannedRun, planned_row
+from center.store._util import _chunks, _statuses_sql
+from center.store.lease import Lease, _fence
+from center.tables import (
+    task_output,
+    task_process,
+)
+from protocol import statuses
+
+
+async def insert_planned(
+    engine: AsyncEngine,
+    lease: Lease,
+    runs: list[PlannedRun],
+    planned_through_us: int,
+    now_us: int,
+    *,
+    missed: Sequence[tuple[PlannedRun, str]] = (),
+    lost: Mapping[str, str] | None = None,
+) -> None:
+    """Write planned runs (and fires recorded as missed, and runs now known lost) and move the
+    planning cursor, in one fenced transaction."""
+    rows = [planned_row(r, lease.epoch, now_us) for r in runs]
+    rows += [
+        planned_row(r, lease.epoch, now_us) | {"status": statuses.MISSED, "reason": reason[:500]}
+        for r, reason in missed
+    ]
+    async with engine.begin() as conn:
+        values = {"updated_us": now_us}
+        if planned_through_us:
+            values["planned_through_us"] = planned_through_us
+        await _fence(conn, lease, values)
+        if rows:
+            await conn.execute(insert_ignore(task_process), rows)
+        for runid, reason in (lost or {}).items():
+            await conn.execute(
+                update(task_process)
+                .where(task_process.c.runid == runid, task_process.c.status.in_(statuses.ACTIVE))
+                .values(status=statuses.LOST, reason=reason[:500], updated_us=now_us)
+            )
+
+
+async def set_run_status(
+    engine: AsyncEngine,
+    runids: list[str],
+    status: str,
+    now_us: int,
+    *,
+    only_from: frozenset[str] = statuses.ACTIVE,
+    reason: str = "",
+) -> None:
+    """Move runs to `status` where they are still in one of `only_from`. One short
+    transaction per chunk: a burst's status must not hold the writer lock for long."""
+    values: dict[str, Any] = {"status": status, "updated_us": now_us}
+    if reason:
+        values["reason"] = reason[:500]
+    for chunk in _chunks(runids):
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(task_process)
+                .where(task_process.c.runid.in_(chunk), task_process.c.status.in_(only_from))
+                .values(**values)
+            )
+
+
+_STARTED_COLS = ("pid", "start", "run_user", "uid", "gid", "updated_us")
+
+
+_FINISHED_COLS = (
+    "pid",
+    "start",
+    "end",
+    "code",
+    "signal",
+    "reason",
+    "result",
+    "output_bytes",
+    "truncated",
+    "run_user",
+    "uid",
+    "gid",
+    "updated_us",
+)
+
+
+def _upsert(table: Table, mysql: bool, cols: tuple[str, ...], guard: frozenset[str]) -> Any:
+    """INSERT a run row, or update the existing one unless its status is in `guard`."""
+    if mysql:
+        stmt = mysql_dialect.insert(table)
+        keep = table.c.status.in_(_statuses_sql(guard))
+        # MySQL assigns left to right: `status` must come last, after the guards read it.
+        pairs = [(c, func.if_(keep, table.c[c], stmt.inserted[c])) for c in (*cols, "status")]
+        return stmt.on_duplicate_key_update(pairs)
+    lite = sqlite_dialect.insert(table)
+    return lite.on_conflict_do_update(
+        index_elements=["runid"],
+        set_={c: lite.excluded[c] for c in (*cols, "status")},
+        where=table.c.status.not_in(_statuses_sql(guard)),
+    )
+
+
+async def record_reports(
+    engine: AsyncEngine,
+    started: list[dict[str, Any]],
+    finished: list[dict[str, Any]],
+    chunks: list[dict[str, Any]],
+) -> None:
+    """Apply agent reports in one transaction; repeats and reorderings change nothing."""
+    mysql = is_mysql(engine)
+    running_or_final = statuses.FINAL | {statuses.RUNNING}
+    async with engine.begin() as conn:
+        if started:
+            await conn.execute(
+                _upsert(task_process, mysql, _STARTED_COLS, running_or_final), started
+            )
+        if finished:
+            await conn.execute(
+                _upsert(task_process, mysql, _FINISHED_COLS, statuses.FINAL), finished
+            )
+        if chunks:
+            await conn.execute(insert(task_output), chunks)
+
+
+async def runs_waiting(engine: AsyncEngine, since_us: int) -> list[PlannedRun]:
+    """Planned runs not yet sent (by a leader that died, or retries waiting for their time)."""
+    due = func.greatest if is_mysql(engine) else func.max
+    async with engine.connect() as conn:
+        rows = (
+            (
+                await conn.execute(
+                    select(task_process).where(
+                        and_(
+                            task_process.c.status == statuses.PLANNED,
+                            due(task_process.c.sched_us, task_process.c.due_us) >= since_us,
+                        )
+                    )
+                )
+            )
+            .mappings()
+            .all()
+        )
+    return [_planned_run(r) for r in rows]
+
+
+def _planned_run(r: Any) -> PlannedRun:
+    return PlannedRun(
+        runid=r["runid"],
+        task_id=r["task_id"],
+        aid=r["aid"],
+        sched_us=r["sched_us"],
+        attempt=r["attempt"],
+        instance=r["instance"],
+        trigger=r["trigger"],
+        first_runid=r["first_runid"],
+        parent_runid=r["parent_runid"],
+        due_us=r["due_us"],
+    )
+
+
+async def runs_in_flight(
+    engine: AsyncEngine, aid: int, *, updated_before_us: int, status: frozenset[str]
+) -> list[tuple[PlannedRun, str]]:
+    """Runs of one agent still `dispatched`/`running` in the store, last touched before a time."""
+    query = select(task_process).where(
+        task_process.c.aid == aid,
+        task_process.c.status.in_(status),
+        task_process.c.updated_us < updated_before_us,
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [(_planned_run(r), r["status"]) for r in rows]
+
+
+async def reroute_run(engine: AsyncEngine, runid: str, aid: int, now_us: int) -> bool:
+    """Move a run not yet sent to another agent (failover); False if it was sent meanwhile."""
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(task_process)
+            .where(task_process.c.runid == runid, task_process.c.status == statuses.PLANNED)
+            .values(aid=aid, updated_us=now_us)
+        )
+    return result.rowcount == 1
+
+
+async def expire_planned(engine: AsyncEngine, before_us: int, now_us: int) -> int:
+    """Planned runs whose time (and grace) passed with no leader to send them: missed."""
+    due = func.greatest if is_mysql(engine) else func.max
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(task_process)
+            .where(
+                task_process.c.status == statuses.PLANNED,
+                due(task_process.c.sched_us, task_process.c.due_us) < before_us,
+            )
+            .values(
+                status=statuses.MISSED,
+                updated_us=now_us,
+                reason="no center sent it within the dispatch grace",
+            )
+        )
+    return int(result.rowcount)

@@ -1,0 +1,62 @@
+"""Sans-IO message codec: Message <-> framed msgpack envelope {"call", "params"}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# msgpack ships no type hints; `unused-ignore` keeps this quiet once pyproject gains an override.
+import msgpack  # type: ignore[import-untyped, unused-ignore]
+
+from protocol.errors import PayloadError, ProtocolError
+from protocol.framing import MAX_FRAME_BYTES, FrameDecoder, encode_frame
+from protocol.messages import Message, message_from_envelope
+
+
+def encode(message: Message) -> bytes:
+    """One message as one frame."""
+    envelope = {"call": message.CALL, "params": message.to_params()}
+    return encode_frame(msgpack.packb(envelope, use_bin_type=True))
+
+
+def encode_many(messages: list[Message]) -> bytes:
+    """Several frames joined, for one write per connection per tick."""
+    return b"".join(encode(m) for m in messages)
+
+
+def decode_payload(payload: bytes) -> Message:
+    """Parse and validate one frame's payload; raise only ProtocolError subclasses."""
+    try:
+        envelope: Any = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises many unrelated types for bad input
+        raise PayloadError(f"payload is not valid msgpack: {type(exc).__name__}") from None
+    if not isinstance(envelope, dict) or set(envelope) != {"call", "params"}:
+        raise PayloadError('payload must be a map with exactly the keys "call" and "params"')
+    return message_from_envelope(envelope["call"], envelope["params"])
+
+
+class MessageDecoder:
+    """Bytes in, validated messages out; the first error poisons the stream."""
+
+    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        self._frames = FrameDecoder(max_frame_bytes)
+        self._error: ProtocolError | None = None
+
+    @property
+    def max_frame_bytes(self) -> int:
+        return self._frames.max_frame_bytes
+
+    @max_frame_bytes.setter
+    def max_frame_bytes(self, limit: int) -> None:
+        self._frames.max_frame_bytes = limit
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Add bytes; return every message they complete, or raise the stream's first error."""
+        if self._error is not None:
+            raise self._error
+        try:
+            return [decode_payload(p) for p in self._frames.feed(data)]
+        except ProtocolError as exc:
+            # The frame decoder only poisons itself on framing errors; a bad payload must stop
+            # the stream too, or the frames after it would be read as if nothing had happened.
+            self._error = exc
+            raise

@@ -1,0 +1,205 @@
+"""A compromised agent host holds the cluster secret: what it can and cannot do to the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from center.db import upgrade_database
+from center.tables import task_process
+from protocol import statuses
+from protocol.messages import (
+    AgentState,
+    Exec,
+    Message,
+    Ping,
+    Pong,
+    Register,
+    RunRef,
+    RunSpec,
+)
+from protocol.stream import Connection, accept_handshake, open_handshake
+from tests.integration.cluster import (
+    SECRET,
+    add_group,
+    add_rule,
+    approve_agent,
+    now_us,
+    poll,
+    running_agent,
+    running_center,
+    runs_of,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+
+
+@pytest.fixture
+async def db_url(sqlite_url: str) -> str:
+    """SQLite only: these are attacks on the protocol's trust, not on the store."""
+    async with asyncio.timeout(60):
+        await upgrade_database(sqlite_url)
+    return sqlite_url
+
+
+async def _as_center(port: int, messages: list[Message]) -> None:
+    """Connect to an agent as a center would, with the cluster secret, and send `messages`."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = Connection(reader, writer)
+    try:
+        async with asyncio.timeout(10):
+            await open_handshake(conn, (SECRET.encode(),), role="center", name="rogue")
+            await conn.recv()  # the agent's state
+            conn.send_many(messages)
+            await conn.drain()
+            await asyncio.sleep(2)  # time for the agent to act on them, if it would
+    finally:
+        await conn.close()
+
+
+def _exec(n: int, run_user: str, marker: Path) -> Exec:
+    return Exec(
+        epoch=2**62,  # above any leader's: the agent cannot tell a rogue center by its epoch
+        ref=RunRef(runid=f"rogue-{n}", task_id=10**6 + n, sched_us=1),
+        spec=RunSpec(task_id=10**6 + n, command=f"/usr/bin/touch {marker}", run_user=run_user),
+    )
+
+
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A folder in /tmp that nobody may write to (tmp_path is root's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="uc-rogue-"))
+    folder.chmod(0o777)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+async def test_a_rogue_center_cannot_run_outside_the_agents_policy(
+    db_url: str, tmp_path: Path, open_folder: Path
+):
+    """With the secret, posing as a center to another agent, it asks for a job as root and as
+    a user the agent does not allow: neither runs (the agent's run_user policy is its own).
+    As the one user allowed, it does run: the limit the README states."""
+    users = ["root", "daemon", "nobody"]
+    markers = [open_folder / f"as-{user}" for user in users]
+    execs = [_exec(n, user, markers[n]) for n, user in enumerate(users)]
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port, agent_allowed_users="nobody") as agent,
+    ):
+        await _as_center(agent.port, execs)
+    assert _existing(markers) == [False, False, True]
+
+
+def _existing(paths: list[Path]) -> list[bool]:
+    return [p.exists() for p in paths]
+
+
+class _Impostor:
+    """Listens like an agent: proves itself with the secret, answers pings, keeps the execs."""
+
+    def __init__(self) -> None:
+        self.execs: list[Exec] = []
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = Connection(reader, writer)
+        with contextlib.suppress(Exception):
+            secrets = (SECRET.encode(),)
+            await accept_handshake(conn, secrets, name="web-1", expect_role="center")
+            conn.send(AgentState(epoch=0, running=[], agent_name="web-1"))
+            await conn.drain()
+            while True:
+                message = await conn.recv()
+                if isinstance(message, Ping):
+                    conn.send(Pong(sent_ms=message.sent_ms))
+                    await conn.drain()
+                elif isinstance(message, Exec):
+                    self.execs.append(message)
+        await conn.close()
+
+
+async def _register_as(center_port: int, name: str, port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", center_port)
+    conn = Connection(reader, writer)
+    try:
+        await open_handshake(conn, (SECRET.encode(),), role="agent", name=name)
+        conn.send(Register(name=name, host="127.0.0.1", port=port))
+        await conn.drain()
+        await conn.recv()
+    finally:
+        await conn.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="center/store/agents._register_once identifies an agent by its name alone: any holder "
+    "of the cluster secret that registers under an approved agent's name moves that agent's "
+    "address to itself (status kept), and the leader sends it the agent's runs, commands and env",
+)
+async def test_a_host_cannot_take_over_another_agents_runs(
+    db_url: str, engine: AsyncEngine, tmp_path: Path
+):
+    """A compromised host registers, again and again, under the name of an approved agent with
+    its own address: it never receives that agent's runs (nor their environment)."""
+    gid = await add_group(engine)
+    impostor = _Impostor()
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port, name="web-1"),
+        impostor as impostor_port,
+    ):
+        aid = await approve_agent(engine, "web-1", gid)
+        await add_rule(engine, [aid], gid=gid, env='{"DEPLOY_TOKEN": "t0ps3cret"}')
+        for _ in range(50):  # the real agent registers every second: register more often
+            await _register_as(center.registration_port, "web-1", impostor_port)
+            await asyncio.sleep(0.2)
+            if impostor.execs:
+                break
+    assert [e.spec.env for e in impostor.execs] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="agent/control: an agent obeys the highest epoch it has seen and keeps it durably; "
+    "any holder of the cluster secret can send one far above the leader's (2**62), and from "
+    "then on the agent refuses every command of the real leader as stale",
+)
+async def test_a_rogue_epoch_does_not_lock_the_leader_out(
+    db_url: str, engine: AsyncEngine, tmp_path: Path
+):
+    """A rogue center sends one harmless exec with a huge epoch: the agent goes on running
+    the real leader's rules."""
+    gid = await add_group(engine)
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port) as agent,
+    ):
+        aid = await approve_agent(engine, "agent-1", gid)
+        task_id = await add_rule(engine, [aid], gid=gid)
+        await poll(lambda: _succeeded_since(engine, task_id, 0), 15)
+        await _as_center(agent.port, [_exec(1, "nobody", Path("/nonexistent/x"))])
+        since = now_us() + 1_000_000
+        await poll(lambda: _succeeded_since(engine, task_id, since), 8)
+
+
+async def _succeeded_since(engine: AsyncEngine, task_id: int, since_us: int) -> list:
+    final = task_process.c.status == statuses.SUCCESS
+    return await runs_of(engine, task_id, final, task_process.c.sched_us > since_us)
