@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import structlog
 
 from agent.daemons import DaemonSupervisor
-from agent.decisions import DaemonPolicy
+from agent.decisions import DaemonPolicy, epoch_refusal
 from agent.holding import Holding
 from agent.journal import Journal
 from agent.metrics import AgentMetrics
@@ -102,7 +102,8 @@ class Control:
         if isinstance(message, Exec):
             return self._on_exec(session, message)
         if isinstance(message, Ping):
-            self._note_epoch(session, message.epoch)
+            if not epoch_refusal(message.epoch, self._journal.epoch):
+                self._note_epoch(session, message.epoch)
             return [Pong(sent_ms=message.sent_ms, resources=self.resources())]
         if isinstance(message, Kill):
             return self._on_kill(session, message)
@@ -125,13 +126,13 @@ class Control:
     def _stale(
         self, session: Session, epoch: int, what: str, runid: str = ""
     ) -> list[Message] | None:
-        """An Error reply if `epoch` is below the highest seen; else note it and return None."""
+        """An Error reply if `epoch` is stale or implausible; else note it and return None."""
         highest = self._journal.epoch
-        if epoch < highest:
+        reason = epoch_refusal(epoch, highest)
+        if reason:
             log.warning("agent.stale_epoch", center=session.conn.peer_name, what=what,
-                        epoch=epoch, highest=highest)
-            return [Error(code="stale_epoch", runid=runid,
-                          message=f"{what}: epoch {epoch} is below {highest}, refused")]
+                        epoch=epoch, highest=highest, reason=reason)
+            return [Error(code="stale_epoch", runid=runid, message=f"{what}: {reason}, refused")]
         self._note_epoch(session, epoch)
         return None
 

@@ -162,3 +162,18 @@ def _signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return str(signum)
+
+# ---------------------------------------------------------------- epoch fencing
+
+# A lease's epoch grows by one per takeover. Any holder of the cluster secret can pose as a
+# center, so a jump this large is taken for a forgery: obeying it would lock the real leader out.
+MAX_EPOCH_STEP = 1_000_000
+
+
+def epoch_refusal(epoch: int, highest: int) -> str:
+    """Why a center's `epoch` is refused given the highest seen (-1: none yet), or ''."""
+    if epoch < highest:
+        return f"epoch {epoch} is below {highest}"
+    if highest >= 0 and epoch - highest > MAX_EPOCH_STEP:
+        return f"epoch {epoch} jumps more than {MAX_EPOCH_STEP} above {highest}"
+    return ""

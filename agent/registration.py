@@ -41,9 +41,11 @@ class Registrar:
         advertise: HostPort,
         resources: Callable[[], Resources],
         *,
+        key: str = "",
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self._config = config
+        self._key = key
         self._advertise = advertise
         self._resources = resources
         self._tls = tls
@@ -90,6 +92,7 @@ class Registrar:
             name=config.agent_name, host=self._advertise.host, port=self._advertise.port,
             version=__version__, labels=dict(config.agent_labels), resources=self._resources(),
             users=list(config.agent_allowed_users), allow_root=config.agent_allow_root,
+            agent_key=self._key,
         )
 
     async def register_once(self, center: HostPort) -> Registered:

@@ -17,6 +17,7 @@ from agent.accounts import own_account
 from agent.config import AgentConfig
 from agent.control import Control
 from agent.errors import AgentError
+from agent.identity import load_or_create_key
 from agent.journal import Journal
 from agent.metrics import AgentMetrics
 from agent.orphans import TrackedProcess, orphan_finished, stop_orphans
@@ -104,6 +105,7 @@ class AgentService:
         self._outbox = outbox = Outbox.open(config.agent_state_dir,
                                             max_events=config.agent_outbox_max_events)
         try:
+            key = load_or_create_key(config.agent_state_dir)
             outbox.prune_runids(now_us())
             # Read before the writer thread owns the database.
             desired, orphans = outbox.load_daemons(), outbox.load_processes()
@@ -125,7 +127,9 @@ class AgentService:
         control.daemons.restore(desired)
         self.advertise = config.advertise_address(self.port)
         client_tls = client_context(config.tls) if config.tls else None
-        self.registrar = Registrar(config, self.advertise, control.resources, tls=client_tls)
+        self.registrar = Registrar(
+            config, self.advertise, control.resources, key=key, tls=client_tls
+        )
         self._background = [
             asyncio.create_task(self.registrar.run(), name="registration"),
             asyncio.create_task(self._tick(), name="tick"),

@@ -146,7 +146,9 @@ def _parse_cached(text: str, tz: str) -> Schedule:
 def _zone(tz: str) -> ZoneInfo:
     try:
         return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # A folder of the zone database ('Europe') raises IsADirectoryError, which the
+        # rules loop would otherwise take for a store outage.
         raise RuleError("timezone", f"unknown time zone {tz!r}") from None
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.exc import DBAPIError
 
+from center.errors import AgentKeyMismatch
 from center.limits import Buckets
 from protocol.errors import AuthError, ConnectionClosed, ProtocolError
 from protocol.messages import Register, Registered
@@ -131,7 +132,10 @@ class RegistrationServer:
         peer_ip = conn.peer.rsplit(":", 1)[0].strip("[]")
         host = message.host if message.host and not is_wildcard(message.host) else peer_ip
         started = time.monotonic()
-        aid, status = await self._register(message, host)
+        try:
+            aid, status = await self._register(message, host)
+        except AgentKeyMismatch as exc:  # another host, holding the secret, took this name
+            raise AuthError(str(exc)) from exc
         log.info(
             "agent.registered",
             aid=aid,

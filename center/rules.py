@@ -130,9 +130,20 @@ def parse_env(text: str) -> dict[str, str]:
             raise RuleError("env", f"{key[:40]!r} is not a valid variable name")
         if not isinstance(value, str):
             raise RuleError("env", f"value of {key} must be a string")
+        if not _is_unicode(value):
+            # JSON's "\ud800" decodes to a lone surrogate, which no frame can carry.
+            raise RuleError("env", f"value of {key} is not valid Unicode")
         if key.startswith("UNITEDCRON_"):
             raise RuleError("env", f"{key} is reserved for UnitedCron's own variables")
     return env
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_selector(selector: str) -> dict[str, str]:

@@ -90,6 +90,9 @@ agents = Table(
     Column("procs", Integer, nullable=False, server_default="0"),
     Column("outbox", Integer, nullable=False, server_default="0"),
     Column("last_error", String(500), nullable=False, server_default=""),
+    # SHA-256 (hex) of the key the agent first registered with; '' until then, or after an
+    # operator forgot it. A registration under this name with another key is refused.
+    Column("key_hash", String(64), nullable=False, server_default=""),
     *_times(),
     **MYSQL_OPTIONS,
 )

@@ -139,6 +139,7 @@ class Register(Message):
     resources: Resources = field(default_factory=Resources)
     users: list[str] = field(default_factory=list)  # the users it may run as ([]: any but root)
     allow_root: bool = False
+    agent_key: str = ""  # random, kept in the agent's state dir: its name is bound to it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import ipaddress
+import re
 import socket
 import sys
 import tomllib
@@ -21,6 +22,7 @@ from pydantic_settings import (
 
 S = TypeVar("S", bound="ProcessSettings")
 ENV_PREFIX = "UNITEDCRON_"
+_URL_PASSWORD_RE = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 _toml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("toml_path", default=None)
 
 
@@ -139,6 +141,11 @@ def load_settings(cls: type[S], config_file: Path | None = None, **flags: Any) -
         _toml_path.reset(token)
 
 
+def mask_url_passwords(text: str) -> str:
+    """`scheme://user:password@host` → `scheme://user:***@host`, wherever it occurs."""
+    return _URL_PASSWORD_RE.sub(r"\1***@", text)
+
+
 def settings_or_exit(cls: type[S], config_file: Path | None = None, **flags: Any) -> S:
     """load_settings, but a bad setting stops the process with one line naming it."""
     try:
@@ -148,7 +155,8 @@ def settings_or_exit(cls: type[S], config_file: Path | None = None, **flags: Any
         name = ENV_PREFIX + "_".join(str(p) for p in err["loc"][:1]).upper()
         value = err.get("input")
         shown = "" if "secret" in name.lower() else f" (got {value!r})"
-        sys.stderr.write(f"unitedcron: bad setting {name}: {err['msg']}{shown}\n")
+        line = f"unitedcron: bad setting {name}: {err['msg']}{shown}\n"
+        sys.stderr.write(mask_url_passwords(line))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         sys.stderr.write(f"unitedcron: cannot read config file {config_file}: {exc}\n")
     raise SystemExit(2)

@@ -41,6 +41,7 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
         "allow_root": bool(users.get("allow_root", False)),
     }
     row["pending"] = row["status"] == agents.PENDING and row["gid"] is None
+    row["key_bound"] = bool(row.pop("key_hash", ""))  # the hash itself stays in the database
     return row
 
 
@@ -173,11 +174,13 @@ async def _changes(
 async def delete_agent(engine: AsyncEngine, actor: Actor, aid: int) -> None:
     """Forget an agent (status -1, no group) and take it out of every rule.
 
-    If it registers again it comes back as pending."""
+    If it registers again it comes back as pending, and its name is bound to the key it
+    brings then (the way to readmit a reinstalled host)."""
     now = now_us()
     async with engine.begin() as conn:
         before = await _visible(conn, actor, aid, Action.EDIT)
         await agents.detach(conn, aid, now)
-        await agents.update_agent(conn, aid, {"status": agents.DELETED, "gid": None}, now)
+        forgotten = {"status": agents.DELETED, "gid": None, "key_hash": ""}
+        await agents.update_agent(conn, aid, forgotten, now)
         target = ("agent", aid, before["gid"])
         await audited(conn, actor, now, "agent.delete", target, before=before)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,7 @@ from sqlalchemy import case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from center.errors import AgentKeyMismatch
 from center.routing import AGENT_DELETED, AGENT_PENDING, AgentInfo
 from center.store._util import _json, new_id
 from center.tables import (
@@ -65,7 +67,37 @@ async def register_agent(
 async def _register_once(
     engine: AsyncEngine, reg: Register, ip: str, now_us: int
 ) -> tuple[int, int]:
-    values = {
+    key_hash = hashlib.sha256(reg.agent_key.encode()).hexdigest() if reg.agent_key else ""
+    values = _registered_values(reg, ip, now_us)
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(select(agents.c.id).where(agents.c.name == reg.name))
+        ).first()
+        if row is None:
+            result = await conn.execute(
+                insert(agents).values(
+                    name=reg.name, status=AGENT_PENDING, create_time=now_us, key_hash=key_hash,
+                    **values,
+                )
+            )
+            return new_id(result), AGENT_PENDING
+        # One statement, not read-then-write: an operator may approve or disable the agent
+        # between our read and this write, and that decision must survive. The key is taken
+        # on first use, and after that must match: the name is bound to the host that has it.
+        undeleted = case((agents.c.status == AGENT_DELETED, AGENT_PENDING), else_=agents.c.status)
+        result = await conn.execute(
+            update(agents)
+            .where(agents.c.id == row.id, agents.c.key_hash.in_(("", key_hash)))
+            .values(status=undeleted, key_hash=key_hash, **values)
+        )
+        if result.rowcount == 0:
+            raise AgentKeyMismatch(int(row.id), reg.name)
+        status = (await conn.execute(select(agents.c.status).where(agents.c.id == row.id))).scalar()
+        return int(row.id), int(status or 0)
+
+
+def _registered_values(reg: Register, ip: str, now_us: int) -> dict[str, Any]:
+    return {
         "ip": ip,
         "port": reg.port,
         "version": reg.version[:32],
@@ -79,27 +111,6 @@ async def _register_once(
         "heart_beat_time": now_us,
         "update_time": now_us,
     }
-    async with engine.begin() as conn:
-        row = (
-            await conn.execute(
-                select(agents.c.id, agents.c.status).where(agents.c.name == reg.name)
-            )
-        ).first()
-        if row is None:
-            result = await conn.execute(
-                insert(agents).values(
-                    name=reg.name, status=AGENT_PENDING, create_time=now_us, **values
-                )
-            )
-            return new_id(result), AGENT_PENDING
-        # One statement, not read-then-write: an operator may approve or disable the agent
-        # between our read and this write, and that decision must survive.
-        undeleted = case((agents.c.status == AGENT_DELETED, AGENT_PENDING), else_=agents.c.status)
-        await conn.execute(
-            update(agents).where(agents.c.id == row.id).values(status=undeleted, **values)
-        )
-        status = (await conn.execute(select(agents.c.status).where(agents.c.id == row.id))).scalar()
-        return int(row.id), int(status or 0)
 
 
 async def set_agent_status(

@@ -1,5 +1,6 @@
 """crontab.notice (why some runs of a valid rule are not planned); agents.agent_labels (the
-labels an agent reports, kept apart from those operators set in `labels`).
+labels an agent reports, kept apart from those operators set in `labels`); agents.key_hash (the
+SHA-256 of the key an agent first registered with, so another host cannot take its name).
 
 Revision ID: 0003
 Revises: 0002
@@ -25,10 +26,14 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("agents") as batch:
         batch.add_column(sa.Column("agent_labels", sa.Text(), server_default="{}", nullable=False))
+        batch.add_column(
+            sa.Column("key_hash", sa.String(length=64), server_default="", nullable=False)
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("agents") as batch:
+        batch.drop_column("key_hash")
         batch.drop_column("agent_labels")
     with op.batch_alter_table("crontab") as batch:
         batch.drop_column("notice")

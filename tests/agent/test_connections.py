@@ -11,6 +11,7 @@ import pytest
 import structlog
 
 from agent.config import AgentConfig
+from agent.decisions import MAX_EPOCH_STEP
 from agent.service import AgentService
 from protocol import auth
 from protocol.codec import encode
@@ -155,6 +156,19 @@ async def test_stale_epoch_refused(center: CenterPeer) -> None:
     finished = await center.run(exec_msg("/usr/bin/true", epoch=5))
     assert finished.status == "success"
     assert not any(getattr(m, "ref", None) == stale.ref for m in center.seen)
+
+
+async def test_implausible_epoch_jump_refused(center: CenterPeer) -> None:
+    """After epoch 5, a ping and an exec with a forged huge epoch are not obeyed: epoch 5 still
+    runs (a holder of the secret cannot lock the real leader out)."""
+    await center.sync(epoch=5)
+    forged = 5 + MAX_EPOCH_STEP + 1
+    await center.sync(epoch=forged)  # a ping: answered, its epoch not noted
+    await center.send(exec_msg("/usr/bin/true", epoch=forged))
+    error = await center.expect(Error)
+    assert error.code == "stale_epoch" and "jumps more than" in error.message
+    finished = await center.run(exec_msg("/usr/bin/true", epoch=5))
+    assert finished.status == "success"
 
 
 async def test_higher_epoch_is_durable(

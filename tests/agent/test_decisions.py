@@ -6,6 +6,7 @@ import pytest
 
 from agent.config import AgentConfig
 from agent.decisions import (
+    MAX_EPOCH_STEP,
     DaemonPolicy,
     Health,
     Overlap,
@@ -13,6 +14,7 @@ from agent.decisions import (
     after_exit,
     daemon_exec,
     decide_overlap,
+    epoch_refusal,
     exit_summary,
     launch_key,
     plan_wanted,
@@ -157,3 +159,20 @@ def test_outbox_keeps_the_wanted_daemons(tmp_path) -> None:
 def test_decisions_module_is_pure() -> None:
     """agent.decisions imports no event loop, database or clock."""
     assert _problems("agent.decisions", set()) == []
+
+
+@pytest.mark.parametrize(
+    ("epoch", "highest", "refused"),
+    [
+        (5, 5, ""),
+        (6, 5, ""),
+        (4, 5, "below"),
+        (5 + MAX_EPOCH_STEP, 5, ""),
+        (6 + MAX_EPOCH_STEP, 5, "jumps"),
+        (2**62, -1, ""),  # nothing seen yet: the first center is trusted
+        (2**62, 0, "jumps"),
+    ],
+)
+def test_epoch_refusal(epoch: int, highest: int, refused: str) -> None:
+    reason = epoch_refusal(epoch, highest)
+    assert (refused in reason) if refused else reason == ""

@@ -72,12 +72,6 @@ async def _error_of(engine: AsyncEngine, task_id: int) -> str:
     return str((await rule_row(engine, task_id))["error"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="center/cronexpr._zone catches ZoneInfoNotFoundError and ValueError only; ZoneInfo("
-    "'Europe') raises IsADirectoryError, an OSError, which the rules loop takes for a store "
-    "outage (TRANSIENT): it retries forever and no later rule change is ever loaded",
-)
 async def test_a_time_zone_naming_a_folder_is_a_rule_error(
     db_url: str, engine: AsyncEngine, tmp_path: Path
 ):
@@ -87,11 +81,6 @@ async def test_a_time_zone_naming_a_folder_is_a_rule_error(
     assert (await _error_of(engine, bad)).startswith("timezone:")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="center.rules.parse_env accepts JSON's \\ud800 (a lone surrogate); msgpack cannot "
-    "encode it when the exec frame is built, and the agent's other rules stop running",
-)
 async def test_an_env_value_with_a_lone_surrogate_is_a_rule_error(
     db_url: str, engine: AsyncEngine, tmp_path: Path
 ):

@@ -148,12 +148,6 @@ async def _register_as(center_port: int, name: str, port: int) -> None:
         await conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="center/store/agents._register_once identifies an agent by its name alone: any holder "
-    "of the cluster secret that registers under an approved agent's name moves that agent's "
-    "address to itself (status kept), and the leader sends it the agent's runs, commands and env",
-)
 async def test_a_host_cannot_take_over_another_agents_runs(
     db_url: str, engine: AsyncEngine, tmp_path: Path
 ):
@@ -176,12 +170,6 @@ async def test_a_host_cannot_take_over_another_agents_runs(
     assert [e.spec.env for e in impostor.execs] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent/control: an agent obeys the highest epoch it has seen and keeps it durably; "
-    "any holder of the cluster secret can send one far above the leader's (2**62), and from "
-    "then on the agent refuses every command of the real leader as stale",
-)
 async def test_a_rogue_epoch_does_not_lock_the_leader_out(
     db_url: str, engine: AsyncEngine, tmp_path: Path
 ):

@@ -185,11 +185,6 @@ async def test_errors_of_bad_settings(tmp_path: Path):
         assert leaks(output, secret) == [], output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="protocol/settings.settings_or_exit echoes a bad setting's value unless its name "
-    "holds 'secret': a UNITEDCRON_DB_URL with a wrong scheme is printed with its password",
-)
 async def test_a_bad_database_url_is_not_echoed_with_its_password():
     """A database URL with a password but a wrong scheme: the error does not print the password."""
     password = secrets.token_urlsafe(12)
