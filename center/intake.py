@@ -55,10 +55,12 @@ class Intake:
         if len(self._refused_at) > 10_000:
             self._refused_at.clear()
         self._refused_at[peer_ip] = mono
+        self.security_event("handshake.refused", peer_ip, reason)
+
+    def security_event(self, action: str, client: str, reason: str) -> None:
+        """An audit_log row, written with the next flush (callers throttle)."""
         self._events.append(
-            store.security_event(
-                "handshake.refused", peer_ip, reason, center=self._center_name, at_us=now_us()
-            )
+            store.security_event(action, client, reason, center=self._center_name, at_us=now_us())
         )
 
     async def flush_side(self) -> None:

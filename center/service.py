@@ -65,6 +65,7 @@ class CenterService(PoolListener):
         self.registration_port = 0
         self.metrics = CenterMetrics()
         self.intake = Intake(self.engine, self.metrics, config.center_name)
+        self._forged_fences: set[tuple[int, int]] = set()  # (our epoch, aid) found forged
         self.metrics_port = 0
         self._metrics_server: asyncio.Server | None = None
         self._heartbeats: dict[int, store.Heartbeat] = {}
@@ -383,12 +384,28 @@ class CenterService(PoolListener):
         self._fenced_out(aid, message)
 
     def _fenced_out(self, aid: int, why: str) -> None:
-        """An agent has seen a newer leader than us: whatever our lease row said, we are not."""
-        log.warning("center.fenced_out", aid=aid, our_epoch=self.epoch(), reason=why)
+        """An agent obeys a newer epoch than ours: another center leads, or (any holder of the
+        cluster secret can send an epoch) the agent was fed a forged one. The lease decides."""
         leader = self.leader
-        if leader is not None:
-            self._background(self._step_down_if(leader, f"fenced out by agent {aid}"))
+        if leader is None or (leader.epoch, aid) in self._forged_fences:
+            return
+        log.warning("center.fenced_out", aid=aid, our_epoch=leader.epoch, reason=why)
+        self._background(self._check_fence(leader, aid, why))
 
-    async def _step_down_if(self, leader: Leader, reason: str) -> None:
-        if self.leader is leader:
-            await self._step_down(reason)
+    async def _check_fence(self, leader: Leader, aid: int, why: str) -> None:
+        still_ours = await store.renew_lease(
+            self.engine, leader.lease, now_us(), self.config.lease_ttl_us
+        )
+        if self.leader is not leader:
+            return
+        if not still_ours:
+            await self._step_down(f"fenced out by agent {aid}")
+            return
+        # We hold the lease at our epoch, so no real leader sent that one. Stepping down would
+        # let one forged agent make every center give up the lease in turn.
+        self._forged_fences.add((leader.epoch, aid))
+        name = self.agents[aid].name if aid in self.agents else str(aid)
+        log.error("center.agent_epoch_forged", aid=aid, agent=name, our_epoch=leader.epoch,
+                  reason=why)
+        self.intake.security_event("agent.epoch_forged", name, f"agent {aid}: {why}")
+

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center.db import upgrade_database
-from center.tables import task_process
+from center.tables import audit_log, task_process
 from protocol import statuses
 from protocol.messages import (
     AgentState,
@@ -186,6 +188,35 @@ async def test_a_rogue_epoch_does_not_lock_the_leader_out(
         await _as_center(agent.port, [_exec(1, "nobody", Path("/nonexistent/x"))])
         since = now_us() + 1_000_000
         await poll(lambda: _succeeded_since(engine, task_id, since), 8)
+
+
+async def test_a_forged_epoch_within_the_step_does_not_unseat_the_leader(
+    db_url: str, engine: AsyncEngine, tmp_path: Path
+):
+    """A rogue center sends an epoch a little above the leader's: that one agent refuses the
+    leader from then on, but the leader checks its lease, keeps leading for everyone else, and
+    writes the forgery to the audit log."""
+    gid = await add_group(engine)
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port) as agent,
+    ):
+        aid = await approve_agent(engine, "agent-1", gid)
+        task_id = await add_rule(engine, [aid], gid=gid)
+        await poll(lambda: _succeeded_since(engine, task_id, 0), 15)
+        assert center.leader is not None
+        epoch = center.leader.epoch
+        forged = dataclasses.replace(_exec(1, "nobody", Path("/nonexistent/x")), epoch=epoch + 10)
+        await _as_center(agent.port, [forged])
+        events = await poll(lambda: _audit(engine, "agent.epoch_forged"), 10)
+        assert events[0]["client"] == "agent-1"
+        assert center.leader is not None and center.leader.epoch == epoch
+
+
+async def _audit(engine: AsyncEngine, action: str) -> list:
+    async with engine.connect() as conn:
+        query = select(audit_log).where(audit_log.c.action == action)
+        return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
 async def _succeeded_since(engine: AsyncEngine, task_id: int, since_us: int) -> list:
