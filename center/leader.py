@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -344,11 +345,15 @@ class Leader:
     ) -> None:
         planned = frozenset({statuses.PLANNED})
         await store.set_run_status(self.engine, sent, statuses.DISPATCHED, now, only_from=planned)
-        for runid, reason in skipped.items():
-            await store.set_run_status(self.engine, [runid], statuses.SKIPPED, now, reason=reason)
         for runid, reason in missed.items():
             log.warning("run.missed", runid=runid, reason=reason)
-            await store.set_run_status(self.engine, [runid], statuses.MISSED, now, reason=reason)
+        # One write per reason, not per run: a burst for a dead agent shares one reason.
+        for status, reasons in ((statuses.SKIPPED, skipped), (statuses.MISSED, missed)):
+            by_reason: dict[str, list[str]] = defaultdict(list)
+            for runid, reason in reasons.items():
+                by_reason[reason].append(runid)
+            for reason, runids in by_reason.items():
+                await store.set_run_status(self.engine, runids, status, now, reason=reason)
 
     # ------------------------------------------------------------ results and commands
 
