@@ -49,20 +49,28 @@ class FakeAgent:
             while True:
                 msg = await conn.recv()
                 if isinstance(msg, Exec):  # a real agent answers when the process starts
+                    self.received(msg)
                     delay_s = max(msg.ref.sched_us / 1e6 - time.time(), 0)
-                    loop.call_later(delay_s, conn.send_many, self.answer(msg))
+                    loop.call_later(delay_s, self._reply, conn, msg)
                 else:
                     conn.send_many(self.answer(msg))
         except (ProtocolError, OSError, ConnectionError, Exception):
             await conn.close()
 
+    def _reply(self, conn: Connection, msg: Exec) -> None:
+        conn.send_many(self.answer(msg))
+
+    def received(self, msg: Exec) -> None:
+        """An exec arrived: note how late (negative: how early) against its scheduled time."""
+        self.lateness_us.append(time.time_ns() // 1000 - msg.ref.sched_us)
+
     def answer(self, msg: Message) -> list[Message]:
+        """The reply, built when it is sent: an exec's at its scheduled time, as it starts."""
         now = time.time_ns() // 1000
         if isinstance(msg, Ping):
             return [Pong(sent_ms=msg.sent_ms, resources=Resources())]
         if not isinstance(msg, Exec):
             return []
-        self.lateness_us.append(now - msg.ref.sched_us)
         self.seq += 2
         return [
             RunStarted(seq=self.seq - 1, ref=msg.ref, pid=1, start_us=now, run_user="nobody"),
@@ -76,7 +84,8 @@ async def main(count: int, secret: str, out: Path) -> None:
     ports = [await a.start() for a in agents]
     print(json.dumps({"ports": ports}), flush=True)
     stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     await stop.wait()
     out.write_text(json.dumps([a.lateness_us for a in agents]))
 
