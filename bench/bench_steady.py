@@ -1,6 +1,6 @@
 """Steady-state benchmark (issue 7): N enabled rules on mixed schedules, over a bounded window.
 
-Run: .venv/bin/python bench/bench_steady.py [N] [--seconds S] [--agents K]
+Run: .venv/bin/python bench/bench_steady.py [N] [--seconds S] [--agents K] [--mix busy|fleet]
      (defaults: N = 100000 rules, S = 60 s, K = 4 fake agents)
 
 One job: what a center costs at rest with a big rule book, against the targets of issue 7:
@@ -68,7 +68,9 @@ class Kind:
 
 
 # Seconds (and minutes, hours) spread by the rule's index: a steady flow, not bursts.
-MIX = (
+# "busy": a third of the rules every minute (810 fires/s at 100k); "fleet": mostly hourly and
+# daily jobs, as on a real fleet (67 fires/s at 100k), for what holding the rules costs.
+BUSY = (
     Kind("every minute", 0.30, 60, lambda k: f"{k % 60} * * * * *"),
     Kind("every 5 min", 0.25, 300, lambda k: f"{k % 60} {k // 60 % 5}/5 * * * *"),
     Kind("every 15 min", 0.20, 900, lambda k: f"{k % 60} {k // 60 % 15}/15 * * * *"),
@@ -77,19 +79,26 @@ MIX = (
     Kind("every 10 s", 0.01, 10, lambda k: f"{k % 10}/10 * * * * *"),
     Kind("every second", 0.001, 1, lambda k: "* * * * * *"),
 )
+FLEET = (
+    Kind("every 5 min", 0.10, 300, lambda k: f"{k % 60} {k // 60 % 5}/5 * * * *"),
+    Kind("every 15 min", 0.20, 900, lambda k: f"{k % 60} {k // 60 % 15}/15 * * * *"),
+    Kind("hourly", 0.35, 3600, lambda k: f"{k // 60 % 60} {k % 60} * * * *"),
+    Kind("daily", 0.349, 86_400, lambda k: f"{k // 1440 % 60} {k // 24 % 60} {k % 24} * * *"),
+    Kind("every minute", 0.001, 60, lambda k: f"{k % 60} * * * * *"),
+)
+MIXES = {"busy": BUSY, "fleet": FLEET}
 
 
-def mix_counts(n: int) -> list[int]:
-    counts = [int(kind.share * n) for kind in MIX]
+def mix_counts(n: int, mix: tuple[Kind, ...]) -> list[int]:
+    counts = [int(kind.share * n) for kind in mix]
     counts[0] += n - sum(counts)
     return counts
 
 
-def make_rules(n: int) -> list[str]:
+def make_rules(n: int, mix: tuple[Kind, ...]) -> list[str]:
     """Rule texts; task id i is rules[i - 1]."""
-    return [
-        kind.rule(k) for kind, count in zip(MIX, mix_counts(n), strict=True) for k in range(count)
-    ]
+    counts = mix_counts(n, mix)
+    return [kind.rule(k) for kind, count in zip(mix, counts, strict=True) for k in range(count)]
 
 
 def free_port() -> int:
@@ -455,7 +464,7 @@ def row(label: str, figure: str, target: str = "", ok: bool | None = None) -> No
     print(f"  {label:<26}{figure:<40}{target:<10}{mark}".rstrip())
 
 
-def print_setup(n: int, k: int, seconds: int) -> None:
+def print_setup(n: int, k: int, seconds: int, mix: tuple[Kind, ...]) -> None:
     print(
         f"steady state: {n:,} enabled rules, {k} fake agents, window {seconds} s "
         f"(after the first exec + {SETTLE_S:.0f} s)"
@@ -466,7 +475,7 @@ def print_setup(n: int, k: int, seconds: int) -> None:
     )
     print(f"\n{'mix':<14} {'rules':>8} {'fires/s':>8}   example rule (sec min hour dom mon dow)")
     total = 0.0
-    for kind, count in zip(MIX, mix_counts(n), strict=True):
+    for kind, count in zip(mix, mix_counts(n, mix), strict=True):
         rate, total = count / kind.period_s, total + count / kind.period_s
         print(f"{kind.label:<14} {count:>8,} {rate:>8.1f}   {kind.rule(count // 2)}")
     print(f"{'total':<14} {n:>8,} {total:>8.1f}", flush=True)
@@ -534,8 +543,8 @@ async def observe(rig: Rig, n: int, seconds: int) -> tuple[Warmup, Window]:
         rig.sampler.task.cancel()
 
 
-async def run(n: int, seconds: int, k: int, tmp: Path) -> None:
-    rules = make_rules(n)
+async def run(n: int, seconds: int, k: int, mix: tuple[Kind, ...], tmp: Path) -> None:
+    rules = make_rules(n, mix)
     db_path = tmp / "steady.db"
     db_url = f"sqlite+aiosqlite:///{db_path}"
     await upgrade_database(db_url)
@@ -566,6 +575,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("n", type=int, nargs="?", default=100_000, help="rules (100000)")
     parser.add_argument("--seconds", type=int, default=60, help="window length (60)")
     parser.add_argument("--agents", type=int, default=4, help="fake agents (4)")
+    parser.add_argument("--mix", choices=sorted(MIXES), default="busy", help="schedules (busy)")
     args = parser.parse_args(argv)
     if args.n < 1 or args.seconds < 1 or args.agents < 1:
         parser.error("N, --seconds and --agents must be at least 1")
@@ -577,9 +587,10 @@ async def main(argv: list[str]) -> None:
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    print_setup(args.n, args.agents, args.seconds)
+    mix = MIXES[args.mix]
+    print_setup(args.n, args.agents, args.seconds, mix)
     with tempfile.TemporaryDirectory(prefix="bench-steady-") as tmp:
-        await run(args.n, args.seconds, args.agents, Path(tmp))
+        await run(args.n, args.seconds, args.agents, mix, Path(tmp))
 
 
 if __name__ == "__main__":
