@@ -7,14 +7,16 @@ import contextlib
 import dataclasses
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agent.service import AgentService
 from center.db import upgrade_database
+from center.service import CenterService
 from center.tables import audit_log, task_process
 from protocol import statuses
 from protocol.messages import (
@@ -177,14 +179,7 @@ async def test_a_rogue_epoch_does_not_lock_the_leader_out(
 ):
     """A rogue center sends one harmless exec with a huge epoch: the agent goes on running
     the real leader's rules."""
-    gid = await add_group(engine)
-    async with (
-        running_center(db_url) as center,
-        running_agent(tmp_path, center.registration_port) as agent,
-    ):
-        aid = await approve_agent(engine, "agent-1", gid)
-        task_id = await add_rule(engine, [aid], gid=gid)
-        await poll(lambda: _succeeded_since(engine, task_id, 0), 15)
+    async with _a_rule_running(db_url, engine, tmp_path) as (_, agent, task_id):
         await _as_center(agent.port, [_exec(1, "nobody", Path("/nonexistent/x"))])
         since = now_us() + 1_000_000
         await poll(lambda: _succeeded_since(engine, task_id, since), 8)
@@ -196,6 +191,21 @@ async def test_a_forged_epoch_within_the_step_does_not_unseat_the_leader(
     """A rogue center sends an epoch a little above the leader's: that one agent refuses the
     leader from then on, but the leader checks its lease, keeps leading for everyone else, and
     writes the forgery to the audit log."""
+    async with _a_rule_running(db_url, engine, tmp_path) as (center, agent, _):
+        assert center.leader is not None
+        epoch = center.leader.epoch
+        forged = dataclasses.replace(_exec(1, "nobody", Path("/nonexistent/x")), epoch=epoch + 10)
+        await _as_center(agent.port, [forged])
+        events = await poll(lambda: _audit(engine, "agent.epoch_forged"), 10)
+        assert events[0]["client"] == "agent-1"
+        assert center.leader is not None and center.leader.epoch == epoch
+
+
+@contextlib.asynccontextmanager
+async def _a_rule_running(
+    db_url: str, engine: AsyncEngine, tmp_path: Path
+) -> AsyncIterator[tuple[CenterService, AgentService, int]]:
+    """A center and an approved agent, with a rule every second that has succeeded once."""
     gid = await add_group(engine)
     async with (
         running_center(db_url) as center,
@@ -204,13 +214,7 @@ async def test_a_forged_epoch_within_the_step_does_not_unseat_the_leader(
         aid = await approve_agent(engine, "agent-1", gid)
         task_id = await add_rule(engine, [aid], gid=gid)
         await poll(lambda: _succeeded_since(engine, task_id, 0), 15)
-        assert center.leader is not None
-        epoch = center.leader.epoch
-        forged = dataclasses.replace(_exec(1, "nobody", Path("/nonexistent/x")), epoch=epoch + 10)
-        await _as_center(agent.port, [forged])
-        events = await poll(lambda: _audit(engine, "agent.epoch_forged"), 10)
-        assert events[0]["client"] == "agent-1"
-        assert center.leader is not None and center.leader.epoch == epoch
+        yield center, agent, task_id
 
 
 async def _audit(engine: AsyncEngine, action: str) -> list:
