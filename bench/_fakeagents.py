@@ -8,6 +8,7 @@ SIGTERM writes each agent's receipt lateness (µs after the scheduled time) to O
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -54,8 +55,11 @@ class FakeAgent:
                     loop.call_later(delay_s, self._reply, conn, msg)
                 else:
                     conn.send_many(self.answer(msg))
+        except asyncio.CancelledError:  # shutdown: return quietly, no traceback
+            return
         except (ProtocolError, OSError, ConnectionError, Exception):
-            await conn.close()
+            with contextlib.suppress(asyncio.CancelledError):  # cancelled while closing
+                await conn.close()
 
     def _reply(self, conn: Connection, msg: Exec) -> None:
         conn.send_many(self.answer(msg))

@@ -110,6 +110,7 @@ async def catch_up(
 
 
 NOT_YET = -1  # no pong since the agent reconnected
+SWEEP_SILENT_US = 5_000_000  # a run sent (and due) this long ago with no start is resent
 
 
 class Recovery:
@@ -119,6 +120,8 @@ class Recovery:
         self._leader = leader
         # aid -> (runs it says it has, when it connected, reports to store first, or NOT_YET)
         self._pending: dict[int, tuple[frozenset[str], int, int]] = {}
+        # The sweep waiting for its reports to be stored: (reports received, when), or None.
+        self._sweep_mark: tuple[int, int] | None = None
 
     async def catch_up(self, gap_from: int) -> None:
         """Fires between the old leader's cursor and now: each rule's misfire policy."""
@@ -176,18 +179,41 @@ class Recovery:
                     self._pending.setdefault(again, (k, at, 0))
                 raise
 
-    async def sweep(self) -> None:
-        """Runs sent a while ago that never started (a refused exec, a dead socket)."""
-        before = now_us() - 5_000_000
+    async def sweep(self, reports_added: int, reports_written: int) -> None:
+        """Runs sent a while ago that never started (a refused exec, a dead socket).
+
+        Only once every report received before the sweep began is stored: a start still
+        waiting in the report buffer (a burst's reports take seconds to write) is not a run
+        that never started, and resending it would only feed the backlog. A run sent ahead
+        is held by its agent until its time: its silence counts from then."""
+        if self._sweep_mark is None:
+            self._sweep_mark = (reports_added, now_us())
+        needed, began_us = self._sweep_mark
+        if reports_written < needed:
+            return  # try again next time, with the same mark
+        self._sweep_mark = None
+        before = began_us - SWEEP_SILENT_US
         for aid, link in list(self._leader.pool.links.items()):
             if link.connected:
-                await self._recover(aid, None, before, frozenset({statuses.DISPATCHED}))
+                await self._recover(
+                    aid, None, before, frozenset({statuses.DISPATCHED}), due_before_us=before
+                )
 
     async def _recover(
-        self, aid: int, known: frozenset[str] | None, before_us: int, status: frozenset[str]
+        self,
+        aid: int,
+        known: frozenset[str] | None,
+        before_us: int,
+        status: frozenset[str],
+        *,
+        due_before_us: int | None = None,
     ) -> None:
         rows = await store.runs_in_flight(
-            self._leader.engine, aid, updated_before_us=before_us, status=status
+            self._leader.engine,
+            aid,
+            updated_before_us=before_us,
+            status=status,
+            due_before_us=due_before_us,
         )
         name = self._leader.agents[aid].name if aid in self._leader.agents else str(aid)
         now = now_us()

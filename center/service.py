@@ -324,7 +324,8 @@ class CenterService(PoolListener):
 
     async def _sweep_once(self) -> None:
         if self.leader is not None:
-            await self.leader.recovery.sweep()
+            reports = self.intake.reports
+            await self.leader.recovery.sweep(reports.added, reports.written)
 
     async def _dispatch_loop(self) -> None:
         # Short sleeps: one long asyncio.sleep wakes 5-10 ms late, 50 ms steps stay under 1 ms.

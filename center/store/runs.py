@@ -175,14 +175,23 @@ def _planned_run(r: Any) -> PlannedRun:
 
 
 async def runs_in_flight(
-    engine: AsyncEngine, aid: int, *, updated_before_us: int, status: frozenset[str]
+    engine: AsyncEngine,
+    aid: int,
+    *,
+    updated_before_us: int,
+    status: frozenset[str],
+    due_before_us: int | None = None,
 ) -> list[tuple[PlannedRun, str]]:
-    """Runs of one agent still `dispatched`/`running` in the store, last touched before a time."""
+    """Runs of one agent still `dispatched`/`running` in the store, last touched before a time
+    (and, with `due_before_us`, due to start before a time: a run sent ahead waits for it)."""
     query = select(task_process).where(
         task_process.c.aid == aid,
         task_process.c.status.in_(status),
         task_process.c.updated_us < updated_before_us,
     )
+    if due_before_us is not None:
+        due = func.greatest if is_mysql(engine) else func.max
+        query = query.where(due(task_process.c.sched_us, task_process.c.due_us) < due_before_us)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [(_planned_run(r), r["status"]) for r in rows]

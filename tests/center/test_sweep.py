@@ -1,0 +1,67 @@
+"""The sweep resends runs that never started, but not runs whose start is still unwritten
+or that are held by their agent until a later time."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from center import store
+from center.dispatcher import DispatchQueue
+from center.recovery import SWEEP_SILENT_US, Recovery
+from center.reports import now_us
+from center.runs import plan_run
+from protocol import statuses
+
+S = 1_000_000
+
+
+async def _dispatched(engine: AsyncEngine, sched_us: list[int], sent_us: int) -> Any:
+    lease = await store.acquire_lease(engine, "c1", sent_us, 60 * S)
+    assert lease is not None
+    runs = [plan_run(task_id, at, 1) for task_id, at in enumerate(sched_us, 1)]
+    await store.insert_planned(engine, lease, runs, 0, sent_us)
+    await store.set_run_status(engine, [r.runid for r in runs], statuses.DISPATCHED, sent_us)
+    return lease, runs
+
+
+async def test_runs_in_flight_leaves_out_runs_not_yet_due(engine: AsyncEngine):
+    now = 1_000 * S
+    _, runs = await _dispatched(engine, [now - 8 * S, now + 2 * S], now - 10 * S)
+    before = now - SWEEP_SILENT_US
+    flight = frozenset({statuses.DISPATCHED})
+    rows = await store.runs_in_flight(engine, 1, updated_before_us=before, status=flight)
+    assert {r.runid for r, _ in rows} == {runs[0].runid, runs[1].runid}
+    rows = await store.runs_in_flight(
+        engine, 1, updated_before_us=before, status=flight, due_before_us=before
+    )
+    assert [r.runid for r, _ in rows] == [runs[0].runid]
+
+
+def _leader(engine: AsyncEngine, lease: Any) -> Any:
+    return SimpleNamespace(
+        engine=engine,
+        lease=lease,
+        agents={},
+        grace_us=3600 * S,
+        rulebook=SimpleNamespace(rules={}),
+        queue=DispatchQueue(),
+        wake=SimpleNamespace(set=lambda: None),
+        pool=SimpleNamespace(links={1: SimpleNamespace(connected=True)}),
+    )
+
+
+async def test_sweep_waits_for_the_reports_received_before_it(engine: AsyncEngine):
+    now = now_us()
+    lease, runs = await _dispatched(engine, [now - 10 * S], now - 12 * S)  # would be resent
+    leader = _leader(engine, lease)
+    recovery = Recovery(leader)
+    await recovery.sweep(reports_added=10, reports_written=4)
+    assert len(leader.queue) == 0  # reports still unwritten: maybe its start among them
+    await recovery.sweep(reports_added=20, reports_written=9)
+    assert len(leader.queue) == 0
+    await recovery.sweep(reports_added=30, reports_written=10)  # those 10 are stored now
+    assert len(leader.queue) == 1
+    assert leader.queue.pop_due(2**62)[0].runid == runs[0].runid
