@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from _common import free_port, pct  # bench/ is on sys.path when run as a script
 from sqlalchemy import func, insert, select
 
 from center.db import create_engine, upgrade_database
@@ -34,19 +34,6 @@ from center.tables import agents, crontab, crontab_agent, task_process
 SECRET = "bench-secret-0123456789abcdef"
 ROOT = Path(__file__).resolve().parent
 UNITEDCRON = str(Path(sys.executable).with_name("unitedcron"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def fire_expr(at_s: int) -> str:

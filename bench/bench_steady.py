@@ -28,7 +28,6 @@ import math
 import os
 import platform
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from _common import free_port, pct  # bench/ is on sys.path when run as a script
 from _fakeagents import FakeAgent  # bench/ is on sys.path when this file is run as a script
 from sqlalchemy import func, insert, select
 
@@ -99,19 +99,6 @@ def make_rules(n: int, mix: tuple[Kind, ...]) -> list[str]:
     """Rule texts; task id i is rules[i - 1]."""
     counts = mix_counts(n, mix)
     return [kind.rule(k) for kind, count in zip(mix, counts, strict=True) for k in range(count)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # ---------------------------------------------------------------- the fake agents' process
