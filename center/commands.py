@@ -141,7 +141,11 @@ RULE_WAIT_US = 10_000_000
 
 
 def _too_new(command: store.Command, leader: Leader) -> bool:
-    """A command about a rule the center has not loaded yet, issued moments ago."""
-    if command.kind not in ("run", "kill_rule") or command.task_id in leader.rulebook.rules:
+    """A command about a rule, or for agents, the center has not loaded yet, issued moments ago:
+    an agent approved just before a "run now" reaches the center with its next agents poll."""
+    if command.kind not in ("run", "kill_rule") or now_us() - command.created_us >= RULE_WAIT_US:
         return False
-    return now_us() - command.created_us < RULE_WAIT_US
+    rule = leader.rulebook.rules.get(command.task_id)
+    if rule is None:
+        return True
+    return command.kind == "run" and not listed_targets(rule, leader.agents)
