@@ -4,7 +4,7 @@
 # MariaDB on 127.0.0.1:3306 (`UNITEDCRON_TEST_MYSQL` names another server). It creates, and
 # drops at the end, the database `uc_bench_failover`. Two `unitedcron center` and two
 # `python -m agent` processes run with the centers' default timings (lease TTL 3 s, renewed
-# every 1 s, offline after 3 s, pings and agent polls every 1 s), one rule firing every second
+# every 1 s, offline after 2 s, pings and agent polls every 1 s), one rule firing every second
 # on both agents. Figures, per repetition and as min / median / max:
 #
 # * takeover: kill -9 of the leader → another center holds the lease (sampled every 50 ms),

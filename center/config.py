@@ -64,7 +64,7 @@ class CenterConfig(ProcessSettings):
     center_rules_poll_s: float = Field(default=0.5, gt=0.01, le=10)
     center_agents_poll_s: float = Field(default=1.0, gt=0.01, le=10)
     center_ping_interval_s: float = Field(default=1.0, gt=0.05, le=30)
-    center_offline_after_s: float = Field(default=3.0, gt=0.1, le=300)
+    center_offline_after_s: float = Field(default=2.0, gt=0.1, le=300)
     center_reconnect_max_s: float = Field(default=5.0, gt=0.05, le=300)
     center_dispatch_grace_s: float = Field(default=10.0, ge=0, le=3600)
     center_max_frame_bytes: int = Field(default=MAX_FRAME_BYTES, ge=1024, le=64 << 20)
