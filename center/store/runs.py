@@ -138,9 +138,14 @@ async def record_reports(
             await conn.execute(insert(task_output), chunks)
 
 
+def _due_us(engine: AsyncEngine) -> Any:
+    """When a run is due: its scheduled time, or later for a retry waiting out its backoff."""
+    due = func.greatest if is_mysql(engine) else func.max
+    return due(task_process.c.sched_us, task_process.c.due_us)
+
+
 async def runs_waiting(engine: AsyncEngine, since_us: int) -> list[PlannedRun]:
     """Planned runs not yet sent (by a leader that died, or retries waiting for their time)."""
-    due = func.greatest if is_mysql(engine) else func.max
     async with engine.connect() as conn:
         rows = (
             (
@@ -148,7 +153,7 @@ async def runs_waiting(engine: AsyncEngine, since_us: int) -> list[PlannedRun]:
                     select(task_process).where(
                         and_(
                             task_process.c.status == statuses.PLANNED,
-                            due(task_process.c.sched_us, task_process.c.due_us) >= since_us,
+                            _due_us(engine) >= since_us,
                         )
                     )
                 )
@@ -190,8 +195,7 @@ async def runs_in_flight(
         task_process.c.updated_us < updated_before_us,
     )
     if due_before_us is not None:
-        due = func.greatest if is_mysql(engine) else func.max
-        query = query.where(due(task_process.c.sched_us, task_process.c.due_us) < due_before_us)
+        query = query.where(_due_us(engine) < due_before_us)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [(_planned_run(r), r["status"]) for r in rows]
@@ -210,13 +214,12 @@ async def reroute_run(engine: AsyncEngine, runid: str, aid: int, now_us: int) ->
 
 async def expire_planned(engine: AsyncEngine, before_us: int, now_us: int) -> int:
     """Planned runs whose time (and grace) passed with no leader to send them: missed."""
-    due = func.greatest if is_mysql(engine) else func.max
     async with engine.begin() as conn:
         result = await conn.execute(
             update(task_process)
             .where(
                 task_process.c.status == statuses.PLANNED,
-                due(task_process.c.sched_us, task_process.c.due_us) < before_us,
+                _due_us(engine) < before_us,
             )
             .values(
                 status=statuses.MISSED,
