@@ -147,9 +147,9 @@ def _zone(tz: str) -> ZoneInfo:
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        # A folder of the zone database ('Europe') raises IsADirectoryError, which the
-        # rules loop would otherwise take for a store outage.
-        raise RuleError("timezone", f"unknown time zone {tz!r}") from None
+        # A folder of the zone database ('Europe') raises IsADirectoryError, and too long a
+        # key another OSError, which the rules loop would otherwise take for a store outage.
+        raise RuleError("timezone", f"unknown time zone {tz[:64]!r}") from None
 
 
 def _cron_plan(text: str, zone: ZoneInfo) -> _CronPlan:

@@ -18,6 +18,7 @@ ROUTINGS = ("listed", "least_loaded", "round_robin", "hash")
 MISFIRE_POLICIES = ("skip", "once", "all")
 DEPENDS_WHEN = ("success", "failure", "always")
 _USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$", re.IGNORECASE)
+NOT_UNICODE = "must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 ENABLED, PAUSED, DELETED = 1, 0, -1
@@ -130,17 +131,18 @@ def parse_env(text: str) -> dict[str, str]:
             raise RuleError("env", f"{key[:40]!r} is not a valid variable name")
         if not isinstance(value, str):
             raise RuleError("env", f"value of {key} must be a string")
-        if not _is_unicode(value):
-            # JSON's "\ud800" decodes to a lone surrogate, which no frame can carry.
-            raise RuleError("env", f"value of {key} is not valid Unicode")
+        if not is_unicode(value):
+            raise RuleError("env", f"value of {key} {NOT_UNICODE}")
         if key.startswith("UNITEDCRON_"):
             raise RuleError("env", f"{key} is reserved for UnitedCron's own variables")
     return env
 
 
-def _is_unicode(text: str) -> bool:
+def is_unicode(value: Any) -> bool:
+    """Whether every text in a JSON value can be stored and sent: JSON's `\\ud800` escapes
+    make lone surrogates, which neither a UTF-8 column, a UTF-8 page nor msgpack can carry."""
     try:
-        text.encode()
+        json.dumps(value, ensure_ascii=False, default=str).encode()
     except UnicodeEncodeError:
         return False
     return True

@@ -6,10 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from admin import rulefields
 from admin.errors import Invalid
 from admin.permissions import ROLES
 from admin.web import Int64
+from center.rules import NOT_UNICODE, is_unicode
 
 
 class Body(BaseModel):
@@ -19,8 +19,8 @@ class Body(BaseModel):
     @classmethod
     def _unicode(cls, value: Any) -> Any:
         """JSON can spell lone surrogates (`"\\ud800"`): refused here, not a 500 at the database."""
-        if not rulefields.is_unicode(value):
-            raise ValueError(rulefields.NOT_UNICODE)
+        if not is_unicode(value):
+            raise ValueError(NOT_UNICODE)
         return value
 
     def changes(self, nullable: frozenset[str] = frozenset()) -> dict[str, Any]:

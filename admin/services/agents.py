@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from admin import rulefields
 from admin.actor import Actor
 from admin.clock import now_us
 from admin.errors import Conflict, Forbidden, Invalid, NotFound
 from admin.permissions import Action, sees_pending_agents
 from admin.queries import agents, groups
 from admin.services import audited
+from center.rules import NOT_UNICODE, is_unicode
 
 LABELS_BYTES = 4096
 _EDITABLE = frozenset({"status", "gid", "labels"})
@@ -60,8 +60,8 @@ def labels_json(value: Any) -> str:
         isinstance(k, str) and k and isinstance(v, str) for k, v in value.items()
     ):
         raise Invalid("labels", "must be a JSON object of name: text")
-    if not rulefields.is_unicode(value):
-        raise Invalid("labels", rulefields.NOT_UNICODE)
+    if not is_unicode(value):
+        raise Invalid("labels", NOT_UNICODE)
     text = json.dumps(value, sort_keys=True)
     if len(text.encode()) > LABELS_BYTES:
         raise Invalid("labels", f"is longer than {LABELS_BYTES} bytes")

@@ -703,6 +703,8 @@ BAD: list[tuple[str, str, str, str]] = [
     ("* * * * *", "Mars/Base", "timezone", "unknown time zone 'Mars/Base'"),
     ("* * * * *", "", "timezone", "unknown time zone ''"),
     ("* * * * *", "../etc/passwd", "timezone", "unknown time zone '../etc/passwd'"),
+    ("* * * * *", "Europe", "timezone", "unknown time zone 'Europe'"),  # a folder of the database
+    ("* * * * *", "A" * 300, "timezone", "unknown time zone 'AAAA"),  # too long a file name
 ]
 
 

@@ -26,6 +26,7 @@ GOOD = Rule(id=1, rule="* * * * *", execute="/bin/true", run_user="nobody")
         ({"env": "{not json"}, "env", "JSON"),
         ({"env": '{"UNITEDCRON_RUNID": "x"}'}, "env", "reserved"),
         ({"env": '{"A": 1}'}, "env", "string"),
+        ({"env": '{"A": "\\ud800"}'}, "env", "valid Unicode"),
         ({"overlap": "sometimes"}, "overlap", "skip"),
         ({"routing": "random"}, "routing", "listed"),
         ({"process_num": 0}, "process_num", "range"),
