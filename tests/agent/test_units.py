@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from agent.config import AgentConfig
-from agent.errors import SpecError
+from agent.errors import SpecError, StateDirError
+from agent.identity import KEY_FILE, load_or_create_key
 from agent.outbox import Outbox
 from agent.output import LiveTail, OutputBuffer
 from agent.runspec import Account, UserPolicy, build_env, choose_account, may_search, split_command
@@ -194,3 +195,15 @@ def test_config_bad_label_names_it() -> None:
     """A label without `=` is refused with the label named."""
     with pytest.raises(ValidationError, match="label 'oops' is not key=value"):
         AgentConfig(secret="0123456789abcdef", agent_labels="a=1,oops")
+
+
+def test_agent_key_is_made_once_private_and_kept(tmp_path: Path) -> None:
+    """The first start makes a 64-hex key readable by the agent alone; later starts read it;
+    a state dir that cannot hold it is a StateDirError naming the folder."""
+    key = load_or_create_key(tmp_path)
+    assert len(key) == 64 and int(key, 16) >= 0
+    assert stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode) == 0o600
+    assert load_or_create_key(tmp_path) == key
+    with pytest.raises(StateDirError) as refused:
+        load_or_create_key(tmp_path / KEY_FILE)  # a file, not a folder
+    assert str(tmp_path / KEY_FILE) in str(refused.value)

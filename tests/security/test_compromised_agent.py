@@ -14,10 +14,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from admin.actor import Actor
+from admin.permissions import User
+from admin.services.agents import delete_agent
 from agent.service import AgentService
 from center.db import upgrade_database
+from center.routing import AGENT_PENDING
 from center.service import CenterService
-from center.tables import audit_log, task_process
+from center.tables import agents, audit_log, task_process
 from protocol import statuses
 from protocol.messages import (
     AgentState,
@@ -172,6 +176,39 @@ async def test_a_host_cannot_take_over_another_agents_runs(
             if impostor.execs:
                 break
     assert [e.spec.env for e in impostor.execs] == []
+
+
+async def test_a_reinstalled_host_is_refused_until_an_operator_deletes_the_agent(
+    db_url: str, engine: AsyncEngine, tmp_path: Path
+):
+    """A new state dir (a new key) under an approved agent's name is refused and audited; the
+    agent keeps its address. Deleted in the admin, it registers again as pending."""
+    gid = await add_group(engine)
+    async with running_center(db_url) as center:
+        async with running_agent(tmp_path / "before", center.registration_port, name="web-1"):
+            aid = await approve_agent(engine, "web-1", gid)
+            address = await _address(engine, aid)
+        async with running_agent(tmp_path / "after", center.registration_port, name="web-1") as new:
+            events = await poll(lambda: _audit(engine, "handshake.refused"), 10)
+            assert "registered before with another key" in events[0]["after_json"]
+            assert new.registrar is not None and new.registrar.last == {}
+            assert await _address(engine, aid) == address
+            root = Actor(User(id=1, name="root", superadmin=True))
+            await delete_agent(engine, root, aid)
+            await poll(lambda: _registered_as(new, aid, AGENT_PENDING), 10)
+        assert await _address(engine, aid) != address
+
+
+async def _address(engine: AsyncEngine, aid: int) -> tuple[str, int]:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(agents.c.ip, agents.c.port).where(agents.c.id == aid)))
+        ip, port = row.one()
+    return str(ip), int(port)
+
+
+async def _registered_as(agent: AgentService, aid: int, status: int) -> bool:
+    assert agent.registrar is not None
+    return any((r.agent_id, r.status) == (aid, status) for r in agent.registrar.last.values())
 
 
 async def test_a_rogue_epoch_does_not_lock_the_leader_out(
