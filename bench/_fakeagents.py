@@ -2,7 +2,7 @@
 
 Run as a script: `python bench/_fakeagents.py COUNT SECRET OUT.json`. It prints one JSON line
 with the ports, answers pings and every exec (run_started + run_finished, batched), and on
-SIGTERM writes each agent's receipt lateness (µs after the scheduled time) to OUT.json.
+SIGTERM writes each agent's receipts, [task_id, sched_us, received_us] per exec, to OUT.json.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class FakeAgent:
     def __init__(self, name: str, secrets: tuple[bytes, ...]) -> None:
         self.name = name
         self.secrets = secrets
-        self.lateness_us: list[int] = []
+        self.receipts: list[tuple[int, int, int]] = []  # (task_id, sched_us, received_us)
         self.seq = 0
 
     async def start(self) -> int:
@@ -65,8 +65,8 @@ class FakeAgent:
         conn.send_many(self.answer(msg))
 
     def received(self, msg: Exec) -> None:
-        """An exec arrived: note how late (negative: how early) against its scheduled time."""
-        self.lateness_us.append(time.time_ns() // 1000 - msg.ref.sched_us)
+        """An exec arrived: note which fire it is for, and when it came."""
+        self.receipts.append((msg.ref.task_id, msg.ref.sched_us, time.time_ns() // 1000))
 
     def answer(self, msg: Message) -> list[Message]:
         """The reply, built when it is sent: an exec's at its scheduled time, as it starts."""
@@ -91,7 +91,7 @@ async def main(count: int, secret: str, out: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     await stop.wait()
-    out.write_text(json.dumps([a.lateness_us for a in agents]))
+    out.write_text(json.dumps([a.receipts for a in agents]))
 
 
 if __name__ == "__main__":

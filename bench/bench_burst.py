@@ -138,7 +138,8 @@ async def burst(n: int, agent_count: int, tmp: Path) -> dict[str, Any]:
     for proc in (fakes, center):
         proc.send_signal(signal.SIGTERM)
     await asyncio.gather(fakes.wait(), center.wait())
-    late = [us / 1000 for agent in json.loads(out.read_text()) for us in agent]
+    receipts = [r for agent in json.loads(out.read_text()) for r in agent]
+    late = [(received_us - sched_us) / 1000 for _, sched_us, received_us in receipts]
     return {"n": n, "agents": agent_count, "ready": ready, "received": len(late),
             "p50": pct(late, 0.5), "p99": pct(late, 0.99), "max": max(late, default=float("nan")),
             "cpu_s": cpu, "rss_mb": sampler.peak_mb}

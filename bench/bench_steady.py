@@ -39,17 +39,14 @@ from typing import Any
 
 import psutil
 from _common import free_port, pct  # bench/ is on sys.path when run as a script
-from _fakeagents import FakeAgent  # bench/ is on sys.path when this file is run as a script
 from sqlalchemy import func, insert, select
 
 from center.cronexpr import parse_schedule
 from center.db import create_engine, upgrade_database
 from center.tables import agents, crontab, crontab_agent, task_process
-from protocol.messages import Exec
 
 SECRET = "bench-steady-secret-0123456789abcdef"
 UNITEDCRON = str(Path(sys.executable).with_name("unitedcron"))
-FAKES_MODE = "--fake-agents"  # argv[1] of this script run as the fake agents' process
 SETTLE_S = 5.0  # after the first exec: the first lookahead (10 s of fires) is written at once
 TAIL_S = 3.0  # after the window: the last fires' reports reach the database
 SAMPLE_S = 0.5
@@ -101,41 +98,13 @@ def make_rules(n: int, mix: tuple[Kind, ...]) -> list[str]:
     return [kind.rule(k) for kind, count in zip(mix, counts, strict=True) for k in range(count)]
 
 
-# ---------------------------------------------------------------- the fake agents' process
-
-
-class RecordingAgent(FakeAgent):
-    """A fake agent that also notes which fire each exec was for, and when it arrived."""
-
-    def __init__(self, name: str, secrets: tuple[bytes, ...]) -> None:
-        super().__init__(name, secrets)
-        self.receipts: list[tuple[int, int, int]] = []  # (task_id, sched_us, received_us)
-
-    def received(self, msg: Exec) -> None:
-        super().received(msg)
-        self.receipts.append((msg.ref.task_id, msg.ref.sched_us, time.time_ns() // 1000))
-
-
-async def fake_agents(count: int, secret: str, out: Path) -> None:
-    """Like _fakeagents.main, with receipts: prints the ports, writes `out` when stopped."""
-    fakes = [RecordingAgent(f"fake-{i}", (secret.encode(),)) for i in range(count)]
-    ports = [await a.start() for a in fakes]
-    print(json.dumps({"ports": ports}), flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    await stop.wait()
-    out.write_text(json.dumps([a.receipts for a in fakes]))
-
-
 # ---------------------------------------------------------------- processes
 
 
 async def start_fakes(count: int, out: Path) -> tuple[Any, list[int]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        __file__,
-        FAKES_MODE,
+        str(Path(__file__).with_name("_fakeagents.py")),
         str(count),
         SECRET,
         str(out),
@@ -581,14 +550,10 @@ async def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    import uvloop
 
-    if sys.argv[1:2] == [FAKES_MODE]:
-        uvloop.run(fake_agents(int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])))
-    else:
-        try:
-            asyncio.run(main(sys.argv[1:]))
-        except KeyboardInterrupt:  # the center and the fake agents are stopped by now
-            sys.exit(130)
-        except asyncio.CancelledError:  # SIGTERM, likewise
-            sys.exit(143)
+    try:
+        asyncio.run(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # the center and the fake agents are stopped by now
+        sys.exit(130)
+    except asyncio.CancelledError:  # SIGTERM, likewise
+        sys.exit(143)
