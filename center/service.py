@@ -65,7 +65,9 @@ class CenterService(PoolListener):
         self.registration_port = 0
         self.metrics = CenterMetrics()
         self.intake = Intake(self.engine, self.metrics, config.center_name)
-        self._forged_fences: set[tuple[int, int]] = set()  # (our epoch, aid) found forged
+        # (our epoch, aid) whose fence was checked against the lease: once each, however many
+        # of its replies say stale_epoch. A lease really lost is found by the lease loop too.
+        self._fences_checked: set[tuple[int, int]] = set()
         self.metrics_port = 0
         self._metrics_server: asyncio.Server | None = None
         self._heartbeats: dict[int, store.Heartbeat] = {}
@@ -388,8 +390,9 @@ class CenterService(PoolListener):
         """An agent obeys a newer epoch than ours: another center leads, or (any holder of the
         cluster secret can send an epoch) the agent was fed a forged one. The lease decides."""
         leader = self.leader
-        if leader is None or (leader.epoch, aid) in self._forged_fences:
+        if leader is None or (leader.epoch, aid) in self._fences_checked:
             return
+        self._fences_checked.add((leader.epoch, aid))
         log.warning("center.fenced_out", aid=aid, our_epoch=leader.epoch, reason=why)
         self._background(self._check_fence(leader, aid, why))
 
@@ -404,7 +407,6 @@ class CenterService(PoolListener):
             return
         # We hold the lease at our epoch, so no real leader sent that one. Stepping down would
         # let one forged agent make every center give up the lease in turn.
-        self._forged_fences.add((leader.epoch, aid))
         name = self.agents[aid].name if aid in self.agents else str(aid)
         log.error("center.agent_epoch_forged", aid=aid, agent=name, our_epoch=leader.epoch,
                   reason=why)
