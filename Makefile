@@ -30,6 +30,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check $(PACKAGES)
+	$(BIN)/ruff format --check $(PACKAGES)
 
 typecheck: install
 	$(BIN)/mypy

@@ -46,20 +46,28 @@ class Control:
     """
 
     def __init__(
-        self, agent_name: str, sessions: Sessions, journal: Journal, runner: Runner,
-        daemon_policy: DaemonPolicy | None = None, *, limits: RunLimits | None = None,
+        self,
+        agent_name: str,
+        sessions: Sessions,
+        journal: Journal,
+        runner: Runner,
+        daemon_policy: DaemonPolicy | None = None,
+        *,
+        limits: RunLimits | None = None,
         metrics: AgentMetrics | None = None,
     ) -> None:
         self._agent_name = agent_name
         self._sessions = sessions
         self._journal = journal
         self._metrics = metrics = metrics or AgentMetrics()
-        self.table = RunTable(sessions, journal, runner, limits=limits or RunLimits(),
-                              metrics=metrics)
+        self.table = RunTable(
+            sessions, journal, runner, limits=limits or RunLimits(), metrics=metrics
+        )
         self.oneshots = OneShots(self.table)
         self.holding = Holding(self._accept, self.table.finish)
-        self.daemons = DaemonSupervisor(self.table, journal, sessions,
-                                        daemon_policy or DaemonPolicy())
+        self.daemons = DaemonSupervisor(
+            self.table, journal, sessions, daemon_policy or DaemonPolicy()
+        )
         sessions.on_new_leader = self._became_leader
 
     @property
@@ -73,8 +81,10 @@ class Control:
         """AgentState and every daemon rule's status first, then every unacked event in seq
         order, in batches."""
         known = [*self.runs, *self.holding.runids()]
-        yield [AgentState(epoch=self._journal.epoch, running=known,
-                          agent_name=self._agent_name), *self.daemons.statuses()]
+        yield [
+            AgentState(epoch=self._journal.epoch, running=known, agent_name=self._agent_name),
+            *self.daemons.statuses(),
+        ]
         events = await self._journal.call(self._journal.outbox.unacked, 0)
         for i in range(0, len(events), RESEND_BATCH):
             batch = events[i : i + RESEND_BATCH]
@@ -113,8 +123,12 @@ class Control:
         if isinstance(message, DaemonsWanted):
             return self._on_daemons(session, message)
         if isinstance(message, Error):
-            log.warning("agent.center_error", center=session.conn.peer_name, code=message.code,
-                        message=message.message)
+            log.warning(
+                "agent.center_error",
+                center=session.conn.peer_name,
+                code=message.code,
+                message=message.message,
+            )
             return []
         raise UnknownCall(message.CALL)
 
@@ -130,8 +144,14 @@ class Control:
         highest = self._journal.epoch
         reason = epoch_refusal(epoch, highest)
         if reason:
-            log.warning("agent.stale_epoch", center=session.conn.peer_name, what=what,
-                        epoch=epoch, highest=highest, reason=reason)
+            log.warning(
+                "agent.stale_epoch",
+                center=session.conn.peer_name,
+                what=what,
+                epoch=epoch,
+                highest=highest,
+                reason=reason,
+            )
             return [Error(code="stale_epoch", runid=runid, message=f"{what}: {reason}, refused")]
         self._note_epoch(session, epoch)
         return None
@@ -176,8 +196,13 @@ class Control:
         for handle in targets:
             handle.request_stop(statuses.KILLED, reason)
         self.holding.drop(msg.runid, msg.task_id, reason, now_us())
-        log.info("agent.kill", task_id=msg.task_id, runid=msg.runid or None, reason=reason,
-                 stopping=len(targets))
+        log.info(
+            "agent.kill",
+            task_id=msg.task_id,
+            runid=msg.runid or None,
+            reason=reason,
+            stopping=len(targets),
+        )
         return []
 
     def _on_daemons(self, session: Session, msg: DaemonsWanted) -> list[Message]:

@@ -139,9 +139,14 @@ class Instance:
         requested = bool(handle.stop_status)  # a Kill from the center: restart, no failure
         self.health = after_exit(self.health, uptime_s, requested, self.owner.policy)
         summary = exit_summary(event)
-        log.info("daemon.exited", task_id=self.owner.task_id, instance=self.index,
-                 exit=summary, failures=self.health.failures,
-                 restart_in_s=round(self.health.delay_s, 3))
+        log.info(
+            "daemon.exited",
+            task_id=self.owner.task_id,
+            instance=self.index,
+            exit=summary,
+            failures=self.health.failures,
+            restart_in_s=round(self.health.delay_s, 3),
+        )
         self.owner.instance_changed(self, summary)
 
     def _became_stable(self) -> None:

@@ -124,8 +124,9 @@ class DaemonRule:
             stale = [i for _, i in sorted(self.instances.items()) if launch_key(i.spec) != key]
             if not stale:
                 return
-            log.info("daemon.replacing", task_id=self.task_id, instance=stale[0].index,
-                     left=len(stale))
+            log.info(
+                "daemon.replacing", task_id=self.task_id, instance=stale[0].index, left=len(stale)
+            )
             await stale[0].replace(self.spec)
 
     def status(self) -> DaemonStatus:
@@ -133,8 +134,13 @@ class DaemonRule:
         wanted = max(0, self.spec.process_num) if self.spec is not None else 0
         running = sum(1 for i in itertools.chain(self.instances.values(), self.retiring) if i.up)
         crash = any(i.health.crash_looping(self.policy) for i in self.instances.values())
-        return DaemonStatus(task_id=self.task_id, wanted=wanted, running=running,
-                            crash_looping=crash, last_exit=self.last_exit)
+        return DaemonStatus(
+            task_id=self.task_id,
+            wanted=wanted,
+            running=running,
+            crash_looping=crash,
+            last_exit=self.last_exit,
+        )
 
 
 class DaemonSupervisor:
@@ -172,11 +178,19 @@ class DaemonSupervisor:
             return
         wanted = plan_wanted(self.wanted, msg)
         aid = msg.aid or self.aid
-        log.info("daemon.wanted", complete=msg.complete, rules=sorted(wanted), aid=aid,
-                 stopped=msg.stopped or None)
+        log.info(
+            "daemon.wanted",
+            complete=msg.complete,
+            rules=sorted(wanted),
+            aid=aid,
+            stopped=msg.stopped or None,
+        )
         if (wanted, aid) != (self.wanted, self.aid):
-            self._journal.save_daemons(DaemonsWanted(
-                epoch=self._journal.epoch, specs=list(wanted.values()), complete=True, aid=aid))
+            self._journal.save_daemons(
+                DaemonsWanted(
+                    epoch=self._journal.epoch, specs=list(wanted.values()), complete=True, aid=aid
+                )
+            )
         self.wanted, self.aid = wanted, aid
         self._reconcile()
 
@@ -253,8 +267,11 @@ class DaemonSupervisor:
         out = []
         for task_id in sorted(dirty):
             rule = self.rules.get(task_id)
-            status = rule.status() if rule is not None else DaemonStatus(
-                task_id=task_id, wanted=0, running=0)
+            status = (
+                rule.status()
+                if rule is not None
+                else DaemonStatus(task_id=task_id, wanted=0, running=0)
+            )
             if self._sent.get(task_id) != status:
                 out.append(status)
             if rule is None:

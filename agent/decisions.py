@@ -48,8 +48,10 @@ def decide_overlap(spec: RunSpec, load: RuleLoad) -> tuple[Overlap, str]:
     cap = max(1, spec.process_num)
     if load.active + load.waiting < cap:  # waiting runs exist only at the cap, unless it rose
         return Overlap.START, ""
-    at_cap = (f"{load.active} runs of rule {spec.task_id} already running "
-              f"(process_num={spec.process_num})")
+    at_cap = (
+        f"{load.active} runs of rule {spec.task_id} already running "
+        f"(process_num={spec.process_num})"
+    )
     if spec.overlap == "queue":
         if load.waiting:
             return Overlap.SKIP, f"a run of rule {spec.task_id} is already queued"
@@ -126,8 +128,12 @@ def daemon_exec(spec: RunSpec, index: int, aid: int, start_us: int, epoch: int) 
     """The run of one daemon instance start: its start time is its scheduled time, and daemons
     have no timeout (they are meant to run until stopped)."""
     ref = RunRef(
-        runid=make_runid(spec.task_id, start_us, aid, 0, index), task_id=spec.task_id,
-        sched_us=start_us, attempt=0, trigger=DAEMON_TRIGGER, instance=index,
+        runid=make_runid(spec.task_id, start_us, aid, 0, index),
+        task_id=spec.task_id,
+        sched_us=start_us,
+        attempt=0,
+        trigger=DAEMON_TRIGGER,
+        instance=index,
     )
     return Exec(epoch=epoch, ref=ref, spec=dataclasses.replace(spec, timeout_s=0.0))
 
@@ -135,8 +141,11 @@ def daemon_exec(spec: RunSpec, index: int, aid: int, start_us: int, epoch: int) 
 def exit_summary(event: RunFinished) -> str:
     """`exit 1: <last output line>`, `signal SIGKILL`, `cannot start: <reason>`."""
     if not event.start_us:
-        head = (f"cannot start: {event.reason}" if event.status == statuses.FAILED
-                else f"{event.status}: {event.reason}")
+        head = (
+            f"cannot start: {event.reason}"
+            if event.status == statuses.FAILED
+            else f"{event.status}: {event.reason}"
+        )
     elif event.code is not None:
         head = f"exit {event.code}"
     elif event.signal is not None:
@@ -162,6 +171,7 @@ def _signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return str(signum)
+
 
 # ---------------------------------------------------------------- epoch fencing
 

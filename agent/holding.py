@@ -24,8 +24,9 @@ class Holding:
     mistaken for a repeat.
     """
 
-    def __init__(self, release: Callable[[Exec], None],
-                 finish: Callable[[RunFinished], None]) -> None:
+    def __init__(
+        self, release: Callable[[Exec], None], finish: Callable[[RunFinished], None]
+    ) -> None:
         self._release = release
         self._finish = finish
         self._held: dict[str, tuple[asyncio.TimerHandle, Exec]] = {}
@@ -62,8 +63,11 @@ class Holding:
 
     def drop(self, runid: str, task_id: int, reason: str, end_us: int) -> int:
         """Kill held runs (one by id, or all of a rule): they end `killed`, never started."""
-        gone = [r for r, (_, m) in self._held.items()
-                if r == runid or (not runid and m.spec.task_id == task_id)]
+        gone = [
+            r
+            for r, (_, m) in self._held.items()
+            if r == runid or (not runid and m.spec.task_id == task_id)
+        ]
         for r in gone:
             timer, msg = self._held.pop(r)
             timer.cancel()

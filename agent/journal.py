@@ -34,16 +34,29 @@ class _Batch:
     waiters: list[asyncio.Future[None]] = dataclasses.field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.runids or self.acks or self.epoch is not None
-                    or self.daemons is not None or self.tracked or self.untracked)
+        return bool(
+            self.events
+            or self.runids
+            or self.acks
+            or self.epoch is not None
+            or self.daemons is not None
+            or self.tracked
+            or self.untracked
+        )
 
     def merge_back(self, newer: _Batch) -> _Batch:
         """This (failed) batch followed by a newer one, to be tried again."""
         epochs = [e for e in (self.epoch, newer.epoch) if e is not None]
-        return _Batch(self.events + newer.events, self.runids | newer.runids,
-                      self.acks + newer.acks, max(epochs) if epochs else None,
-                      newer.daemons or self.daemons, self.tracked + newer.tracked,
-                      self.untracked + newer.untracked, newer.waiters)
+        return _Batch(
+            self.events + newer.events,
+            self.runids | newer.runids,
+            self.acks + newer.acks,
+            max(epochs) if epochs else None,
+            newer.daemons or self.daemons,
+            self.tracked + newer.tracked,
+            self.untracked + newer.untracked,
+            newer.waiters,
+        )
 
 
 class Journal:
@@ -171,8 +184,9 @@ class Journal:
         except Exception as exc:  # sqlite3.Error, OSError: the disk refused; keep and retry
             _settle(batch.waiters, StateDirError(self.outbox.path, exc))
             if self._closing:  # nothing left to retry with: say what is lost
-                log.error("agent.outbox_write_failed", error=str(exc),
-                          lost_events=len(batch.events))
+                log.error(
+                    "agent.outbox_write_failed", error=str(exc), lost_events=len(batch.events)
+                )
                 return
             log.error("agent.outbox_write_failed", error=str(exc), retry_s=RETRY_S)
             self._pending = batch.merge_back(self._pending)
@@ -188,8 +202,13 @@ class Journal:
     def _commit(self, batch: _Batch) -> list[Event]:
         """Runs on the writer thread."""
         return self.outbox.commit(
-            batch.events, epoch=batch.epoch, runids=batch.runids.items(), acks=batch.acks,
-            daemons=batch.daemons, tracked=batch.tracked, untracked=batch.untracked,
+            batch.events,
+            epoch=batch.epoch,
+            runids=batch.runids.items(),
+            acks=batch.acks,
+            daemons=batch.daemons,
+            tracked=batch.tracked,
+            untracked=batch.untracked,
         )
 
 

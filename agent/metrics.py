@@ -28,24 +28,29 @@ class AgentMetrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
         self.runs = Counter(
-            "unitedcron_agent_runs", "Runs that ended on this agent, by status.", ["status"],
+            "unitedcron_agent_runs",
+            "Runs that ended on this agent, by status.",
+            ["status"],
             registry=r,
         )
         self.spawn_s = Histogram(
             "unitedcron_agent_spawn_seconds",
             "From an exec received (or a queued run given its slot) to its process started.",
-            buckets=SPAWN_BUCKETS_S, registry=r,
+            buckets=SPAWN_BUCKETS_S,
+            registry=r,
         )
         self.exec_lateness_s = Histogram(
             "unitedcron_agent_exec_lateness_seconds",
             "From a scheduled run's scheduled time to this agent receiving its exec.",
-            buckets=LATENESS_BUCKETS_S, registry=r,
+            buckets=LATENESS_BUCKETS_S,
+            registry=r,
         )
         self.limit_hits = Counter(
             "unitedcron_agent_limit_hits",
             "Things refused or held back by a limit: connections closed, runs skipped, live "
             "output held back, outbox events dropped, frames too large.",
-            ["limit"], registry=r,
+            ["limit"],
+            registry=r,
         )
         for limit in LIMITS:
             self.limit_hits.labels(limit=limit)  # every series exists from the start, at 0
@@ -58,13 +63,18 @@ class AgentMetrics:
         self.connections = Gauge(
             "unitedcron_agent_connections",
             "Connections to the agent port: all open ones, and those authenticated as a center.",
-            ["state"], registry=r,
+            ["state"],
+            registry=r,
         )
         self._limit_logged: dict[str, tuple[float, int]] = {}
 
     def watch(
-        self, *, processes: Callable[[], float], outbox: Callable[[], float],
-        open_connections: Callable[[], float], sessions: Callable[[], float],
+        self,
+        *,
+        processes: Callable[[], float],
+        outbox: Callable[[], float],
+        open_connections: Callable[[], float],
+        sessions: Callable[[], float],
     ) -> None:
         """Read the gauges from these functions at each scrape."""
         self.processes.set_function(processes)
@@ -86,5 +96,6 @@ class AgentMetrics:
             self._limit_logged[limit] = (last, suppressed + count)
             return
         self._limit_logged[limit] = (now, 0)
-        log.warning("agent.limit_reached", limit=limit, since_last_line=suppressed or None,
-                    **fields)
+        log.warning(
+            "agent.limit_reached", limit=limit, since_last_line=suppressed or None, **fields
+        )

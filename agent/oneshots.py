@@ -66,8 +66,13 @@ class OneShots:
             return
         gate = self._gates[handle.runid] = asyncio.Event()
         slots.waiting.append(handle)
-        log.info("run.waiting", runid=handle.runid, task_id=handle.task_id,
-                 overlap=msg.spec.overlap, active=len(slots.active))
+        log.info(
+            "run.waiting",
+            runid=handle.runid,
+            task_id=handle.task_id,
+            overlap=msg.spec.overlap,
+            active=len(slots.active),
+        )
         self._table.spawn(self._run(handle, gate), f"run {handle.runid}")
 
     async def _run(self, handle: RunHandle, gate: asyncio.Event | None) -> None:
@@ -77,9 +82,15 @@ class OneShots:
                 try:
                     await _slot_or_stop(handle, gate)
                 except asyncio.CancelledError:  # forced shutdown: still report the run
-                    self._table.finish(not_started(handle.msg, statuses.KILLED,
-                                                   "agent exited before the run ended",
-                                                   now_us()), handle)
+                    self._table.finish(
+                        not_started(
+                            handle.msg,
+                            statuses.KILLED,
+                            "agent exited before the run ended",
+                            now_us(),
+                        ),
+                        handle,
+                    )
                     raise
             await self._table.execute(handle)
         finally:

@@ -70,8 +70,13 @@ async def stop_orphans(entries: list[TrackedProcess]) -> list[TrackedProcess]:
     if not alive:
         return []
     for entry in alive:
-        log.warning("agent.orphan_found", runid=entry.runid, pid=entry.started.pid,
-                    pgid=entry.pgid, task_id=entry.started.ref.task_id)
+        log.warning(
+            "agent.orphan_found",
+            runid=entry.runid,
+            pid=entry.started.pid,
+            pgid=entry.pgid,
+            task_id=entry.started.ref.task_id,
+        )
         _signal_group(entry.pgid, signal.SIGTERM)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(e.grace_s for e in alive)
@@ -87,7 +92,14 @@ def orphan_finished(entry: TrackedProcess, end_us: int) -> RunFinished:
     """The final event of an orphan stopped at start: lost to the crash, so its rule may retry."""
     started = entry.started
     return RunFinished(
-        seq=0, ref=started.ref, status=statuses.LOST, end_us=end_us, start_us=started.start_us,
-        pid=started.pid, reason=ORPHAN_REASON, run_user=started.run_user, uid=started.uid,
+        seq=0,
+        ref=started.ref,
+        status=statuses.LOST,
+        end_us=end_us,
+        start_us=started.start_us,
+        pid=started.pid,
+        reason=ORPHAN_REASON,
+        run_user=started.run_user,
+        uid=started.uid,
         gid=started.gid,
     )

@@ -148,8 +148,10 @@ class Outbox:
             if epoch is not None and epoch > self.epoch:
                 self._set_meta("epoch", epoch)
             if daemons is not None:
-                db.execute("INSERT OR REPLACE INTO desired (key, frame) VALUES (?, ?)",
-                           (DAEMONS_KEY, encode(daemons)))
+                db.execute(
+                    "INSERT OR REPLACE INTO desired (key, frame) VALUES (?, ?)",
+                    (DAEMONS_KEY, encode(daemons)),
+                )
             self._write_processes(db, tracked or [], untracked or [])
             acked = self._delete(db, acks or [])
             dropped = self._enforce_event_cap(len(numbered) - acked)

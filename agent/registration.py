@@ -67,8 +67,13 @@ class Registrar:
             except Exception as exc:  # RegistrationError, or a bug: either way, never crash
                 delay_s = retry_s if center not in self.last else interval_s
                 bug = not isinstance(exc, RegistrationError)
-                log.warning("agent.register_failed", center=str(center), error=str(exc),
-                            retry_s=round(delay_s, 3), exc_info=bug)
+                log.warning(
+                    "agent.register_failed",
+                    center=str(center),
+                    error=str(exc),
+                    retry_s=round(delay_s, 3),
+                    exc_info=bug,
+                )
                 retry_s = min(retry_s * 2, interval_s)
                 await asyncio.sleep(delay_s)
                 continue
@@ -81,7 +86,10 @@ class Registrar:
         # Once per change at info; the same answer every interval would only be noise.
         emit = log.info if changed else log.debug
         emit(
-            "agent.registered", center=str(center), agent_id=reply.agent_id, status=reply.status,
+            "agent.registered",
+            center=str(center),
+            agent_id=reply.agent_id,
+            status=reply.status,
             meaning=STATUS_TEXT.get(reply.status, "unknown status"),
         )
 
@@ -89,9 +97,14 @@ class Registrar:
         """The Register this agent sends: where to dial it, and what it offers."""
         config = self._config
         return Register(
-            name=config.agent_name, host=self._advertise.host, port=self._advertise.port,
-            version=__version__, labels=dict(config.agent_labels), resources=self._resources(),
-            users=list(config.agent_allowed_users), allow_root=config.agent_allow_root,
+            name=config.agent_name,
+            host=self._advertise.host,
+            port=self._advertise.port,
+            version=__version__,
+            labels=dict(config.agent_labels),
+            resources=self._resources(),
+            users=list(config.agent_allowed_users),
+            allow_root=config.agent_allow_root,
             agent_key=self._key,
         )
 
@@ -109,8 +122,7 @@ class Registrar:
         """Connect, authenticate as an agent, send Register, read the answer."""
         config = self._config
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
-            reader, writer = await asyncio.open_connection(center.host, center.port,
-                                                           ssl=self._tls)
+            reader, writer = await asyncio.open_connection(center.host, center.port, ssl=self._tls)
         conn = Connection(reader, writer, max_frame_bytes=config.agent_max_frame_bytes)
         try:
             await open_handshake(

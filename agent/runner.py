@@ -162,7 +162,11 @@ def _signal_name(signum: int) -> str:
 def not_started(msg: Exec, status: str, reason: str, end_us: int) -> RunFinished:
     """The final event of a run that never got a process (refused, skipped, failed spawn)."""
     return RunFinished(
-        seq=0, ref=msg.ref, status=status, end_us=end_us, reason=reason,
+        seq=0,
+        ref=msg.ref,
+        status=status,
+        end_us=end_us,
+        reason=reason,
         run_user=msg.spec.run_user,
     )
 
@@ -171,7 +175,8 @@ def abandoned(handle: RunHandle, reason: str, end_us: int) -> RunFinished:
     """The final event of a run whose supervision was cut short (forced agent exit)."""
     return dataclasses.replace(
         not_started(handle.msg, statuses.KILLED, reason, end_us),
-        start_us=handle.start_us if handle.pid else 0, pid=handle.pid,
+        start_us=handle.start_us if handle.pid else 0,
+        pid=handle.pid,
     )
 
 
@@ -239,7 +244,10 @@ class Runner:
             return setpriv_argv(self._switch.setpriv, account, executable, launch.argv), {}
         # CPython drops supplementary groups, then gid, then uid in the child: the safe order.
         return list(launch.argv), {
-            "user": account.uid, "group": account.gid, "extra_groups": list(account.groups)}
+            "user": account.uid,
+            "group": account.gid,
+            "extra_groups": list(account.groups),
+        }
 
     async def _spawn(
         self, launch: Launch, argv: list[str], creds: dict[str, Any], protocol: _RunProtocol
@@ -247,8 +255,14 @@ class Runner:
         """Start the process in its own session, as the run's user when switching."""
         loop = asyncio.get_running_loop()
         transport, _ = await loop.subprocess_exec(
-            lambda: protocol, *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, cwd=launch.cwd, env=launch.env, start_new_session=True,
+            lambda: protocol,
+            *argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=launch.cwd,
+            env=launch.env,
+            start_new_session=True,
             **creds,
         )
         return transport
@@ -258,8 +272,13 @@ class Runner:
         start_us = handle.mark_started(pid)
         self._metrics.spawn_s.observe(time.monotonic() - handle.ready_mono)
         started = RunStarted(
-            seq=0, ref=handle.msg.ref, pid=pid, start_us=start_us,
-            run_user=account.name, uid=account.uid, gid=account.gid,
+            seq=0,
+            ref=handle.msg.ref,
+            pid=pid,
+            start_us=start_us,
+            run_user=account.name,
+            uid=account.uid,
+            gid=account.gid,
         )
         if self._on_tracked is not None:
             tracked = track(started, handle.msg.spec.kill_grace_s)
@@ -278,10 +297,21 @@ class Runner:
                 reason = f"cannot start {launch.argv[0]!r}: {failure}"
         account = launch.account
         return RunFinished(
-            seq=0, ref=handle.msg.ref, status=status, end_us=now_us(), start_us=handle.start_us,
-            pid=handle.pid, code=code, signal=signum, reason=reason, output=captured.data,
-            output_bytes=captured.total_bytes, truncated=captured.truncated,
-            run_user=account.name, uid=account.uid, gid=account.gid,
+            seq=0,
+            ref=handle.msg.ref,
+            status=status,
+            end_us=now_us(),
+            start_us=handle.start_us,
+            pid=handle.pid,
+            code=code,
+            signal=signum,
+            reason=reason,
+            output=captured.data,
+            output_bytes=captured.total_bytes,
+            truncated=captured.truncated,
+            run_user=account.name,
+            uid=account.uid,
+            gid=account.gid,
         )
 
     async def _supervise(
@@ -318,6 +348,10 @@ def log_finished(event: RunFinished) -> None:
     duration_ms = (event.end_us - event.start_us) // 1000 if event.start_us else 0
     with structlog.contextvars.bound_contextvars(runid=event.ref.runid, task_id=event.ref.task_id):
         log.info(
-            "run.finished", status=event.status, code=event.code, signal=event.signal,
-            duration_ms=duration_ms, reason=event.reason or None,
+            "run.finished",
+            status=event.status,
+            code=event.code,
+            signal=event.signal,
+            duration_ms=duration_ms,
+            reason=event.reason or None,
         )

@@ -38,8 +38,13 @@ class RunTable:
     """
 
     def __init__(
-        self, sessions: Sessions, journal: Journal, runner: Runner, *,
-        limits: RunLimits = RunLimits(), metrics: AgentMetrics | None = None,
+        self,
+        sessions: Sessions,
+        journal: Journal,
+        runner: Runner,
+        *,
+        limits: RunLimits = RunLimits(),
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._journal = journal
@@ -73,11 +78,13 @@ class RunTable:
                 await self._journal.committed()  # run id and epoch on disk before a spawn
                 event = self._over_limit(handle) or await self._carry_out(handle)
             except StateDirError as exc:
-                event = not_started(handle.msg, statuses.FAILED,
-                                    f"agent cannot record the run: {exc}", now_us())
+                event = not_started(
+                    handle.msg, statuses.FAILED, f"agent cannot record the run: {exc}", now_us()
+                )
             except asyncio.CancelledError:
-                self.finish(abandoned(handle, "agent exited before the run ended", now_us()),
-                            handle)
+                self.finish(
+                    abandoned(handle, "agent exited before the run ended", now_us()), handle
+                )
                 raise
             except Exception as exc:  # a bug must cost this run only, and still report it
                 log.exception("agent.run_crashed")
@@ -100,11 +107,16 @@ class RunTable:
         limit = self._limits.max_processes
         if self.processes < limit:
             return None
-        self._metrics.limit_hit("processes", max=limit, runid=handle.runid,
-                                task_id=handle.task_id, action="run skipped")
-        return not_started(handle.msg, statuses.SKIPPED,
-                           f"agent process limit reached: {self.processes} processes running "
-                           f"(UNITEDCRON_AGENT_MAX_PROCESSES={limit})", now_us())
+        self._metrics.limit_hit(
+            "processes", max=limit, runid=handle.runid, task_id=handle.task_id, action="run skipped"
+        )
+        return not_started(
+            handle.msg,
+            statuses.SKIPPED,
+            f"agent process limit reached: {self.processes} processes running "
+            f"(UNITEDCRON_AGENT_MAX_PROCESSES={limit})",
+            now_us(),
+        )
 
     def finish(self, event: RunFinished, handle: RunHandle | None = None) -> None:
         """Forget a run, log and count its outcome, queue its RunFinished for the outbox."""
@@ -125,8 +137,9 @@ class RunTable:
         limit = self._limits.live_backlog_bytes
         for handle in handles:
             if leader is not None and leader.backlog_bytes >= limit:
-                self._metrics.limit_hit("live_output", max=limit, peer=leader.conn.peer,
-                                        action="live output held back")
+                self._metrics.limit_hit(
+                    "live_output", max=limit, peer=leader.conn.peer, action="live output held back"
+                )
                 return
             chunk = handle.tail.take()
             if chunk is not None and leader is not None:

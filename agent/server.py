@@ -150,8 +150,13 @@ class AgentServer:
     """
 
     def __init__(
-        self, config: AgentConfig, sessions: Sessions, handler: Handler, *,
-        tls: ssl.SSLContext | None = None, metrics: AgentMetrics | None = None,
+        self,
+        config: AgentConfig,
+        sessions: Sessions,
+        handler: Handler,
+        *,
+        tls: ssl.SSLContext | None = None,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self._config = config
         self._sessions = sessions
@@ -191,8 +196,9 @@ class AgentServer:
         """One connection's whole life: limit, TLS, handshake, then messages until it ends."""
         limit = self._config.agent_max_connections
         if len(self._tasks) >= limit:
-            self._metrics.limit_hit("connections", max=limit, peer=_peer(writer),
-                                    action="closed before the handshake")
+            self._metrics.limit_hit(
+                "connections", max=limit, peer=_peer(writer), action="closed before the handshake"
+            )
             writer.transport.abort()
             return
         task = asyncio.current_task()
@@ -261,8 +267,13 @@ class AgentServer:
                 # one read are handled without yielding, so their writes commit in one batch.
                 await conn.drain()
         except ProtocolError as exc:
-            log.warning("agent.protocol_error", peer=conn.peer, center=conn.peer_name,
-                        code=exc.code, reason=str(exc))
+            log.warning(
+                "agent.protocol_error",
+                peer=conn.peer,
+                center=conn.peer_name,
+                code=exc.code,
+                reason=str(exc),
+            )
             self._note_frame_limit(exc)
             await conn.refuse(exc)
         except ConnectionClosed:

@@ -102,8 +102,9 @@ class AgentService:
         raises AgentError/OSError."""
         self.state = RunState.STARTING
         config = self.config
-        self._outbox = outbox = Outbox.open(config.agent_state_dir,
-                                            max_events=config.agent_outbox_max_events)
+        self._outbox = outbox = Outbox.open(
+            config.agent_state_dir, max_events=config.agent_outbox_max_events
+        )
         try:
             key = load_or_create_key(config.agent_state_dir)
             outbox.prune_runids(now_us())
@@ -136,32 +137,62 @@ class AgentService:
         ]
         await self._start_metrics()
         self.state = RunState.SERVING
-        log.info("agent.started", name=config.agent_name, listen=str(config.agent_listen),
-                 port=self.port, advertise=str(self.advertise), epoch=journal.epoch,
-                 outbox=outbox.count, user=own_account().name, tls=config.tls is not None,
-                 metrics_port=self.metrics_port or None, state_dir=str(config.agent_state_dir))
+        log.info(
+            "agent.started",
+            name=config.agent_name,
+            listen=str(config.agent_listen),
+            port=self.port,
+            advertise=str(self.advertise),
+            epoch=journal.epoch,
+            outbox=outbox.count,
+            user=own_account().name,
+            tls=config.tls is not None,
+            metrics_port=self.metrics_port or None,
+            state_dir=str(config.agent_state_dir),
+        )
 
     async def _build(self, journal: Journal) -> Control:
         """The runner (with its way to switch users), the message handlers and the listener."""
         config, metrics = self.config, self.metrics
         policy = UserPolicy(own_account(), config.agent_allow_root, config.agent_allowed_users)
         switch = await choose_user_switch(config.agent_user_switch, policy.switches_user)
-        log.info("agent.user_switch", method=switch.method, setpriv=switch.setpriv or None,
-                 why_not_setpriv=switch.why_not_setpriv or None)
+        log.info(
+            "agent.user_switch",
+            method=switch.method,
+            setpriv=switch.setpriv or None,
+            why_not_setpriv=switch.why_not_setpriv or None,
+        )
         cap = max(0, config.agent_max_frame_bytes - FRAME_HEADROOM_BYTES)
-        runner = Runner(policy, journal.emit, output_cap_bytes=cap, switch=switch,
-                        on_tracked=journal.track, metrics=metrics)
+        runner = Runner(
+            policy,
+            journal.emit,
+            output_cap_bytes=cap,
+            switch=switch,
+            on_tracked=journal.track,
+            metrics=metrics,
+        )
         limits = RunLimits(config.agent_max_processes, config.agent_live_output_backlog_bytes)
-        self._control = control = Control(config.agent_name, self.sessions, journal, runner,
-                                          config.daemon_policy(), limits=limits, metrics=metrics)
+        self._control = control = Control(
+            config.agent_name,
+            self.sessions,
+            journal,
+            runner,
+            config.daemon_policy(),
+            limits=limits,
+            metrics=metrics,
+        )
         server_tls = server_context(config.tls) if config.tls else None
-        self._server = server = AgentServer(config, self.sessions, control, tls=server_tls,
-                                            metrics=metrics)
+        self._server = server = AgentServer(
+            config, self.sessions, control, tls=server_tls, metrics=metrics
+        )
         outbox = journal.outbox
         outbox.on_full = metrics.limit_hits.labels(limit="outbox").inc
-        metrics.watch(processes=lambda: control.table.processes, outbox=lambda: outbox.count,
-                      open_connections=lambda: server.open_connections,
-                      sessions=lambda: len(self.sessions))
+        metrics.watch(
+            processes=lambda: control.table.processes,
+            outbox=lambda: outbox.count,
+            open_connections=lambda: server.open_connections,
+            sessions=lambda: len(self.sessions),
+        )
         return control
 
     async def _stop_orphans(self, recorded: list[TrackedProcess]) -> None:
@@ -179,8 +210,11 @@ class AgentService:
         for runid in gone:
             journal.untrack(runid)
         if gone:
-            log.info("agent.orphans_ended", runids=sorted(gone),
-                     note="ended while the agent was down; their outcome is unknown")
+            log.info(
+                "agent.orphans_ended",
+                runids=sorted(gone),
+                note="ended while the agent was down; their outcome is unknown",
+            )
         await journal.committed()
 
     async def _start_metrics(self) -> None:
@@ -246,8 +280,9 @@ class AgentService:
                 remaining_s = deadline - loop.time()
                 if remaining_s <= 0:
                     return False
-                await asyncio.wait({*tasks, force}, timeout=remaining_s,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {*tasks, force}, timeout=remaining_s, return_when=asyncio.FIRST_COMPLETED
+                )
         finally:
             force.cancel()
         return not self.control.run_tasks
@@ -257,7 +292,9 @@ class AgentService:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.stop()

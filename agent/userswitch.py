@@ -81,11 +81,20 @@ def find_setpriv() -> tuple[str, str | None]:
 
 async def probe_setpriv(path: str) -> str | None:
     """Check that setpriv can drop to an unprivileged uid here; None if it can, else why."""
-    argv = [path, f"--reuid={PROBE_UID}", f"--regid={PROBE_UID}", "--clear-groups",
-            "--inh-caps=-all", "--", path, "--dump"]
+    argv = [
+        path,
+        f"--reuid={PROBE_UID}",
+        f"--regid={PROBE_UID}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--",
+        path,
+        "--dump",
+    ]
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
     except OSError as exc:
         return f"{path}: {exc.strerror or exc}"
     try:
@@ -122,10 +131,21 @@ def setpriv_argv(
     setpriv: str, account: Account, executable: str, argv: tuple[str, ...]
 ) -> list[str]:
     """setpriv's command line to run `argv` (its program resolved to `executable`) as `account`."""
-    groups = (f"--groups={','.join(str(g) for g in account.groups)}" if account.groups
-              else "--clear-groups")
-    return [setpriv, f"--reuid={account.uid}", f"--regid={account.gid}", groups,
-            "--inh-caps=-all", "--", executable, *argv[1:]]
+    groups = (
+        f"--groups={','.join(str(g) for g in account.groups)}"
+        if account.groups
+        else "--clear-groups"
+    )
+    return [
+        setpriv,
+        f"--reuid={account.uid}",
+        f"--regid={account.gid}",
+        groups,
+        "--inh-caps=-all",
+        "--",
+        executable,
+        *argv[1:],
+    ]
 
 
 def setpriv_failure(code: int | None, output: bytes) -> str | None:

@@ -78,8 +78,17 @@ class FakeAgent:
         self.seq += 2
         return [
             RunStarted(seq=self.seq - 1, ref=msg.ref, pid=1, start_us=now, run_user="nobody"),
-            RunFinished(seq=self.seq, ref=msg.ref, status="success", end_us=now, start_us=now,
-                        pid=1, code=0, output=b"ok\n", output_bytes=3),
+            RunFinished(
+                seq=self.seq,
+                ref=msg.ref,
+                status="success",
+                end_us=now,
+                start_us=now,
+                pid=1,
+                code=0,
+                output=b"ok\n",
+                output_bytes=3,
+            ),
         ]
 
 

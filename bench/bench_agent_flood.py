@@ -34,14 +34,24 @@ _DRAINS: set[asyncio.Future[None]] = set()
 async def start_agent(state_dir: str) -> tuple[asyncio.subprocess.Process, int]:
     """A `python -m agent` process on a free port; returns it and its port."""
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "UNITEDCRON_SECRET": SECRET,
-        "UNITEDCRON_AGENT_LISTEN": "127.0.0.1:0", "UNITEDCRON_AGENT_CENTER": "127.0.0.1:1",
-        "UNITEDCRON_AGENT_STATE_DIR": state_dir, "UNITEDCRON_LOG_FORMAT": "json",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "UNITEDCRON_SECRET": SECRET,
+        "UNITEDCRON_AGENT_LISTEN": "127.0.0.1:0",
+        "UNITEDCRON_AGENT_CENTER": "127.0.0.1:1",
+        "UNITEDCRON_AGENT_STATE_DIR": state_dir,
+        "UNITEDCRON_LOG_FORMAT": "json",
         "UNITEDCRON_AGENT_REGISTER_INTERVAL_S": "3600",
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", cwd=REPO, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "agent",
+        cwd=REPO,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stderr is not None
     while True:
         line = await proc.stderr.readline()
@@ -85,10 +95,14 @@ async def flood(port: int, agent_pid: int, size: int) -> None:
         recv = asyncio.ensure_future(conn.recv())
     took_s = time.perf_counter() - began
     await conn.close()
-    print(f"{size / 1e9:g} GB of output in {took_s:.1f} s: agent RSS {before / MIB:.1f} MiB "
-          f"before, peak {peak / MIB:.1f} MiB (+{(peak - before) / MIB:.1f} MiB)")
-    print(f"  result: status {message.status}, output_bytes {message.output_bytes}, truncated "
-          f"{message.truncated}, {len(message.output)} bytes kept; {live} bytes sent live")
+    print(
+        f"{size / 1e9:g} GB of output in {took_s:.1f} s: agent RSS {before / MIB:.1f} MiB "
+        f"before, peak {peak / MIB:.1f} MiB (+{(peak - before) / MIB:.1f} MiB)"
+    )
+    print(
+        f"  result: status {message.status}, output_bytes {message.output_bytes}, truncated "
+        f"{message.truncated}, {len(message.output)} bytes kept; {live} bytes sent live"
+    )
 
 
 async def main(size: int) -> None:

@@ -53,15 +53,24 @@ async def raw_rate(n: int, switch: str) -> float:
     """Runs per second of plain create_subprocess_exec + wait, n at once; `switch` is `none`,
     `user=` (CPython's user=/group=/extra_groups=) or `setpriv` (exec through setpriv)."""
     kwargs: dict[str, Any] = {
-        "stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT,
+        "stdin": subprocess.DEVNULL,
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.STDOUT,
         "start_new_session": True,
     }
     argv = ["/bin/true"]
     if switch == "user=":
         kwargs.update(user=NOBODY, group=NOBODY, extra_groups=[NOBODY])
     elif switch == "setpriv":
-        argv = [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", f"--groups={NOBODY}",
-                "--inh-caps=-all", "--", "/bin/true"]
+        argv = [
+            SETPRIV,
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            f"--groups={NOBODY}",
+            "--inh-caps=-all",
+            "--",
+            "/bin/true",
+        ]
 
     async def one() -> None:
         proc = await asyncio.create_subprocess_exec(*argv, **kwargs)
@@ -74,8 +83,9 @@ async def raw_rate(n: int, switch: str) -> float:
 
 def _exec(n: int, run_user: str) -> Exec:
     ref = RunRef(runid=f"bench-{next(_runids)}", task_id=1, sched_us=time.time_ns() // 1000)
-    spec = RunSpec(task_id=1, command="/bin/true", run_user=run_user, process_num=n,
-                   overlap="parallel")
+    spec = RunSpec(
+        task_id=1, command="/bin/true", run_user=run_user, process_num=n, overlap="parallel"
+    )
     return Exec(epoch=1, ref=ref, spec=spec)
 
 
@@ -119,18 +129,28 @@ async def agent_process(method: str) -> AsyncIterator[int]:
     port = free_port()
     with tempfile.TemporaryDirectory() as state_dir:
         env = {
-            "PATH": "/usr/bin:/bin", "UNITEDCRON_SECRET": SECRET,
+            "PATH": "/usr/bin:/bin",
+            "UNITEDCRON_SECRET": SECRET,
             "UNITEDCRON_AGENT_LISTEN": f"127.0.0.1:{port}",
-            "UNITEDCRON_AGENT_CENTER": "127.0.0.1:1", "UNITEDCRON_AGENT_STATE_DIR": state_dir,
+            "UNITEDCRON_AGENT_CENTER": "127.0.0.1:1",
+            "UNITEDCRON_AGENT_STATE_DIR": state_dir,
             "UNITEDCRON_AGENT_REGISTER_INTERVAL_S": "3600",
-            "UNITEDCRON_AGENT_METRICS_LISTEN": "", "UNITEDCRON_AGENT_MAX_PROCESSES": "100000",
+            "UNITEDCRON_AGENT_METRICS_LISTEN": "",
+            "UNITEDCRON_AGENT_MAX_PROCESSES": "100000",
             "UNITEDCRON_AGENT_USER_SWITCH": "auto" if method == "none" else method,
-            "UNITEDCRON_LOG_FORMAT": "json", "UNITEDCRON_LOG_LEVEL": "info",
+            "UNITEDCRON_LOG_FORMAT": "json",
+            "UNITEDCRON_LOG_LEVEL": "info",
         }
         argv = ["-c", NO_SWITCH] if method == "none" else ["-m", "agent"]
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, *argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            sys.executable,
+            *argv,
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             await _listening(port, proc)
             yield port
@@ -156,25 +176,31 @@ async def main(n: int, rounds: int) -> None:
     await raw_rate(20, "user=")  # warm up the page cache and the loop
     best: dict[str, float] = {}
     async with contextlib.AsyncExitStack() as stack:
-        ports = {m: await stack.enter_async_context(agent_process(m))
-                 for m in ("setpriv", "fork", "none")}
+        ports = {
+            m: await stack.enter_async_context(agent_process(m))
+            for m in ("setpriv", "fork", "none")
+        }
         for port, method in ((p, m) for m, p in ports.items()):  # warm up every agent
             await agent_rate(port, 20, "" if method == "none" else "nobody")
         for _ in range(rounds):  # interleaved, so that a busy moment hurts every figure alike
             for switch in ("none", "user=", "setpriv"):
-                best[f"raw {switch}"] = max(best.get(f"raw {switch}", 0.0),
-                                            await raw_rate(n, switch))
+                best[f"raw {switch}"] = max(
+                    best.get(f"raw {switch}", 0.0), await raw_rate(n, switch)
+                )
             for method, port in ports.items():
                 run_user = "" if method == "none" else "nobody"
-                best[f"agent {method}"] = max(best.get(f"agent {method}", 0.0),
-                                              await agent_rate(port, n, run_user))
+                best[f"agent {method}"] = max(
+                    best.get(f"agent {method}", 0.0), await agent_rate(port, n, run_user)
+                )
     report(n, rounds, best)
 
 
 def report(n: int, rounds: int, best: dict[str, float]) -> None:
     """The figures, then the ratios the targets are about."""
-    print(f"spawn throughput, {n} runs of /bin/true at once, best of {rounds} interleaved rounds "
-          f"(default asyncio loop, {os.cpu_count()} CPUs), runs/s:")
+    print(
+        f"spawn throughput, {n} runs of /bin/true at once, best of {rounds} interleaved rounds "
+        f"(default asyncio loop, {os.cpu_count()} CPUs), runs/s:"
+    )
     rows = [
         ("raw create_subprocess_exec, no user switch", "raw none"),
         ("raw create_subprocess_exec, user=/group= (fork)", "raw user="),

@@ -47,16 +47,31 @@ async def seed(db_url: str, ports: list[int], n: int, at_s: int, execute: str) -
     stamps = {"create_time": now, "update_time": now}
     async with engine.begin() as conn:
         for i, port in enumerate(ports, 1):
-            await conn.execute(insert(agents).values(
-                id=i, name=f"agent-{i}", ip="127.0.0.1", port=port, status=1, **stamps))
+            await conn.execute(
+                insert(agents).values(
+                    id=i, name=f"agent-{i}", ip="127.0.0.1", port=port, status=1, **stamps
+                )
+            )
         rule = fire_expr(at_s)
         for start in range(0, n, 20_000):
             ids = range(start + 1, min(n, start + 20_000) + 1)
-            await conn.execute(insert(crontab), [
-                {"id": i, "name": f"r{i}", "rule": rule, "execute": execute,
-                 "run_user": "nobody", **stamps} for i in ids])
-            await conn.execute(insert(crontab_agent), [
-                {"task_id": i, "aid": (i % len(ports)) + 1} for i in ids])
+            await conn.execute(
+                insert(crontab),
+                [
+                    {
+                        "id": i,
+                        "name": f"r{i}",
+                        "rule": rule,
+                        "execute": execute,
+                        "run_user": "nobody",
+                        **stamps,
+                    }
+                    for i in ids
+                ],
+            )
+            await conn.execute(
+                insert(crontab_agent), [{"task_id": i, "aid": (i % len(ports)) + 1} for i in ids]
+            )
     await engine.dispose()
 
 
@@ -75,15 +90,25 @@ async def metric(port: int, name: str) -> float | None:
 
 
 async def start_center(db_url: str, metrics_port: int, extra: dict[str, str]) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNITEDCRON_")} | {
-        "UNITEDCRON_DB_URL": db_url, "UNITEDCRON_SECRET": SECRET,
-        "UNITEDCRON_CENTER_LISTEN": f"127.0.0.1:{free_port()}",
-        "UNITEDCRON_CENTER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
-        "UNITEDCRON_LOG_LEVEL": "warning", "UNITEDCRON_LOG_FORMAT": "json",
-    } | extra
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("UNITEDCRON_")}
+        | {
+            "UNITEDCRON_DB_URL": db_url,
+            "UNITEDCRON_SECRET": SECRET,
+            "UNITEDCRON_CENTER_LISTEN": f"127.0.0.1:{free_port()}",
+            "UNITEDCRON_CENTER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
+            "UNITEDCRON_LOG_LEVEL": "warning",
+            "UNITEDCRON_LOG_FORMAT": "json",
+        }
+        | extra
+    )
     return await asyncio.create_subprocess_exec(
-        UNITEDCRON, "center", env=env, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL)
+        UNITEDCRON,
+        "center",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
 
 
 async def wait_planned(metrics_port: int, n: int, deadline: float) -> bool:
@@ -120,8 +145,13 @@ async def burst(n: int, agent_count: int, tmp: Path) -> dict[str, Any]:
     await upgrade_database(db_url)
     out = tmp / f"fake-{n}-{agent_count}.json"
     fakes = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "_fakeagents.py"), str(agent_count), SECRET, str(out),
-        stdout=asyncio.subprocess.PIPE)
+        sys.executable,
+        str(ROOT / "_fakeagents.py"),
+        str(agent_count),
+        SECRET,
+        str(out),
+        stdout=asyncio.subprocess.PIPE,
+    )
     assert fakes.stdout is not None
     ports = json.loads(await fakes.stdout.readline())["ports"]
     lead_s = 12 + n // 4000
@@ -140,9 +170,17 @@ async def burst(n: int, agent_count: int, tmp: Path) -> dict[str, Any]:
     await asyncio.gather(fakes.wait(), center.wait())
     receipts = [r for agent in json.loads(out.read_text()) for r in agent]
     late = [(received_us - sched_us) / 1000 for _, sched_us, received_us in receipts]
-    return {"n": n, "agents": agent_count, "ready": ready, "received": len(late),
-            "p50": pct(late, 0.5), "p99": pct(late, 0.99), "max": max(late, default=float("nan")),
-            "cpu_s": cpu, "rss_mb": sampler.peak_mb}
+    return {
+        "n": n,
+        "agents": agent_count,
+        "ready": ready,
+        "received": len(late),
+        "p50": pct(late, 0.5),
+        "p99": pct(late, 0.99),
+        "max": max(late, default=float("nan")),
+        "cpu_s": cpu,
+        "rss_mb": sampler.peak_mb,
+    }
 
 
 async def aps_burst(n: int) -> dict[str, Any]:
@@ -170,8 +208,13 @@ async def aps_burst(n: int) -> dict[str, Any]:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), timeout=at_s + 60 - time.time())
     scheduler.shutdown(wait=False)
-    return {"n": n, "received": len(late), "p50": pct(late, 0.5), "p99": pct(late, 0.99),
-            "max": max(late, default=float("nan"))}
+    return {
+        "n": n,
+        "received": len(late),
+        "p50": pct(late, 0.5),
+        "p99": pct(late, 0.99),
+        "max": max(late, default=float("nan")),
+    }
 
 
 async def real_starts(n: int, tmp: Path) -> dict[str, Any]:
@@ -182,51 +225,81 @@ async def real_starts(n: int, tmp: Path) -> dict[str, Any]:
     at_s = int(time.time()) + 12
     await seed(db_url, [agent_port], n, at_s, "/bin/true")
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNITEDCRON_")} | {
-        "UNITEDCRON_SECRET": SECRET, "UNITEDCRON_AGENT_LISTEN": f"127.0.0.1:{agent_port}",
-        "UNITEDCRON_AGENT_CENTER": f"127.0.0.1:{reg_port}", "UNITEDCRON_AGENT_NAME": "agent-1",
-        "UNITEDCRON_AGENT_STATE_DIR": str(tmp / f"agent-{n}"), "UNITEDCRON_LOG_LEVEL": "warning",
-        "UNITEDCRON_AGENT_METRICS_LISTEN": "", "UNITEDCRON_AGENT_MAX_PROCESSES": str(n + 10),
+        "UNITEDCRON_SECRET": SECRET,
+        "UNITEDCRON_AGENT_LISTEN": f"127.0.0.1:{agent_port}",
+        "UNITEDCRON_AGENT_CENTER": f"127.0.0.1:{reg_port}",
+        "UNITEDCRON_AGENT_NAME": "agent-1",
+        "UNITEDCRON_AGENT_STATE_DIR": str(tmp / f"agent-{n}"),
+        "UNITEDCRON_LOG_LEVEL": "warning",
+        "UNITEDCRON_AGENT_METRICS_LISTEN": "",
+        "UNITEDCRON_AGENT_MAX_PROCESSES": str(n + 10),
     }
     agent = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", env=env, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL)
-    center = await start_center(db_url, metrics_port,
-                                {"UNITEDCRON_CENTER_LISTEN": f"127.0.0.1:{reg_port}"})
+        sys.executable,
+        "-m",
+        "agent",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    center = await start_center(
+        db_url, metrics_port, {"UNITEDCRON_CENTER_LISTEN": f"127.0.0.1:{reg_port}"}
+    )
     await wait_planned(metrics_port, n, at_s - 1)
     engine = create_engine(db_url)
     deadline = at_s + 60
     while time.time() < deadline:
         async with engine.connect() as conn:
-            count = (await conn.execute(select(func.count()).select_from(task_process)
-                                        .where(task_process.c.start > 0))).scalar() or 0
+            count = (
+                await conn.execute(
+                    select(func.count()).select_from(task_process).where(task_process.c.start > 0)
+                )
+            ).scalar() or 0
         if count >= n:
             break
         await asyncio.sleep(0.5)
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(task_process.c.start, task_process.c.sched_us)
-                                   .where(task_process.c.start > 0))).all()
+        rows = (
+            await conn.execute(
+                select(task_process.c.start, task_process.c.sched_us).where(
+                    task_process.c.start > 0
+                )
+            )
+        ).all()
     await engine.dispose()
     for proc in (agent, center):
         proc.send_signal(signal.SIGTERM)
     await asyncio.gather(agent.wait(), center.wait())
     late = [(r.start - r.sched_us) / 1000 for r in rows]
-    return {"n": n, "started": len(late), "p50": pct(late, 0.5), "p99": pct(late, 0.99),
-            "max": max(late, default=float("nan"))}
+    return {
+        "n": n,
+        "started": len(late),
+        "p50": pct(late, 0.5),
+        "p99": pct(late, 0.99),
+        "max": max(late, default=float("nan")),
+    }
 
 
 async def main(sizes: list[int]) -> None:
-    print(f"python {sys.version.split()[0]}, {psutil.cpu_count()} cores; SQLite store; "
-          "lateness = scheduled time -> agent receives the exec")
-    print(f"{'N':>7} {'agents':>6} {'received':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-          f"{'center CPU s':>12} {'RSS MB':>7}")
+    print(
+        f"python {sys.version.split()[0]}, {psutil.cpu_count()} cores; SQLite store; "
+        "lateness = scheduled time -> agent receives the exec"
+    )
+    print(
+        f"{'N':>7} {'agents':>6} {'received':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'center CPU s':>12} {'RSS MB':>7}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             for agent_count in (1, 4):
                 r = await burst(n, agent_count, Path(tmp))
                 note = "" if r["ready"] else "  (not all rules planned in time)"
-                print(f"{n:>7} {agent_count:>6} {r['received']:>9} {r['p50']:>8.1f} "
-                      f"{r['p99']:>8.1f} {r['max']:>8.1f} {r['cpu_s']:>12.2f} "
-                      f"{r['rss_mb']:>7.0f}{note}", flush=True)
+                print(
+                    f"{n:>7} {agent_count:>6} {r['received']:>9} {r['p50']:>8.1f} "
+                    f"{r['p99']:>8.1f} {r['max']:>8.1f} {r['cpu_s']:>12.2f} "
+                    f"{r['rss_mb']:>7.0f}{note}",
+                    flush=True,
+                )
         print("\nAPScheduler 3 AsyncIOScheduler, coroutine jobs, defaults (in-process, no network)")
         for n in sizes:
             try:
@@ -234,12 +307,18 @@ async def main(sizes: list[int]) -> None:
             except ImportError:
                 print("  not installed: pip install -e '.[bench]'")
                 break
-            print(f"{n:>7} {'-':>6} {r['received']:>9} {r['p50']:>8.1f} {r['p99']:>8.1f} "
-                  f"{r['max']:>8.1f}", flush=True)
+            print(
+                f"{n:>7} {'-':>6} {r['received']:>9} {r['p50']:>8.1f} {r['p99']:>8.1f} "
+                f"{r['max']:>8.1f}",
+                flush=True,
+            )
         print("\nreal agent, /bin/true as nobody: scheduled -> process started")
         r = await real_starts(1000, Path(tmp))
-        print(f"{r['n']:>7} {1:>6} {r['started']:>9} {r['p50']:>8.1f} {r['p99']:>8.1f} "
-              f"{r['max']:>8.1f}", flush=True)
+        print(
+            f"{r['n']:>7} {1:>6} {r['started']:>9} {r['p50']:>8.1f} {r['p99']:>8.1f} "
+            f"{r['max']:>8.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

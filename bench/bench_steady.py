@@ -550,7 +550,6 @@ async def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-
     try:
         asyncio.run(main(sys.argv[1:]))
     except KeyboardInterrupt:  # the center and the fake agents are stopped by now

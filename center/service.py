@@ -408,7 +408,7 @@ class CenterService(PoolListener):
         # We hold the lease at our epoch, so no real leader sent that one. Stepping down would
         # let one forged agent make every center give up the lease in turn.
         name = self.agents[aid].name if aid in self.agents else str(aid)
-        log.error("center.agent_epoch_forged", aid=aid, agent=name, our_epoch=leader.epoch,
-                  reason=why)
+        log.error(
+            "center.agent_epoch_forged", aid=aid, agent=name, our_epoch=leader.epoch, reason=why
+        )
         self.intake.security_event("agent.epoch_forged", name, f"agent {aid}: {why}")
-

@@ -64,6 +64,7 @@ cron_group = Table(
     Column("description", String(255), nullable=False, server_default=""),
     Column("retention_days", Integer, nullable=False, server_default="30"),
     *_times(),
+    sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
 )
 
@@ -94,6 +95,7 @@ agents = Table(
     # operator forgot it. A registration under this name with another key is refused.
     Column("key_hash", String(64), nullable=False, server_default=""),
     *_times(),
+    sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
 )
 
@@ -133,8 +135,18 @@ crontab = Table(
     # Set by the center: why some of its runs are not planned although the rule is valid
     # (an agent whose policy refuses its run_user, no agent to run it); "" when none.
     Column("notice", String(500), nullable=False, server_default=""),
+    # never | retry: whether a run whose outcome is unknown (its agent restarted after
+    # accepting it) is retried; `never` gives at most once, `retry` at least once.
+    Column("retry_unknown", String(8), nullable=False, server_default="never"),
+    # Per-run limits applied with setrlimit in the child after the privilege drop; 0 = the
+    # agent's default (none unless the agent sets one).
+    Column("limit_mem_mb", Integer, nullable=False, server_default="0"),
+    Column("limit_cpu_s", Integer, nullable=False, server_default="0"),
+    Column("limit_nofile", Integer, nullable=False, server_default="0"),
+    Column("limit_nproc", Integer, nullable=False, server_default="0"),
     *_times(),
     Index("ix_crontab_update_time", "update_time"),
+    sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
 )
 
@@ -259,6 +271,7 @@ admin_user = Table(
     Column("superadmin", SmallInteger, nullable=False, server_default="0"),
     Column("status", SmallInteger, nullable=False, server_default="1"),
     *_times(),
+    sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
 )
 
@@ -302,6 +315,7 @@ api_token = Table(
     Column("last_used_us", BigInteger, nullable=False, server_default="0"),
     Column("expires_us", BigInteger, nullable=False, server_default="0"),
     Column("revoked_us", BigInteger, nullable=False, server_default="0"),
+    sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
 )
 
@@ -356,6 +370,7 @@ alert_channel = Table(
     Column("status", SmallInteger, nullable=False, server_default="1"),
     *_times(),
     UniqueConstraint("gid", "name"),
+    sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
 )
 

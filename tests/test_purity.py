@@ -34,10 +34,19 @@ FORBIDDEN_IMPORTS = frozenset(
 # Dotted names after resolving import aliases; referencing one (called or not) reads the world.
 FORBIDDEN_NAMES = frozenset(
     {
-        "time.time", "time.time_ns", "time.monotonic", "time.monotonic_ns", "time.perf_counter",
-        "datetime.datetime.now", "datetime.datetime.utcnow", "datetime.datetime.today",
-        "datetime.date.today", "datetime.now", "datetime.utcnow",
-        "os.environ", "os.getenv",
+        "time.time",
+        "time.time_ns",
+        "time.monotonic",
+        "time.monotonic_ns",
+        "time.perf_counter",
+        "datetime.datetime.now",
+        "datetime.datetime.utcnow",
+        "datetime.datetime.today",
+        "datetime.date.today",
+        "datetime.now",
+        "datetime.utcnow",
+        "os.environ",
+        "os.getenv",
     }
 )
 PROJECT_PACKAGES = ("protocol", "center", "agent", "admin")

@@ -70,13 +70,14 @@ async def _register_once(
     key_hash = hashlib.sha256(reg.agent_key.encode()).hexdigest() if reg.agent_key else ""
     values = _registered_values(reg, ip, now_us)
     async with engine.begin() as conn:
-        row = (
-            await conn.execute(select(agents.c.id).where(agents.c.name == reg.name))
-        ).first()
+        row = (await conn.execute(select(agents.c.id).where(agents.c.name == reg.name))).first()
         if row is None:
             result = await conn.execute(
                 insert(agents).values(
-                    name=reg.name, status=AGENT_PENDING, create_time=now_us, key_hash=key_hash,
+                    name=reg.name,
+                    status=AGENT_PENDING,
+                    create_time=now_us,
+                    key_hash=key_hash,
                     **values,
                 )
             )

@@ -134,9 +134,7 @@ def _audit() -> None:
     )
     op.create_index(op.f("ix_audit_log_at_us"), "audit_log", ["at_us"])
     op.create_index(op.f("ix_audit_log_gid"), "audit_log", ["gid"])
-    op.create_index(
-        "ix_audit_log_object_type_object_id", "audit_log", ["object_type", "object_id"]
-    )
+    op.create_index("ix_audit_log_object_type_object_id", "audit_log", ["object_type", "object_id"])
 
 
 def upgrade() -> None:

@@ -28,20 +28,19 @@ class Certs:
 
 
 def _openssl(*args: str | Path) -> None:
-    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True,
-                   timeout=OPENSSL_TIMEOUT_S)
+    subprocess.run(
+        ["openssl", *map(str, args)], check=True, capture_output=True, timeout=OPENSSL_TIMEOUT_S
+    )
 
 
 def _key_args(key: Path) -> list[str | Path]:
-    return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", key]
+    return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key]
 
 
 def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
     """A self-signed CA: (certificate, key)."""
     cert, key = directory / f"{name}.pem", directory / f"{name}.key"
-    _openssl("req", "-x509", *_key_args(key), "-out", cert, "-subj", f"/CN={name}",
-             "-days", "2")
+    _openssl("req", "-x509", *_key_args(key), "-out", cert, "-subj", f"/CN={name}", "-days", "2")
     return cert, key
 
 
@@ -51,8 +50,23 @@ def make_leaf(directory: Path, name: str, ca: tuple[Path, Path]) -> tuple[Path, 
     extensions = directory / f"{name}.ext"
     extensions.write_text(LEAF_EXTENSIONS)
     _openssl("req", "-new", *_key_args(key), "-out", csr, "-subj", f"/CN={name}")
-    _openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
-             "-out", cert, "-days", "2", "-extfile", extensions)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        ca[0],
+        "-CAkey",
+        ca[1],
+        "-CAcreateserial",
+        "-out",
+        cert,
+        "-days",
+        "2",
+        "-extfile",
+        extensions,
+    )
     return cert, key
 
 
@@ -65,6 +79,7 @@ def make_certs(directory: Path) -> Certs:
     agent = make_leaf(directory, "agent", ca)
     rogue = make_leaf(directory, "rogue", rogue_ca)
     return Certs(
-        center=TlsFiles(ca[0], *center), agent=TlsFiles(ca[0], *agent),
+        center=TlsFiles(ca[0], *center),
+        agent=TlsFiles(ca[0], *agent),
         rogue=TlsFiles(ca[0], *rogue),
     )

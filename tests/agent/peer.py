@@ -77,9 +77,11 @@ def exec_msg(
     """An Exec as the center would send it, with test defaults."""
     ref = RunRef(runid=runid or new_runid(), task_id=task_id, sched_us=1_700_000_000_000_000)
     return Exec(
-        epoch=epoch, ref=ref,
+        epoch=epoch,
+        ref=ref,
         spec=RunSpec(task_id=task_id, command=command, run_user=run_user, **spec),
-        shard_index=shard[0], shard_total=shard[1],
+        shard_index=shard[0],
+        shard_total=shard[1],
     )
 
 
@@ -90,12 +92,16 @@ def daemon_spec(command: str, *, task_id: int = 21, process_num: int = 1, **spec
 
 
 def wanted(
-    *specs: RunSpec, complete: bool = True, stopped: tuple[int, ...] = (), epoch: int = 1,
+    *specs: RunSpec,
+    complete: bool = True,
+    stopped: tuple[int, ...] = (),
+    epoch: int = 1,
     aid: int = 5,
 ) -> DaemonsWanted:
     """A DaemonsWanted as the center would send it (agent id 5 unless told)."""
-    return DaemonsWanted(epoch=epoch, specs=list(specs), complete=complete,
-                         stopped=list(stopped), aid=aid)
+    return DaemonsWanted(
+        epoch=epoch, specs=list(specs), complete=complete, stopped=list(stopped), aid=aid
+    )
 
 
 def session_members(sid: int) -> list[psutil.Process]:
@@ -137,7 +143,10 @@ class CenterPeer:
 
     @classmethod
     async def connect(
-        cls, port: int, secrets: tuple[bytes, ...] = SECRETS, name: str = "test-center",
+        cls,
+        port: int,
+        secrets: tuple[bytes, ...] = SECRETS,
+        name: str = "test-center",
         tls: ssl.SSLContext | None = None,
     ) -> CenterPeer:
         async with asyncio.timeout(WAIT_S):

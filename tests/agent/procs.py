@@ -33,8 +33,13 @@ def agent_env(tmp_path: Path, **settings: str) -> dict[str, str]:
 async def start_agent(tmp_path: Path, **settings: str) -> asyncio.subprocess.Process:
     """`python -m agent` with its state in `tmp_path`, JSON logs on its stderr pipe."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", cwd=REPO, env=agent_env(tmp_path, **settings),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "agent",
+        cwd=REPO,
+        env=agent_env(tmp_path, **settings),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
 

@@ -135,7 +135,7 @@ async def test_bad_params_closes_connection(agent: AgentService) -> None:
     """An exec with a field of the wrong type closes that connection with bad_params."""
     peer = await CenterPeer.connect(agent.port)
     try:
-        payload = b'\x82\xa4call\xa4exec\xa6params\x81\xa5epoch\xa3one'  # {"epoch": "one"}
+        payload = b"\x82\xa4call\xa4exec\xa6params\x81\xa5epoch\xa3one"  # {"epoch": "one"}
         peer.conn._writer.write(b"$%d\r\n%b\r\n" % (len(payload), payload))
         rest = await _closed(peer)
         assert any(isinstance(m, Error) and m.code == "bad_params" for m in rest)

@@ -53,8 +53,9 @@ async def _starts(center: CenterPeer, n: int) -> list[RunStarted]:
     return sorted(got, key=lambda s: s.ref.instance)
 
 
-async def _status(center: CenterPeer, match: Callable[[DaemonStatus], bool],
-                  timeout_s: float = 10.0) -> DaemonStatus:
+async def _status(
+    center: CenterPeer, match: Callable[[DaemonStatus], bool], timeout_s: float = 10.0
+) -> DaemonStatus:
     """The first DaemonStatus (not yet expected) that satisfies `match`."""
     async with asyncio.timeout(timeout_s):
         while True:
@@ -66,8 +67,9 @@ async def _status(center: CenterPeer, match: Callable[[DaemonStatus], bool],
 @pytest.fixture
 async def fast_agent(make_config: Callable[..., AgentConfig]) -> AsyncIterator[AgentService]:
     """An agent whose daemon backoff is short, so crash loops show within a second or two."""
-    config = make_config(agent_daemon_backoff_s=0.1, agent_daemon_backoff_max_s=0.4,
-                         agent_daemon_stable_s=0.6)
+    config = make_config(
+        agent_daemon_backoff_s=0.1, agent_daemon_backoff_max_s=0.4, agent_daemon_stable_s=0.6
+    )
     async with running(config) as service:
         yield service
 
@@ -114,8 +116,10 @@ async def test_kill_9_brings_a_replacement_after_about_a_second(center: CenterPe
     again = await center.expect(RunStarted)
     seen_after_s = time.monotonic() - killed_at
     delay_s = (again.start_us - ended.end_us) / 1e6
-    print(f"\nrestart delay after kill -9: {delay_s:.3f} s agent-side, "
-          f"{seen_after_s:.3f} s until the center got RunStarted")
+    print(
+        f"\nrestart delay after kill -9: {delay_s:.3f} s agent-side, "
+        f"{seen_after_s:.3f} s until the center got RunStarted"
+    )
     assert (ended.status, ended.signal) == (statuses.FAILED, 9)
     assert again.ref.instance == 1 and again.ref.runid != victim.ref.runid
     assert 0.9 <= delay_s <= 1.5
@@ -170,7 +174,8 @@ async def test_changed_command_replaces_one_at_a_time(center: CenterPeer) -> Non
     old = await _starts(center, 2)
     done = asyncio.Event()
     sampler = asyncio.create_task(
-        _count_while([("/bin/sleep", "3005"), ("/bin/sleep", "3006")], done))
+        _count_while([("/bin/sleep", "3005"), ("/bin/sleep", "3006")], done)
+    )
     await center.send(wanted(dataclasses.replace(spec, command="/bin/sleep 3006")))
     end0 = await center.expect(RunFinished, old[0].ref.runid)
     new = await _starts(center, 2)
@@ -224,8 +229,10 @@ def shared_dir() -> Iterator[Path]:
 async def test_crash_loop_clears_once_stable(fast_center: CenterPeer, shared_dir: Path) -> None:
     """A daemon that fails three times, then stays up past stable_s, stops being crash-looping."""
     box = shared_dir
-    command = (f"n=$(cat {box}/n 2>/dev/null || echo 0); echo $((n+1)) > {box}/n; "
-               f"[ $n -ge 3 ] && exec sleep 3008; echo failing; exit 2")
+    command = (
+        f"n=$(cat {box}/n 2>/dev/null || echo 0); echo $((n+1)) > {box}/n; "
+        f"[ $n -ge 3 ] && exec sleep 3008; echo failing; exit 2"
+    )
     await fast_center.send(wanted(daemon_spec(command, shell=True)))
     looping = await _status(fast_center, lambda s: s.crash_looping)
     assert looping.last_exit == "exit 2: failing"

@@ -28,8 +28,7 @@ POLICY = DaemonPolicy(backoff_s=1.0, backoff_max_s=8.0, stable_s=30.0, crashloop
 
 def _spec(overlap: str = "skip", process_num: int = 1, **kw: object) -> RunSpec:
     kw.setdefault("command", "/bin/true")
-    return RunSpec(task_id=4, overlap=overlap, process_num=process_num,
-                   **kw)  # type: ignore[arg-type]
+    return RunSpec(task_id=4, overlap=overlap, process_num=process_num, **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -58,9 +57,11 @@ def test_decide_overlap(overlap: str, process_num: int, load: RuleLoad, expected
 def test_skip_reasons() -> None:
     """A skip says why: the cap reached, or a run already queued."""
     assert decide_overlap(_spec("parallel", 2), RuleLoad(2, 2, 0))[1] == (
-        "2 runs of rule 4 already running (process_num=2)")
+        "2 runs of rule 4 already running (process_num=2)"
+    )
     assert decide_overlap(_spec("queue"), RuleLoad(1, 1, 1))[1] == (
-        "a run of rule 4 is already queued")
+        "a run of rule 4 is already queued"
+    )
 
 
 def test_backoff_doubles_to_the_cap_and_flags_a_crash_loop() -> None:
@@ -97,8 +98,10 @@ def _finished(**kw: object) -> RunFinished:
     [
         (_finished(status="failed", start_us=1, code=1, output=b"a\nboom  \n\n"), "exit 1: boom"),
         (_finished(status="failed", start_us=1, signal=9), "signal SIGKILL"),
-        (_finished(status="failed", reason="run_user 'x': no such user"),
-         "cannot start: run_user 'x': no such user"),
+        (
+            _finished(status="failed", reason="run_user 'x': no such user"),
+            "cannot start: run_user 'x': no such user",
+        ),
         (_finished(status="success", start_us=1, code=0, output=b"\xffbye"), "exit 0: \ufffdbye"),
     ],
 )
@@ -110,11 +113,22 @@ def test_exit_summary(event: RunFinished, summary: str) -> None:
 def test_launch_key_ignores_what_needs_no_restart() -> None:
     """process_num, timeouts, grace, output cap and updated_us never replace instances."""
     base = _spec(env={"A": "1", "B": "2"})
-    same = _spec(process_num=5, timeout_s=3.0, kill_grace_s=1.0, output_max_bytes=10,
-                 updated_us=99, env={"B": "2", "A": "1"})
+    same = _spec(
+        process_num=5,
+        timeout_s=3.0,
+        kill_grace_s=1.0,
+        output_max_bytes=10,
+        updated_us=99,
+        env={"B": "2", "A": "1"},
+    )
     assert launch_key(base) == launch_key(same)
-    for change in ({"command": "/bin/false"}, {"shell": True}, {"run_user": "nobody"},
-                   {"env": {"A": "2"}}, {"cwd": "/tmp"}):
+    for change in (
+        {"command": "/bin/false"},
+        {"shell": True},
+        {"run_user": "nobody"},
+        {"env": {"A": "2"}},
+        {"cwd": "/tmp"},
+    ):
         assert launch_key(_spec(**change)) != launch_key(base)
 
 
@@ -134,13 +148,21 @@ def test_daemon_exec_identity() -> None:
     msg = daemon_exec(_spec(timeout_s=5.0), index=2, aid=7, start_us=123, epoch=3)
     assert msg.ref.runid == "4-123-7-0-2" and msg.ref.sched_us == 123
     assert (msg.ref.trigger, msg.ref.instance, msg.epoch, msg.spec.timeout_s) == (
-        "daemon", 2, 3, 0.0)
+        "daemon",
+        2,
+        3,
+        0.0,
+    )
 
 
 def test_daemon_settings_make_the_policy() -> None:
     """agent_daemon_* settings build the policy; a cap below the first delay is raised to it."""
-    config = AgentConfig(secret="0123456789abcdef", agent_daemon_backoff_s=2,
-                         agent_daemon_backoff_max_s=1, agent_daemon_crashloop_after=5)
+    config = AgentConfig(
+        secret="0123456789abcdef",
+        agent_daemon_backoff_s=2,
+        agent_daemon_backoff_max_s=1,
+        agent_daemon_crashloop_after=5,
+    )
     assert config.daemon_policy() == DaemonPolicy(2.0, 2.0, 30.0, 5)
 
 

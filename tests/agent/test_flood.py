@@ -51,9 +51,11 @@ async def test_one_gigabyte_keeps_rss_flat(agent: AgentService, center: CenterPe
     await center.expect(RunStarted, msg.ref.runid)
     live = [m for m in center.seen if isinstance(m, RunOutput) and m.runid == msg.ref.runid]
     growth = peak - baseline
-    print(f"\n1 GB flood: {took_s:.1f} s, agent RSS {baseline / MIB:.1f} -> peak "
-          f"{peak / MIB:.1f} MiB (+{growth / MIB:.1f} MiB), send buffer peak "
-          f"{backlog_peak} B, {len(live)} live chunks, {sum(len(c.data) for c in live)} B live")
+    print(
+        f"\n1 GB flood: {took_s:.1f} s, agent RSS {baseline / MIB:.1f} -> peak "
+        f"{peak / MIB:.1f} MiB (+{growth / MIB:.1f} MiB), send buffer peak "
+        f"{backlog_peak} B, {len(live)} live chunks, {sum(len(c.data) for c in live)} B live"
+    )
     assert finished.status == "success"
     assert finished.output_bytes == GB and finished.truncated
     half = 256 * 1024 // 2
@@ -89,12 +91,19 @@ class _Sessions:
 
 
 def _flooding_table(
-    leader: _Leader, runs: int, limits: RunLimits | None = None,
+    leader: _Leader,
+    runs: int,
+    limits: RunLimits | None = None,
     metrics: AgentMetrics | None = None,
 ) -> RunTable:
     """A run table with `runs` runs, each with a full live chunk pending."""
-    table = RunTable(_Sessions(leader), journal=None, runner=None,  # type: ignore[arg-type]
-                     limits=limits or RunLimits(), metrics=metrics)
+    table = RunTable(
+        _Sessions(leader),
+        journal=None,
+        runner=None,  # type: ignore[arg-type]
+        limits=limits or RunLimits(),
+        metrics=metrics,
+    )
     for _ in range(runs):
         handle = RunHandle(exec_msg("/usr/bin/yes"))
         handle.tail.feed(b"y\n" * LIVE_CHUNK_BYTES)
@@ -121,14 +130,16 @@ def test_live_output_backlog_is_a_setting_counted_and_logged() -> None:
     counts as a `live_output` limit hit, with one log line for the first."""
     metrics = AgentMetrics()
     leader = _Leader(0)
-    table = _flooding_table(leader, runs=4, limits=RunLimits(live_backlog_bytes=LIVE_CHUNK_BYTES),
-                            metrics=metrics)
+    table = _flooding_table(
+        leader, runs=4, limits=RunLimits(live_backlog_bytes=LIVE_CHUNK_BYTES), metrics=metrics
+    )
     with structlog.testing.capture_logs() as logs:
         table.pump_output()  # one chunk fills the bound
         table.pump_output()
     assert len(leader.sent) == 1
-    hits = metrics.registry.get_sample_value("unitedcron_agent_limit_hits_total",
-                                             {"limit": "live_output"})
+    hits = metrics.registry.get_sample_value(
+        "unitedcron_agent_limit_hits_total", {"limit": "live_output"}
+    )
     assert hits == 2
     lines = [e for e in logs if e["event"] == "agent.limit_reached"]
     assert len(lines) == 1 and lines[0]["limit"] == "live_output"

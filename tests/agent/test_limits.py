@@ -18,13 +18,15 @@ from tests.agent.peer import WAIT_S, CenterPeer, exec_msg, running, wait_for
 
 def _hits(agent: AgentService, limit: str) -> float:
     value = agent.metrics.registry.get_sample_value(
-        "unitedcron_agent_limit_hits_total", {"limit": limit})
+        "unitedcron_agent_limit_hits_total", {"limit": limit}
+    )
     return value or 0.0
 
 
 def _open(agent: AgentService) -> float:
     value = agent.metrics.registry.get_sample_value(
-        "unitedcron_agent_connections", {"state": "open"})
+        "unitedcron_agent_connections", {"state": "open"}
+    )
     return value or 0.0
 
 
@@ -91,8 +93,9 @@ async def test_run_beyond_the_process_limit_is_skipped(
                 await peer.close()
             assert _hits(agent, "processes") == 1
     assert (skipped.status, skipped.start_us, skipped.pid) == (statuses.SKIPPED, 0, 0)
-    assert skipped.reason == ("agent process limit reached: 2 processes running "
-                              "(UNITEDCRON_AGENT_MAX_PROCESSES=2)")
+    assert skipped.reason == (
+        "agent process limit reached: 2 processes running (UNITEDCRON_AGENT_MAX_PROCESSES=2)"
+    )
     assert later.status == statuses.SUCCESS
     lines = _limit_lines(logs, "processes")
     assert len(lines) == 1 and lines[0]["runid"] == third.ref.runid and lines[0]["max"] == 2

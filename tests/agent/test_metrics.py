@@ -50,7 +50,8 @@ async def test_scrape_shows_runs_timing_load_and_limits(
             assert isinstance(await peer.recv(), AgentState)
             quick = exec_msg("/usr/bin/true")
             quick = dataclasses.replace(
-                quick, ref=dataclasses.replace(quick.ref, sched_us=now_us() - 20_000))
+                quick, ref=dataclasses.replace(quick.ref, sched_us=now_us() - 20_000)
+            )
             await peer.run(quick)
             slow = exec_msg("/bin/sleep 300", task_id=8)
             await peer.send(slow)

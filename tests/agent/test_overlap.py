@@ -54,7 +54,9 @@ async def test_queue_waits_for_the_slot_and_skips_a_second(
     await _fire_every_second(center, msgs)
     skipped = await center.expect(RunFinished, msgs[2].ref.runid)
     assert (skipped.status, skipped.reason) == (
-        statuses.SKIPPED, "a run of rule 7 is already queued")
+        statuses.SKIPPED,
+        "a run of rule 7 is already queued",
+    )
     assert agent.control.runs[msgs[1].ref.runid].pid == 0
     other = await CenterPeer.connect(agent.port)
     try:
@@ -93,7 +95,9 @@ async def test_parallel_runs_two_and_skips_the_third(center: CenterPeer) -> None
     await wait_for(lambda: len(session_members(first.pid)) == len(session_members(second.pid)) == 1)
     skipped = await center.expect(RunFinished, msgs[2].ref.runid)
     assert (skipped.status, skipped.reason) == (
-        statuses.SKIPPED, "2 runs of rule 7 already running (process_num=2)")
+        statuses.SKIPPED,
+        "2 runs of rule 7 already running (process_num=2)",
+    )
     ends = [await center.expect(RunFinished, m.ref.runid) for m in msgs[:2]]
     assert [e.status for e in ends] == [statuses.SUCCESS] * 2
     assert second.start_us < ends[0].end_us  # they really overlapped
@@ -107,7 +111,11 @@ async def test_kill_rule_with_a_queued_run(center: CenterPeer) -> None:
     await center.send(queued, Kill(epoch=1, task_id=7, reason="operator"))
     never = await center.expect(RunFinished, queued.ref.runid)
     assert (never.status, never.reason, never.start_us, never.pid) == (
-        statuses.KILLED, "operator", 0, 0)
+        statuses.KILLED,
+        "operator",
+        0,
+        0,
+    )
     ended = await center.expect(RunFinished, running.ref.runid)
     assert (ended.status, ended.reason) == (statuses.KILLED, "operator")
     assert _started(center, queued) == []
@@ -130,8 +138,9 @@ async def test_replace_while_the_old_run_is_still_stopping(center: CenterPeer) -
     """replace: a run that ignores TERM holds its slot for the kill grace; a fire meanwhile
     takes the waiting run's place (it ends `killed`, never started), then starts after KILL."""
     command = "trap '' TERM; echo trapped; sleep 300 & wait"
-    old, bumped, new = (exec_msg(command, shell=True, overlap="replace", kill_grace_s=1.0)
-                        for _ in range(3))
+    old, bumped, new = (
+        exec_msg(command, shell=True, overlap="replace", kill_grace_s=1.0) for _ in range(3)
+    )
     await center.send(old)
     await center.expect(RunStarted, old.ref.runid)
     await center.expect(RunOutput, old.ref.runid)  # TERM is ignored from now on
@@ -139,7 +148,10 @@ async def test_replace_while_the_old_run_is_still_stopping(center: CenterPeer) -
     await center.send(new)
     never = await center.expect(RunFinished, bumped.ref.runid)
     assert (never.status, never.reason, never.start_us) == (
-        statuses.KILLED, f"replaced by {new.ref.runid}", 0)
+        statuses.KILLED,
+        f"replaced by {new.ref.runid}",
+        0,
+    )
     ended = await center.expect(RunFinished, old.ref.runid)
     assert (ended.reason, ended.signal) == (f"replaced by {bumped.ref.runid}", 9)
     started = await center.expect(RunStarted, new.ref.runid)

@@ -37,8 +37,13 @@ async def test_missing_secret_exits_2(tmp_path: Path) -> None:
     env = agent_env(tmp_path)
     del env["UNITEDCRON_SECRET"]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", cwd=REPO, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "agent",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(START_S):
         _, stderr = await proc.communicate()

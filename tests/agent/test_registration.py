@@ -56,8 +56,10 @@ async def test_register_carries_bound_port(
 ) -> None:
     """The Register names the agent, its bound port, labels, users and version."""
     config = make_config(
-        agent_center=f"127.0.0.1:1,{listener.address}", agent_labels="rack=r1,zone=a",
-        agent_allowed_users="nobody", agent_register_interval_s=0.1,
+        agent_center=f"127.0.0.1:1,{listener.address}",
+        agent_labels="rack=r1,zone=a",
+        agent_allowed_users="nobody",
+        agent_register_interval_s=0.1,
     )
     with structlog.testing.capture_logs() as logs:
         async with running(config) as agent:

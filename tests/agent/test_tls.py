@@ -42,9 +42,7 @@ async def _nothing_ran(agent: AgentService, center_tls: ssl.SSLContext, runid: s
     assert agent.outbox.count == 0
 
 
-async def test_tls_center_runs_a_job(
-    make_config: Callable[..., AgentConfig], certs: Certs
-) -> None:
+async def test_tls_center_runs_a_job(make_config: Callable[..., AgentConfig], certs: Certs) -> None:
     """A center with a certificate of the cluster CA gets through TLS and the secret handshake
     and runs a job, reported back over the TLS connection."""
     async with running(make_config(**_tls_settings(certs.agent))) as agent:
@@ -112,13 +110,12 @@ async def test_client_without_certificate_is_refused(
     assert len(_refusals(logs)) == 1
 
 
-async def test_registration_over_tls(
-    make_config: Callable[..., AgentConfig], certs: Certs
-) -> None:
+async def test_registration_over_tls(make_config: Callable[..., AgentConfig], certs: Certs) -> None:
     """The agent registers through mutual TLS with a registration port that requires it."""
     listener = RegistrationListener()
     listener.server = await asyncio.start_server(
-        listener.on_connect, "127.0.0.1", 0, ssl=server_context(certs.center))
+        listener.on_connect, "127.0.0.1", 0, ssl=server_context(certs.center)
+    )
     try:
         config = make_config(agent_center=listener.address, **_tls_settings(certs.agent))
         async with running(config) as agent:
@@ -131,8 +128,11 @@ async def test_registration_over_tls(
 
 def test_tls_settings_all_or_none(tmp_path: Path, certs: Certs) -> None:
     """Only some of the three TLS files is a settings error naming the missing ones."""
-    with pytest.raises(ValidationError, match="agent_tls_ca, agent_tls_cert, agent_tls_key: "
-                       "TLS needs ca, cert and key; missing: cert, key"):
+    with pytest.raises(
+        ValidationError,
+        match="agent_tls_ca, agent_tls_cert, agent_tls_key: "
+        "TLS needs ca, cert and key; missing: cert, key",
+    ):
         AgentConfig(secret="s" * 16, agent_tls_ca=certs.agent.ca)
     assert AgentConfig(secret="s" * 16).tls is None
 

@@ -158,7 +158,9 @@ def test_outbox_full_drops_oldest_started_never_finished(tmp_path: Path) -> None
     box.commit([_started("a"), _finished("a"), _started("b")])
     box.commit([_started("c")])
     assert [type(e).__name__ + e.ref.runid for e in box.unacked()] == [
-        "RunFinisheda", "RunStartedb", "RunStartedc"
+        "RunFinisheda",
+        "RunStartedb",
+        "RunStartedc",
     ]
     box.commit([_finished("b"), _finished("c")])
     kinds = [type(e).__name__ for e in box.unacked()]
@@ -179,8 +181,11 @@ def test_outbox_forgets_old_run_ids(tmp_path: Path) -> None:
 def test_config_lists_labels_and_advertise() -> None:
     """Comma lists and labels parse; advertise defaults to the listen host and bound port."""
     config = AgentConfig(
-        secret="0123456789abcdef", agent_listen="127.0.0.1:0", agent_labels="a=1, b = x=y",
-        agent_allowed_users=" nobody ,daemon,", agent_center="h1:1,h2:2",
+        secret="0123456789abcdef",
+        agent_listen="127.0.0.1:0",
+        agent_labels="a=1, b = x=y",
+        agent_allowed_users=" nobody ,daemon,",
+        agent_center="h1:1,h2:2",
     )
     assert config.agent_labels == {"a": "1", "b": "x=y"}
     assert config.agent_allowed_users == ("nobody", "daemon")

@@ -81,8 +81,9 @@ async def test_supplementary_groups_are_exactly_the_users(method: str) -> None:
     """The run gets the account's supplementary groups, in the order the lookup gave them."""
     account = Account("nobody", 65534, 65534, "/", "/bin/sh", (65534, 4242, 4343))
     switch = await choose_user_switch(method, switches_user=True)
-    runner = Runner(UserPolicy(ROOT), lambda event: None, lookup=lambda name: account,
-                    switch=switch)
+    runner = Runner(
+        UserPolicy(ROOT), lambda event: None, lookup=lambda name: account, switch=switch
+    )
     finished = await runner.run(RunHandle(exec_msg("/usr/bin/id -G")))
     assert (finished.status, finished.output) == (statuses.SUCCESS, b"65534 4242 4343\n")
 
@@ -138,7 +139,8 @@ async def test_command_that_cannot_be_executed_names_the_reason(
     if agent.config.agent_user_switch == "setpriv":
         assert finished.code == 127 and finished.reason == (
             f"cannot start {str(script)!r}: setpriv: failed to execute {script}: "
-            f"No such file or directory")
+            f"No such file or directory"
+        )
     else:
         assert finished.reason.startswith(f"command {str(script)!r}: not found")
 
@@ -148,8 +150,12 @@ def _tree(root: Path) -> Path:
     for sub, mode in (("bin", 0o755), ("private", 0o700), ("other", 0o755)):
         (root / sub).mkdir()
         (root / sub).chmod(mode)
-    for rel, mode in (("bin/ok", 0o755), ("bin/plain", 0o644), ("private/ok", 0o755),
-                      ("other/plain", 0o755)):
+    for rel, mode in (
+        ("bin/ok", 0o755),
+        ("bin/plain", 0o644),
+        ("private/ok", 0o755),
+        ("other/plain", 0o755),
+    ):
         (root / rel).write_text("#!/bin/sh\n")
         (root / rel).chmod(mode)
     return root

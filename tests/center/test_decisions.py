@@ -99,8 +99,8 @@ T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
         ("skip", 3600, 5, [], [1, 2, 3, 4, 5], False),
         ("once", 3600, 5, [5], [1, 2, 3, 4], False),
         ("all", 3600, 5, [1, 2, 3, 4, 5], [], False),
-        ("all", 3, 5, [2, 3, 4, 5], [], False),     # none older than the window is looked at
-        ("skip", 3600, 0, [], [], False),            # no gap, nothing missed
+        ("all", 3, 5, [2, 3, 4, 5], [], False),  # none older than the window is looked at
+        ("skip", 3600, 0, [], [], False),  # no gap, nothing missed
         ("once", 3600, 250, [250], list(range(1, 101)), True),  # capped; the newest still runs
         ("skip", 3600, 250, [], list(range(1, 101)), True),
     ],
@@ -117,6 +117,7 @@ def test_misfire_policies(policy, window_s, gap_s, run, missed, more):
 def test_misfire_once_finds_the_newest_fire_of_a_sparse_rule_quickly():
     """`once` after a long gap runs the latest fire, even when only the oldest were listed."""
     hourly = parse_schedule("@hourly")
-    plan = misfire_plan(hourly, "once", 86_400 * 30, gap_from_us=T0, now_us=T0 + 500 * 3600 * S,
-                        cap=10)
+    plan = misfire_plan(
+        hourly, "once", 86_400 * 30, gap_from_us=T0, now_us=T0 + 500 * 3600 * S, cap=10
+    )
     assert plan.run == (T0 + 500 * 3600 * S,) and plan.more

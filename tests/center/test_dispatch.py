@@ -38,7 +38,11 @@ def test_decide_sends_waits_skips_and_misses():
         plan_run(9, now, 1),
     ]
     out = decide_dispatch(
-        due, now_us=now, rules={1: RULE}, connected=lambda aid: aid == 1, grace_us=10 * S,
+        due,
+        now_us=now,
+        rules={1: RULE},
+        connected=lambda aid: aid == 1,
+        grace_us=10 * S,
         frame_of=_frame(7),
     )
     [frame] = MessageDecoder().feed(b"".join(out.frames[1]))

@@ -18,8 +18,11 @@ def test_due_returns_fires_in_time_order_and_advances_each_rule():
     p.set_rule(2, parse_schedule("*/3 * * * * *"), T0)
     fires = p.due(T0 + 6 * S)
     assert fires == [
-        Fire(1, T0 + 2 * S), Fire(2, T0 + 3 * S), Fire(1, T0 + 4 * S),
-        Fire(1, T0 + 6 * S), Fire(2, T0 + 6 * S),
+        Fire(1, T0 + 2 * S),
+        Fire(2, T0 + 3 * S),
+        Fire(1, T0 + 4 * S),
+        Fire(1, T0 + 6 * S),
+        Fire(2, T0 + 6 * S),
     ]
     assert p.due(T0 + 6 * S) == []
     assert p.next_fire_us() == T0 + 8 * S
@@ -28,10 +31,10 @@ def test_due_returns_fires_in_time_order_and_advances_each_rule():
 @pytest.mark.parametrize(
     ("after_us", "until_us", "expected"),
     [
-        (T0, T0, []),                       # strictly after `after`: T0 itself is not due
-        (T0 - 1, T0, [T0]),                 # one µs before a fire: it is due at the fire
-        (T0, T0 + S - 1, []),               # not yet
-        (T0, T0 + S, [T0 + S]),             # exactly at its time
+        (T0, T0, []),  # strictly after `after`: T0 itself is not due
+        (T0 - 1, T0, [T0]),  # one µs before a fire: it is due at the fire
+        (T0, T0 + S - 1, []),  # not yet
+        (T0, T0 + S, [T0 + S]),  # exactly at its time
         (T0 + S // 2, T0 + 3 * S, [T0 + S, T0 + 2 * S, T0 + 3 * S]),
     ],
 )

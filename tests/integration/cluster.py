@@ -135,8 +135,12 @@ async def edit_rule(engine: AsyncEngine, task_id: int, **values: Any) -> None:
 async def runs_of(engine: AsyncEngine, task_id: int, *where: Any) -> list[Any]:
     async with engine.connect() as conn:
         query = select(task_process).where(task_process.c.task_id == task_id, *where)
-        order = (task_process.c.sched_us, task_process.c.attempt, task_process.c.instance,
-                 task_process.c.id)
+        order = (
+            task_process.c.sched_us,
+            task_process.c.attempt,
+            task_process.c.instance,
+            task_process.c.id,
+        )
         return list((await conn.execute(query.order_by(*order))).mappings())
 
 

@@ -68,8 +68,9 @@ msgpack_values: st.SearchStrategy[Any] = st.recursive(
     | st.text(max_size=10)
     | st.binary(max_size=10)
     | st.builds(msgpack.ExtType, st.integers(0, 127), st.binary(max_size=8)),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(map_keys, children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(map_keys, children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -97,7 +98,13 @@ def wrong_value(tp: Any) -> Any:
         (inner,) = (a for a in typing.get_args(tp) if a is not type(None))
         return wrong_value(inner)
     wrong: dict[Any, Any] = {
-        int: "1", float: "1.0", str: 1, bytes: "x", bool: 1, list: {}, dict: []
+        int: "1",
+        float: "1.0",
+        str: 1,
+        bytes: "x",
+        bool: 1,
+        list: {},
+        dict: [],
     }
     if dataclasses.is_dataclass(tp):
         return "not a map"

@@ -132,9 +132,7 @@ def _remove(params: dict[str, Any], path: str) -> dict[str, Any]:
     return new
 
 
-@pytest.mark.parametrize(
-    ("cls", "path", "tp"), PATHS, ids=[f"{c.CALL}.{p}" for c, p, _ in PATHS]
-)
+@pytest.mark.parametrize(("cls", "path", "tp"), PATHS, ids=[f"{c.CALL}.{p}" for c, p, _ in PATHS])
 @settings(max_examples=3, deadline=None)
 @given(data=st.data())
 def test_wrong_type_names_the_field(

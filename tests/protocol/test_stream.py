@@ -97,7 +97,11 @@ async def serve(
         try:
             assert server is not None
             await _application(
-                conn, server, secrets=secrets, name=name, expect_role=expect_role,
+                conn,
+                server,
+                secrets=secrets,
+                name=name,
+                expect_role=expect_role,
                 timeout_s=timeout_s,
             )
         finally:
@@ -172,9 +176,11 @@ async def test_handshake_succeeds_and_names_both_peers(
     client_secrets: tuple[bytes, ...],
 ) -> None:
     """Both sides authenticate, learn each other's name, and then exchange messages."""
-    async with asyncio.timeout(BOUND_S), serve(
-        server_secrets, name=server_name, expect_role=client_role
-    ) as server, dial(server.port) as conn:
+    async with (
+        asyncio.timeout(BOUND_S),
+        serve(server_secrets, name=server_name, expect_role=client_role) as server,
+        dial(server.port) as conn,
+    ):
         welcome = await open_handshake(conn, client_secrets, role=client_role, name=client_name)
         assert welcome.name == conn.peer_name == server_name
         hello = await server.accepted.get()
@@ -246,16 +252,24 @@ BAD_INPUT = [
     # (id, after the handshake?, bytes, error code answered)
     ("HTTP before hello", False, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "frame"),
     ("TLS hello to a plain port", False, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "frame"),
-    ("frame above the handshake limit", False, b"$%d\r\n" % (HANDSHAKE_MAX_FRAME_BYTES + 1),
-     "frame_too_large"),
+    (
+        "frame above the handshake limit",
+        False,
+        b"$%d\r\n" % (HANDSHAKE_MAX_FRAME_BYTES + 1),
+        "frame_too_large",
+    ),
     ("garbage after auth", True, b"\x00\x01 garbage", "frame"),
     ("bad length after auth", True, b"$12x\r\n", "frame"),
     ("frame above 1 MiB after auth", True, b"$1048577\r\n", "frame_too_large"),
     ("bad msgpack after auth", True, encode_frame(b"\xc1"), "payload"),
     ("not an envelope", True, _frame_of([1, 2, 3]), "payload"),
     ("unknown call", True, _frame_of({"call": "shell", "params": {}}), "unknown_call"),
-    ("bad params", True, _frame_of({"call": "ping", "params": {"epoch": "1", "sent_ms": 1}}),
-     "bad_params"),
+    (
+        "bad params",
+        True,
+        _frame_of({"call": "ping", "params": {"epoch": "1", "sent_ms": 1}}),
+        "bad_params",
+    ),
 ]
 
 
@@ -266,9 +280,11 @@ async def test_bad_input_closes_only_that_connection(
     after_auth: bool, data: bytes, code: str
 ) -> None:
     """Bad bytes get an `error` frame with the right code and a close; other clients carry on."""
-    async with asyncio.timeout(BOUND_S), serve() as server, dial_authenticated(
-        server.port, "good-agent"
-    ) as good:
+    async with (
+        asyncio.timeout(BOUND_S),
+        serve() as server,
+        dial_authenticated(server.port, "good-agent") as good,
+    ):
         async with dial(server.port) as bad:
             if after_auth:
                 await open_handshake(bad, (SECRET,), role="agent", name="bad-agent")

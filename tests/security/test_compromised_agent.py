@@ -201,7 +201,7 @@ async def test_a_reinstalled_host_is_refused_until_an_operator_deletes_the_agent
 
 async def _address(engine: AsyncEngine, aid: int) -> tuple[str, int]:
     async with engine.connect() as conn:
-        row = (await conn.execute(select(agents.c.ip, agents.c.port).where(agents.c.id == aid)))
+        row = await conn.execute(select(agents.c.ip, agents.c.port).where(agents.c.id == aid))
         ip, port = row.one()
     return str(ip), int(port)
 
