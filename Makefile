@@ -31,6 +31,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check $(PACKAGES)
 	$(BIN)/ruff format --check $(PACKAGES)
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
