@@ -168,7 +168,7 @@ async def stage_dispatched(db: str, engine: AsyncEngine, runs: list[PlannedRun])
 
 async def stage_reports(db: str, engine: AsyncEngine, work: Workload) -> list[Result]:
     metrics = CenterMetrics()
-    intake = Intake(engine, metrics, "bench")
+    intake = Intake(engine, metrics)
     for aid, message in work.reports:
         intake.add(aid, message)
     flushes = -(-len(work.reports) // REPORT_BATCH)

@@ -35,7 +35,8 @@ class LinkSettings:
 class PoolListener:
     """What the pool tells the service; the service overrides what it needs."""
 
-    def epoch(self) -> int:
+    def ping_epoch(self) -> int:
+        """The epoch every ping carries: the leader's."""
         return 0
 
     def on_report(self, aid: int, message: Message) -> None:
@@ -164,7 +165,7 @@ class AgentLink:
                 log.warning("agent.silent", aid=self.info.id, silent_s=round(s.offline_after_s, 1))
                 await conn.close()
                 return
-            conn.send(Ping(epoch=self._listener.epoch(), sent_ms=_now_ms()))
+            conn.send(Ping(epoch=self._listener.ping_epoch(), sent_ms=_now_ms()))
             await conn.drain()
             await asyncio.sleep(s.ping_interval_s)
 

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
-from center.agent_pool import AgentPool
+from center.leader_context import LeaderContext
 from center.reports import now_us
 from center.routing import AgentInfo, listed_targets
 from center.rules import Rule
 from center.runs import PlannedRun, plan_run
 from protocol import statuses
 from protocol.messages import Kill
-
-if TYPE_CHECKING:
-    from center.leader import Leader
 
 log = structlog.get_logger("center.commands")
 DONE, FAILED = "done", "failed"
@@ -33,7 +28,7 @@ class Outcome:
 
 
 def manual_runs(
-    rule: Rule | None, agents: dict[int, AgentInfo], task_id: int, now_us: int
+    rule: Rule | None, agents: Mapping[int, AgentInfo], task_id: int, now_us: int
 ) -> Outcome:
     """Pure: the runs a "run now" of this rule means, or why there are none."""
     if rule is None or rule.status < 0:
@@ -50,13 +45,13 @@ def manual_runs(
 
 
 class CommandRunner:
-    """The leader's consumer of center_command; `epoch` and `pool` come from the service."""
+    """The leader's consumer of center_command."""
 
-    def __init__(self, engine: AsyncEngine, epoch: Callable[[], int]) -> None:
-        self._engine = engine
-        self._epoch = epoch
+    def __init__(self, ctx: LeaderContext) -> None:
+        self._ctx = ctx
+        self._engine = ctx.engine
 
-    async def kill_run(self, pool: AgentPool, command: store.Command, now_us: int) -> Outcome:
+    async def kill_run(self, command: store.Command, now_us: int) -> Outcome:
         run = await store.find_run(self._engine, command.runid)
         if run is None:
             return Outcome(FAILED, f"no run {command.runid!r}")
@@ -65,17 +60,15 @@ class CommandRunner:
         if run.status == statuses.PLANNED:
             await self._kill_unsent([run.runid], command.user_id, now_us)
             return Outcome(DONE, "killed before it was sent")
-        return self._send_kills(pool, [run.aid], run.task_id, run.runid, command.user_id)
+        return self._send_kills([run.aid], run.task_id, run.runid, command.user_id)
 
-    async def kill_rule(
-        self, pool: AgentPool, rule: Rule | None, command: store.Command, now_us: int
-    ) -> Outcome:
+    async def kill_rule(self, rule: Rule | None, command: store.Command, now_us: int) -> Outcome:
         active = await store.active_runs(self._engine, command.task_id)
         unsent = [r.runid for r in active if r.status == statuses.PLANNED]
         await self._kill_unsent(unsent, command.user_id, now_us)
         aids = {r.aid for r in active if r.status != statuses.PLANNED}
         aids |= set(rule.agents if rule else ())  # queued runs are known to the agent only
-        return self._send_kills(pool, sorted(aids), command.task_id, "", command.user_id)
+        return self._send_kills(sorted(aids), command.task_id, "", command.user_id)
 
     async def _kill_unsent(self, runids: list[str], user_id: int, now_us: int) -> None:
         reason = f"killed before it was sent, by user {user_id}"
@@ -88,28 +81,26 @@ class CommandRunner:
             reason=reason,
         )
 
-    def _send_kills(
-        self, pool: AgentPool, aids: list[int], task_id: int, runid: str, user_id: int
-    ) -> Outcome:
+    def _send_kills(self, aids: list[int], task_id: int, runid: str, user_id: int) -> Outcome:
         reason = f"killed by user {user_id}"
         sent: list[int] = []
         offline: list[int] = []
         for aid in aids:
-            link = pool.link(aid)
-            kill = Kill(epoch=self._epoch(), task_id=task_id, runid=runid, reason=reason)
+            link = self._ctx.pool.link(aid)
+            kill = Kill(epoch=self._ctx.epoch, task_id=task_id, runid=runid, reason=reason)
             (sent if link is not None and link.send([kill]) else offline).append(aid)
         if not sent and offline:
             return Outcome(FAILED, f"agents not connected: {offline}")
         note = f"; not connected: {offline}" if offline else ""
         return Outcome(DONE, f"kill sent to agents {sent}{note}")
 
-    async def run_pending(self, leader: Leader) -> None:
+    async def run_pending(self) -> None:
         """Carry out every pending command, oldest first, and record each outcome."""
         for command in await store.pending_commands(self._engine):
-            if _too_new(command, leader):
+            if _too_new(command, self._ctx):
                 continue  # its rule may not be loaded yet: stays pending for the next poll
             try:
-                outcome = await self._carry_out(leader, command)
+                outcome = await self._carry_out(command)
             except ValueError as exc:
                 outcome = Outcome(FAILED, str(exc))
             log.info(
@@ -123,29 +114,29 @@ class CommandRunner:
                 self._engine, command.id, outcome.status, outcome.result, now_us()
             )
 
-    async def _carry_out(self, leader: Leader, command: store.Command) -> Outcome:
-        rule = leader.rulebook.rules.get(command.task_id)
+    async def _carry_out(self, command: store.Command) -> Outcome:
+        rule = self._ctx.rulebook.rules.get(command.task_id)
         now = now_us()
         if command.kind == "run":
-            outcome = manual_runs(rule, leader.agents, command.task_id, now)
-            await leader.add_runs(list(outcome.runs))
+            outcome = manual_runs(rule, self._ctx.agents(), command.task_id, now)
+            await self._ctx.add_runs(list(outcome.runs), now)
             return outcome
         if command.kind == "kill":
-            return await self.kill_run(leader.pool, command, now)
+            return await self.kill_run(command, now)
         if command.kind == "kill_rule":
-            return await self.kill_rule(leader.pool, rule, command, now)
+            return await self.kill_rule(rule, command, now)
         return Outcome(FAILED, f"unknown command kind {command.kind!r}")
 
 
 RULE_WAIT_US = 10_000_000
 
 
-def _too_new(command: store.Command, leader: Leader) -> bool:
+def _too_new(command: store.Command, ctx: LeaderContext) -> bool:
     """A command about a rule, or for agents, the center has not loaded yet, issued moments ago:
     an agent approved just before a "run now" reaches the center with its next agents poll."""
     if command.kind not in ("run", "kill_rule") or now_us() - command.created_us >= RULE_WAIT_US:
         return False
-    rule = leader.rulebook.rules.get(command.task_id)
+    rule = ctx.rulebook.rules.get(command.task_id)
     if rule is None:
         return True
-    return command.kind == "run" and not listed_targets(rule, leader.agents)
+    return command.kind == "run" and not listed_targets(rule, ctx.agents())

@@ -1,44 +1,78 @@
-"""What exists only while this center holds the lease: planning, dispatch, daemons, commands."""
+"""What exists only while this center holds the lease: its loops, planning, dispatch, daemons,
+reports and their acknowledgements, recovery and commands; all of it ends at the step-down."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
 from center.agent_pool import AgentPool, LinkSettings, PoolListener
+from center.alerts.loop import AlertLoop
 from center.commands import CommandRunner
 from center.config import CenterConfig
-from center.daemons import Wanted, diff_daemons, wanted_daemons
+from center.daemon_sync import DaemonSync
 from center.decisions import plan_dependents, plan_retry
-from center.dispatcher import WAIT_RETRY_US, DispatchQueue, decide_dispatch, exec_for
+from center.dispatcher import WAIT_RETRY_US, DispatchQueue, decide_dispatch
+from center.exec_frames import ExecFrames
+from center.intake import Intake
+from center.leader_context import LeaderContext
+from center.loops import Background, every, transient_errors
 from center.metrics import CenterMetrics
 from center.planner import Fire, Planner
 from center.recovery import Recovery
 from center.reports import ReportBatch, now_us
-from center.routing import AgentInfo, choose, failover_target, planning_notice
+from center.retention import Retention, RetentionSettings
+from center.routing import (
+    AGENT_UNREACHABLE,
+    AgentInfo,
+    choose,
+    failover_target,
+    planning_notice,
+    reachability_changes,
+)
 from center.rulebook import RuleBook, RuleChanges
-from center.rules import Rule, run_spec
+from center.rules import Rule
 from center.runs import PlannedRun, plan_run
 from protocol import statuses
-from protocol.codec import encode
-from protocol.messages import DaemonsWanted, Kill, Message, RunSpec
+from protocol.messages import (
+    Ack,
+    AgentState,
+    Kill,
+    Message,
+    Pong,
+    Resources,
+)
 from protocol.tls import client_context
 
 log = structlog.get_logger("center.leader")
 MAX_UNROUTED = 100_000
 PLAN_CHUNK = 25_000  # fires planned per tick at most: a burst is spread over ticks
-ENCODE_SLICE = 2_000  # frames encoded between two yields to the event loop
 BIG_BATCH = 1000  # dispatch batches this large are logged, with how far ahead they went
-Background = Callable[[Awaitable[None]], None]
+COMMANDS_POLL_S = 0.3
+SWEEP_EVERY_S = 2.0
+DISPATCH_STEP_S = 0.05  # one long asyncio.sleep wakes 5-10 ms late, 50 ms steps under 1 ms
 
 
-class Leader:
-    """Plans fires ahead, sends them at their time, keeps agents' daemons as the rules say."""
+@dataclass(frozen=True, slots=True)
+class LeaderHooks:
+    """What the leader tells the service that outlives it: heartbeats to record, and agents
+    that obey a newer epoch (only the service, which holds the lease, can judge those)."""
+
+    heartbeat: Callable[[int, Resources], None]
+    fenced_out: Callable[[int, str], None]
+
+
+class Leader(PoolListener):
+    """Plans fires ahead, sends them at their time, keeps agents' daemons as the rules say,
+    writes and acknowledges what agents report, and recovers what a failure left in flight."""
 
     def __init__(
         self,
@@ -47,14 +81,14 @@ class Leader:
         engine: AsyncEngine,
         lease: store.Lease,
         rulebook: RuleBook,
-        agents: dict[int, AgentInfo],
-        listener: PoolListener,
-        background: Background,
+        agents: Mapping[int, AgentInfo],
+        hooks: LeaderHooks,
         metrics: CenterMetrics,
     ) -> None:
         self.metrics = metrics
         self.config, self.engine, self.lease = config, engine, lease
         self.rulebook, self.agents = rulebook, agents
+        self._hooks = hooks
         self.planner = Planner()
         self.queue = DispatchQueue(config.send_ahead_us)
         # Scheduled runs sent ahead, waiting at their agent: runid -> (aid, task_id, sched_us).
@@ -62,32 +96,34 @@ class Leader:
         self.wake = asyncio.Event()
         self.cursor_us = max(lease.planned_through_us, now_us())
         self._unsaved: list[PlannedRun] = []
-        self._told: Wanted = {}
         self._turns: dict[int, int] = {}  # round robin position per rule
         self._notices: dict[int, str] = {}
         self._unrouted: list[Fire] = []
-        # Exec frames encoded while planning, ahead of time: runid -> (frame, rule version).
-        self._frames: dict[str, tuple[bytes, int]] = {}
-        self._specs: dict[int, tuple[int, RunSpec]] = {}  # task_id -> (version, spec)
-        self._background = background
-        self._commands = CommandRunner(engine, lambda: self.lease.epoch)
-        self.recovery = Recovery(self)
-        c = config
-        self.pool = AgentPool(
-            LinkSettings(
-                secrets=c.secret,
-                center_name=c.center_name,
-                ping_interval_s=c.center_ping_interval_s,
-                offline_after_s=c.center_offline_after_s,
-                reconnect_max_s=c.center_reconnect_max_s,
-                max_frame_bytes=c.center_max_frame_bytes,
-                tls=client_context(c.tls) if c.tls else None,
-            ),
-            listener,
+        self._frames = ExecFrames(lease.epoch)
+        self._background = Background()
+        self.intake = Intake(engine, metrics)
+        self.pool = AgentPool(_link_settings(config), self)
+        self.ctx = LeaderContext(
+            engine=engine,
+            lease=lease,
+            rulebook=rulebook,
+            agents=lambda: self.agents,
+            pool=self.pool,
+            queue=self.queue,
+            wake=self.wake,
+            grace_us=self.grace_us,
+            background=self._background,
         )
+        self._commands = CommandRunner(self.ctx)
+        self._daemons = DaemonSync(self.ctx)
+        self.recovery = Recovery(self.ctx)
 
     @property
     def epoch(self) -> int:
+        """The epoch of this term: every frame to an agent carries it."""
+        return self.lease.epoch
+
+    def ping_epoch(self) -> int:
         return self.lease.epoch
 
     async def open(self) -> None:
@@ -102,7 +138,7 @@ class Leader:
         self.pool.sync(self.agents)
         gap_from = self.lease.planned_through_us
         if gap_from and gap_from < self.cursor_us:
-            await self.recovery.catch_up(gap_from)
+            await self.recovery.catch_up(gap_from, self.cursor_us)
         log.info(
             "center.leading",
             epoch=self.epoch,
@@ -111,7 +147,33 @@ class Leader:
             waiting_runs=len(self.queue),
         )
 
-    async def close(self) -> None:
+    async def run(self) -> None:
+        """The term's loops in one task group: a loop that ends with an error (NotLeader: the
+        lease was lost) cancels the others and is raised to the service, which steps down."""
+        c, tick_s = self.config, self.config.center_tick_ms / 1000
+        alerts = AlertLoop(self.engine, c, lambda: self.ctx)
+        retention = Retention(self.engine, RetentionSettings.of(c), lambda: self.ctx)
+        async with asyncio.TaskGroup() as tg:
+            for name, step, every_s in (
+                ("plan", self.plan_once, tick_s),
+                ("reports", self.reports_once, tick_s),
+                ("commands", self._commands.run_pending, COMMANDS_POLL_S),
+                ("sweep", self._sweep_once, SWEEP_EVERY_S),
+                ("alerts", alerts.step, c.center_alerts_poll_s),
+                ("retention", retention.step, c.center_retention_every_s),
+            ):
+                tg.create_task(every(name, step, every_s, self.metrics), name=name)
+            tg.create_task(self._dispatch_loop(), name="dispatch")
+
+    async def close(self, *, flush: bool) -> None:
+        """End the term: with `flush` (a clean shutdown), first write what agents reported and
+        the writes in flight, within the grace; then drop every agent link."""
+        grace_s = self.config.center_grace_s
+        if flush:
+            with contextlib.suppress(*transient_errors(), TimeoutError):
+                async with asyncio.timeout(grace_s):
+                    await self.reports_once()
+        await self._background.drain(grace_s if flush else 0)
         await self.pool.close()
 
     @property
@@ -129,7 +191,7 @@ class Leader:
             self.planner.set_rule(task_id, schedule, now)
         self._revise_held({*changes.unplan, *(t for t, _ in changes.plan)}, now)
         if changes.daemons:
-            self.sync_daemons()
+            self._daemons.sync()
 
     def _still_fires(self, run: PlannedRun) -> bool:
         schedule = self.rulebook.schedules.get(run.task_id)
@@ -155,35 +217,12 @@ class Leader:
                 )
                 self.send(run.aid, [kill])
             else:
-                self.send(run.aid, [exec_for(run, self._spec(rule), self.epoch)])
+                self.send(run.aid, [self._frames.exec_msg(run, rule)])
 
-    def set_agents(self, agents: dict[int, AgentInfo]) -> None:
+    def set_agents(self, agents: Mapping[int, AgentInfo]) -> None:
         self.agents = agents
         self.pool.sync(agents)
-        self.sync_daemons()
-
-    def sync_daemons(self, *, restart_aid: int | None = None) -> None:
-        """Tell each connected agent what changed in its daemons (all of them after a connect)."""
-        wanted = wanted_daemons(self.rulebook.rules, self.agents)
-        if restart_aid is not None:
-            self._told.pop(restart_aid, None)
-        for aid, link in self.pool.links.items():
-            if not link.connected:
-                self._told.pop(aid, None)
-                continue
-            want = wanted.get(aid, {})
-            if aid not in self._told:
-                msg = DaemonsWanted(
-                    epoch=self.epoch, specs=list(want.values()), complete=True, aid=aid
-                )
-            elif change := diff_daemons(self._told[aid], want):
-                msg = DaemonsWanted(
-                    epoch=self.epoch, specs=change.specs, stopped=change.stopped, aid=aid
-                )
-            else:
-                continue
-            if link.send([msg]):
-                self._told[aid] = want
+        self._daemons.sync()
 
     # ------------------------------------------------------------ planning and dispatch
 
@@ -215,39 +254,7 @@ class Leader:
         runs = [r for r in runs if r.runid not in self._held]
         self.queue.add(runs)
         self.wake.set()
-        await self._encode_ahead(runs)
-
-    async def _encode_ahead(self, runs: list[PlannedRun]) -> None:
-        """Encode the exec frames now, while there is time: at the fire only a write is left.
-        In slices, yielding between them, so that a burst never stalls the dispatch loop."""
-        rules = self.rulebook.rules
-        for i, run in enumerate(runs):
-            rule = rules.get(run.task_id)
-            if rule is not None and run.trigger == "schedule":
-                exec_msg = exec_for(run, self._spec(rule), self.epoch)
-                self._frames[run.runid] = (encode(exec_msg), rule.update_time)
-            if i % ENCODE_SLICE == ENCODE_SLICE - 1:
-                await asyncio.sleep(0)
-
-    def _spec(self, rule: Rule) -> RunSpec:
-        cached = self._specs.get(rule.id)
-        if cached is None or cached[0] != rule.update_time:
-            cached = self._specs[rule.id] = (rule.update_time, run_spec(rule))
-        return cached[1]
-
-    def _frame_of(self, run: PlannedRun, rule: Rule) -> bytes:
-        """The frame encoded ahead if its rule has not changed since; else encoded now."""
-        ahead = self._frames.pop(run.runid, None)
-        if ahead is not None and ahead[1] == rule.update_time:
-            return ahead[0]
-        return encode(exec_for(run, self._spec(rule), self.epoch))
-
-    async def add_runs(self, runs: list[PlannedRun]) -> None:
-        """Runs decided outside the schedule (manual, retries): written fenced, then queued."""
-        if runs:
-            await store.insert_planned(self.engine, self.lease, runs, 0, now_us())
-            self.queue.add(runs)
-            self.wake.set()
+        await self._frames.encode_ahead(runs, self.rulebook.rules)
 
     def _route(self, fires: list[Fire]) -> list[PlannedRun]:
         runs: list[PlannedRun] = []
@@ -283,6 +290,17 @@ class Leader:
                 log.warning("rule.notice", task_id=rule.id, notice=notice)
             self._background(store.set_rule_notice(self.engine, rule.id, notice))
 
+    async def _dispatch_loop(self) -> None:
+        while True:
+            nxt = self.queue.next_due_us()
+            delay_s = DISPATCH_STEP_S if nxt is None else max(nxt - now_us(), 0) / 1e6
+            if delay_s > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(delay_s, DISPATCH_STEP_S)):
+                        await self.wake.wait()
+            self.wake.clear()
+            self.dispatch_due()
+
     def dispatch_due(self) -> None:
         now = now_us()
         due = self.queue.pop_due(now)
@@ -294,7 +312,7 @@ class Leader:
             rules=self.rulebook.rules,
             connected=self.pool.connected,
             grace_us=self.grace_us,
-            frame_of=self._frame_of,
+            frame_of=self._frames.frame_of,
             reroute=self._reroute,
             still_fires=self._still_fires,
         )
@@ -303,7 +321,7 @@ class Leader:
             if link is not None and link.send_bytes(b"".join(frames)):
                 self._background(link.drain())
         for runid in out.skipped:
-            self._frames.pop(runid, None)
+            self._frames.forget(runid)
         sent = frozenset(out.sent)
         self._observe_sent(due, sent)
         self._held.update(
@@ -380,12 +398,81 @@ class Leader:
         deps = plan_dependents(
             batch.finished_msgs, self.rulebook, self.agents, self.pool.connected, now
         )
-        await self.add_runs(retries + deps)
+        await self.ctx.add_runs(retries + deps, now)
 
-    async def commands_once(self) -> None:
-        await self._commands.run_pending(self)
+    async def reports_once(self) -> None:
+        """Write what agents reported, act on it (retries, dependents), acknowledge it, then
+        reconcile the agents that reconnected once all they resent is stored."""
+        await self.intake.flush_states()
+        batch = await self.intake.flush_reports(self.after_reports)
+        if batch is not None:
+            for aid, seqs in batch.acks.items():  # acknowledged only once acted on
+                self.send(aid, [Ack(seqs=seqs)])
+        ready = self.recovery.take_ready(self.intake.reports.written)
+        await self.recovery.reconcile(ready)
+
+    async def _sweep_once(self) -> None:
+        reports = self.intake.reports
+        await self.recovery.sweep(reports.added, reports.written)
 
     def send(self, aid: int, messages: list[Message]) -> None:
         link = self.pool.link(aid)
         if link is not None:
             link.send(messages)
+
+    async def mark_reachability(self, offline_after_s: float) -> None:
+        """Agents whose link is back are enabled again; those down too long are unreachable."""
+        links = {aid: (ln.connected, ln.down_since_mono) for aid, ln in self.pool.links.items()}
+        changes = reachability_changes(
+            links, self.agents, now_mono=time.monotonic(), offline_after_s=offline_after_s
+        )
+        for change in changes:
+            if change.to_status == AGENT_UNREACHABLE:
+                log.warning("agent.offline", aid=change.aid, down_s=round(change.down_s, 1))
+            await store.set_agent_status(
+                self.engine, change.aid, change.from_status, change.to_status, now_us()
+            )
+
+    def observe(self) -> None:
+        """The leader's gauges, once per agents poll."""
+        self.metrics.observe_leading(
+            epoch=self.epoch,
+            agents_connected=sum(link.connected for link in self.pool.links.values()),
+            queue_depth=len(self.queue),
+            rules_planned=len(self.planner),
+        )
+
+    # ------------------------------------------------------------ PoolListener
+
+    def on_report(self, aid: int, message: Message) -> None:
+        self.intake.add(aid, message)
+
+    def on_pong(self, aid: int, pong: Pong) -> None:
+        self._hooks.heartbeat(aid, pong.resources)
+        name = self.ctx.agent_name(aid)
+        self.metrics.agent_outbox.labels(agent=name).set(pong.resources.outbox)
+        self.metrics.agent_processes.labels(agent=name).set(pong.resources.procs)
+        self.recovery.note_pong(aid, self.intake.reports.added)
+
+    def on_connected(self, aid: int, state: AgentState) -> None:
+        if state.epoch > self.epoch:
+            self._hooks.fenced_out(aid, f"agent obeys epoch {state.epoch}")
+            return
+        self.recovery.note_connected(aid, state.running)
+        self._daemons.sync(restart_aid=aid)
+        self.wake.set()
+
+    def on_stale_epoch(self, aid: int, message: str) -> None:
+        self._hooks.fenced_out(aid, message)
+
+
+def _link_settings(c: CenterConfig) -> LinkSettings:
+    return LinkSettings(
+        secrets=c.secret,
+        center_name=c.center_name,
+        ping_interval_s=c.center_ping_interval_s,
+        offline_after_s=c.center_offline_after_s,
+        reconnect_max_s=c.center_reconnect_max_s,
+        max_frame_bytes=c.center_max_frame_bytes,
+        tls=client_context(c.tls) if c.tls else None,
+    )

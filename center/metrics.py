@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
-    from center.leader import Leader
     from center.reports import ReportBatch
     from center.rulebook import RuleBook
 
@@ -89,12 +88,16 @@ class CenterMetrics:
         for _aid, msg in batch.finished_msgs:
             self.runs.labels(status=msg.status).inc()
 
-    def observe_state(self, leader: Leader | None, rulebook: RuleBook) -> None:
-        """The gauges, refreshed once per agents poll."""
-        self.is_leader.set(1 if leader else 0)
-        self.epoch.set(leader.epoch if leader else 0)
-        links = leader.pool.links.values() if leader else ()
-        self.agents_connected.set(sum(link.connected for link in links))
-        self.queue_depth.set(len(leader.queue) if leader else 0)
-        self.rules_planned.set(len(leader.planner) if leader else 0)
+    def observe_leading(
+        self, *, epoch: int, agents_connected: int, queue_depth: int, rules_planned: int
+    ) -> None:
+        """The leader's gauges (epoch 0 and zeros when not leading), once per agents poll."""
+        self.is_leader.set(1 if epoch else 0)
+        self.epoch.set(epoch)
+        self.agents_connected.set(agents_connected)
+        self.queue_depth.set(queue_depth)
+        self.rules_planned.set(rules_planned)
+
+    def observe_rules(self, rulebook: RuleBook) -> None:
+        """Rules that cannot be planned, once per agents poll."""
         self.rules_in_error.set(sum(1 for r in rulebook.rules.values() if r.error))

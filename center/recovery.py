@@ -5,19 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import structlog
 
 from center import store
 from center.decisions import misfire_plan, plan_retry
+from center.leader_context import LeaderContext
 from center.reports import now_us
 from center.routing import AgentInfo, choose
 from center.rulebook import RuleBook
 from center.runs import PlannedRun, plan_run
-
-if TYPE_CHECKING:
-    from center.leader import Leader
 from protocol import statuses
 
 log = structlog.get_logger("center.recovery")
@@ -116,27 +113,22 @@ SWEEP_SILENT_US = 5_000_000  # a run sent (and due) this long ago with no start 
 class Recovery:
     """The leader's recovery: fires no leader saw, and runs an agent lost or never got."""
 
-    def __init__(self, leader: Leader) -> None:
-        self._leader = leader
+    def __init__(self, ctx: LeaderContext) -> None:
+        self._ctx = ctx
         # aid -> (runs it says it has, when it connected, reports to store first, or NOT_YET)
         self._pending: dict[int, tuple[frozenset[str], int, int]] = {}
         # The sweep waiting for its reports to be stored: (reports received, when), or None.
         self._sweep_mark: tuple[int, int] | None = None
 
-    async def catch_up(self, gap_from: int) -> None:
-        """Fires between the old leader's cursor and now: each rule's misfire policy."""
-        now = self._leader.cursor_us
+    async def catch_up(self, gap_from: int, until_us: int) -> None:
+        """Fires between the old leader's cursor and `until_us` (ours): each rule's misfire
+        policy."""
+        ctx, now = self._ctx, until_us
         got = await catch_up(
-            self._leader.rulebook,
-            self._leader.agents,
-            lambda aid: True,
-            gap_from_us=gap_from,
-            now_us=now,
+            ctx.rulebook, ctx.agents(), lambda aid: True, gap_from_us=gap_from, now_us=now
         )
-        await store.insert_planned(
-            self._leader.engine, self._leader.lease, got.runs, 0, now_us(), missed=got.missed
-        )
-        self._leader.queue.add(got.runs)
+        await store.insert_planned(ctx.engine, ctx.lease, got.runs, 0, now_us(), missed=got.missed)
+        ctx.enqueue(got.runs)
         log.warning(
             "center.misfire",
             gap_ms=(now - gap_from) // 1000,
@@ -193,7 +185,7 @@ class Recovery:
             return  # try again next time, with the same mark
         self._sweep_mark = None
         before = began_us - SWEEP_SILENT_US
-        for aid, link in list(self._leader.pool.links.items()):
+        for aid, link in list(self._ctx.pool.links.items()):
             if link.connected:
                 await self._recover(
                     aid, None, before, frozenset({statuses.DISPATCHED}), due_before_us=before
@@ -208,17 +200,19 @@ class Recovery:
         *,
         due_before_us: int | None = None,
     ) -> None:
+        ctx = self._ctx
         rows = await store.runs_in_flight(
-            self._leader.engine,
+            ctx.engine,
             aid,
             updated_before_us=before_us,
             status=status,
             due_before_us=due_before_us,
         )
-        name = self._leader.agents[aid].name if aid in self._leader.agents else str(aid)
         now = now_us()
-        got = recover_in_flight(rows, known, now_us=now, grace_us=self._leader.grace_us, agent=name)
-        rules = self._leader.rulebook.rules
+        got = recover_in_flight(
+            rows, known, now_us=now, grace_us=ctx.grace_us, agent=ctx.agent_name(aid)
+        )
+        rules = ctx.rulebook.rules
         retries = [
             r
             for run, _ in rows
@@ -226,14 +220,10 @@ class Recovery:
             if (r := plan_retry(run.ref, statuses.LOST, aid, rules.get(run.task_id), now))
         ]
         # The lost marks and their retries in one fenced write: no retry can be forgotten.
-        await store.insert_planned(
-            self._leader.engine, self._leader.lease, retries, 0, now, lost=got.lost
-        )
+        await store.insert_planned(ctx.engine, ctx.lease, retries, 0, now, lost=got.lost)
         for runid, reason in got.lost.items():
             log.warning("run.lost", runid=runid, aid=aid, reason=reason)
-        self._leader.queue.add(retries)
-        self._leader.wake.set()
+        ctx.enqueue(retries)
         if got.resend:
             log.info("run.resent", aid=aid, runids=[r.runid for r in got.resend][:20])
-            self._leader.queue.add(got.resend, at_us=now)
-            self._leader.wake.set()
+            ctx.enqueue(got.resend, at_us=now)

@@ -151,3 +151,34 @@ def failover_target(
         if aid != current and online(aid):
             return aid
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Reachability:
+    """An agent status the link state calls for: `from_status` -> `to_status`."""
+
+    aid: int
+    from_status: int
+    to_status: int
+    down_s: float = 0.0
+
+
+def reachability_changes(
+    links: Mapping[int, tuple[bool, float]],
+    agents: Mapping[int, AgentInfo],
+    *,
+    now_mono: float,
+    offline_after_s: float,
+) -> list[Reachability]:
+    """Pure. `links`: aid -> (connected, down since, monotonic). An unreachable agent whose
+    link is back is enabled again; an enabled one down longer than `offline_after_s` is
+    unreachable."""
+    out = []
+    for aid, (connected, down_since) in links.items():
+        info = agents.get(aid)
+        status = info.status if info is not None else None
+        if status == AGENT_UNREACHABLE and connected:
+            out.append(Reachability(aid, AGENT_UNREACHABLE, AGENT_ENABLED))
+        elif status == AGENT_ENABLED and not connected and now_mono - down_since > offline_after_s:
+            out.append(Reachability(aid, AGENT_ENABLED, AGENT_UNREACHABLE, now_mono - down_since))
+    return out

@@ -1,4 +1,5 @@
-"""The center process: lifecycle, the lease, rule and agent polling, and agents' reports."""
+"""The center process: lifecycle, the lease, rule and agent polling, registration; a Leader
+for as long as it holds the lease."""
 
 from __future__ import annotations
 
@@ -8,40 +9,28 @@ import enum
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
-from center.agent_pool import PoolListener
-from center.alerts.loop import AlertLoop
 from center.config import CenterConfig
 from center.db import create_engine
 from center.errors import NotLeader
-from center.intake import Intake
-from center.leader import Leader
+from center.leader import Leader, LeaderHooks
+from center.loops import Background, every, transient_errors
 from center.metrics import CenterMetrics
 from center.registration import Guard, RegistrationServer
 from center.reports import now_us
-from center.retention import Retention, RetentionSettings
-from center.routing import AGENT_ENABLED, AGENT_UNREACHABLE, AgentInfo
+from center.routing import AgentInfo
 from center.rulebook import RuleBook
-from protocol.messages import Ack, AgentState, Message, Pong, Register
+from center.security_events import SecurityEvents
+from protocol.messages import Register, Resources
 from protocol.metrics_http import start_metrics_server
 from protocol.tls import server_context
 
 log = structlog.get_logger("center")
 FINGERPRINT_EVERY_S = 5.0
-COMMANDS_POLL_S = 0.3
-SWEEP_EVERY_S = 2.0
-TRANSIENT = (OSError, ConnectionError)
-
-
-def _transient() -> tuple[type[BaseException], ...]:
-    from sqlalchemy.exc import DBAPIError
-
-    return (DBAPIError, *TRANSIENT)
 
 
 class RunState(enum.Enum):
@@ -51,8 +40,9 @@ class RunState(enum.Enum):
     STOPPED = "stopped"
 
 
-class CenterService(PoolListener):
-    """Every center serves registrations; the one holding the lease runs a Leader."""
+class CenterService:
+    """Every center serves registrations and polls rules and agents; the one holding the lease
+    runs a Leader, whose loops live and die with its term."""
 
     def __init__(self, config: CenterConfig, engine: AsyncEngine | None = None) -> None:
         self.config = config
@@ -62,9 +52,10 @@ class CenterService(PoolListener):
         self.rulebook = RuleBook()
         self.agents: dict[int, AgentInfo] = {}
         self.leader: Leader | None = None
+        self._term: asyncio.Task[None] | None = None
         self.registration_port = 0
         self.metrics = CenterMetrics()
-        self.intake = Intake(self.engine, self.metrics, config.center_name)
+        self.security = SecurityEvents(self.metrics, config.center_name)
         # (our epoch, aid) whose fence was checked against the lease: once each, however many
         # of its replies say stale_epoch. A lease really lost is found by the lease loop too.
         self._fences_checked: set[tuple[int, int]] = set()
@@ -79,11 +70,11 @@ class CenterService(PoolListener):
         # a new leader builds its planner would be lost to it.
         self._leadership = asyncio.Lock()
         self._rules_loaded = False
-        self._writes: set[asyncio.Task[None]] = set()
+        self._background = Background()
         guard = Guard(
             max_connections=config.center_max_connections,
             per_address_per_minute=config.center_registrations_per_minute,
-            refused=self.intake.handshake_refused,
+            refused=self.security.handshake_refused,
             limited=lambda limit, _peer: self.metrics.limit_hits.labels(limit=limit).inc(),
         )
         self._registration = RegistrationServer(
@@ -105,23 +96,14 @@ class CenterService(PoolListener):
                 self.metrics.registry, *c.center_metrics_listen
             )
             self.metrics_port = int(self._metrics_server.sockets[0].getsockname()[1])
-        tick_s = c.center_tick_ms / 1000
-        # Alerts and retention read and write the database only, on the leader only.
-        alerts = AlertLoop(self.engine, c, lambda: self.leader)
-        retention = Retention(self.engine, RetentionSettings.of(c), lambda: self.leader)
         for name, step, every_s in (
             ("lease", self._lease_once, c.center_lease_renew_s),
             ("rules", self._rules_once, c.center_rules_poll_s),
             ("agents", self._agents_once, c.center_agents_poll_s),
-            ("plan", self._plan_once, tick_s),
-            ("reports", self._reports_once, tick_s),
-            ("commands", self._commands_once, COMMANDS_POLL_S),
-            ("sweep", self._sweep_once, SWEEP_EVERY_S),
-            ("alerts", alerts.step, c.center_alerts_poll_s),
-            ("retention", retention.step, c.center_retention_every_s),
         ):
-            self._tasks.append(asyncio.create_task(self._every(name, step, every_s), name=name))
-        self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="dispatch"))
+            # The lease never backs off: a renewal missed for backoff can cost the lease.
+            loop = every(name, step, every_s, self.metrics, backoff=name != "lease")
+            self._tasks.append(asyncio.create_task(loop, name=name))
         self.state = RunState.RUNNING
         log.info("center.started", name=c.center_name, registration_port=self.registration_port)
 
@@ -136,13 +118,11 @@ class CenterService(PoolListener):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(*_transient(), TimeoutError):
+        await self._step_down("shutdown", release=True)
+        with contextlib.suppress(*transient_errors(), TimeoutError):
             async with asyncio.timeout(self.config.center_grace_s):
-                await self._reports_once()
-                await asyncio.gather(*self._writes, return_exceptions=True)
-                if self.leader is not None:
-                    await store.release_lease(self.engine, self.leader.lease)
-        await self._step_down("shutdown")
+                await self.security.flush(self.engine)
+        await self._background.drain(self.config.center_grace_s)
         if self._own_engine:
             await self.engine.dispose()
         self.state = RunState.STOPPED
@@ -174,39 +154,6 @@ class CenterService(PoolListener):
     def is_leader(self) -> bool:
         return self.leader is not None
 
-    async def _every(self, name: str, step: Callable[[], Awaitable[None]], every_s: float) -> None:
-        """Run `step` forever; a database outage is logged and retried with backoff."""
-        failures = 0
-        while True:
-            try:
-                await step()
-                failures = 0
-            except NotLeader:
-                await self._step_down(f"epoch fenced in {name}")
-            except _transient() as exc:
-                failures += 1
-                self.metrics.store_errors.labels(loop=name).inc()
-                log.warning(
-                    "center.store_unavailable",
-                    loop=name,
-                    attempt=failures,
-                    reason=str(exc).splitlines()[0][:300],
-                )
-            # The lease never backs off: a renewal missed for backoff can cost the lease.
-            backoff_s = min(every_s * 2**failures, 5.0) if failures and name != "lease" else 0
-            await asyncio.sleep(backoff_s or every_s)
-
-    def _background(self, work: Awaitable[None]) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except _transient() as exc:
-                log.warning("center.store_unavailable", loop="background", reason=str(exc)[:300])
-
-        task = asyncio.create_task(guarded())
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-
     # ------------------------------------------------------------ leadership
 
     def epoch(self) -> int:
@@ -227,7 +174,7 @@ class CenterService(PoolListener):
             ok = await store.renew_lease(
                 self.engine, leader.lease, now, c.lease_ttl_us, leader.cursor_us
             )
-        except _transient():
+        except transient_errors():
             if time.monotonic() - self._lease_ok_mono > c.center_lease_ttl_s:
                 await self._step_down("lease could not be renewed within its ttl")
             raise
@@ -245,17 +192,43 @@ class CenterService(PoolListener):
             lease=lease,
             rulebook=self.rulebook,
             agents=self.agents,
-            listener=self,
-            background=self._background,
+            hooks=LeaderHooks(heartbeat=self._heartbeat, fenced_out=self._fenced_out),
         )
         await leader.open()
         self.leader = leader
+        self._term = asyncio.create_task(self._lead(leader), name="leader")
 
-    async def _step_down(self, reason: str) -> None:
+    async def _lead(self, leader: Leader) -> None:
+        """The leader's term: its loops run until one is fenced out (or the service ends it)."""
+        try:
+            await leader.run()
+        except* NotLeader as group:
+            reason = f"epoch fenced: {group.exceptions[0]}"
+        except* Exception as group:
+            log.error("center.leader_failed", exc_info=group.exceptions[0])
+            reason = f"leader failed: {group.exceptions[0]!r}"[:300]
+        else:
+            return
+        if self.leader is leader:
+            self._term = None  # ending from inside: nothing to cancel
+            await self._step_down(reason)
+
+    async def _step_down(self, reason: str, *, release: bool = False) -> None:
+        """End the term: cancel its loops, close it (writing what agents reported first, and
+        giving up the lease at once, on `release`: a clean shutdown)."""
         leader, self.leader = self.leader, None
-        if leader is not None:
-            await leader.close()
-            log.warning("center.not_leading", epoch=leader.epoch, reason=reason)
+        term, self._term = self._term, None
+        if term is not None:
+            term.cancel()
+            await asyncio.gather(term, return_exceptions=True)
+        if leader is None:
+            return
+        await leader.close(flush=release)
+        if release:
+            with contextlib.suppress(*transient_errors(), TimeoutError):
+                async with asyncio.timeout(self.config.center_grace_s):
+                    await store.release_lease(self.engine, leader.lease)
+        log.warning("center.not_leading", epoch=leader.epoch, reason=reason)
 
     # ------------------------------------------------------------ rules and agents
 
@@ -285,106 +258,29 @@ class CenterService(PoolListener):
             await store.set_rule_error(self.engine, task_id, error)
 
     async def _agents_once(self) -> None:
-        self.metrics.observe_state(self.leader, self.rulebook)
+        leader = self.leader
+        self.metrics.observe_rules(self.rulebook)
+        if leader is None:
+            self.metrics.observe_leading(
+                epoch=0, agents_connected=0, queue_depth=0, rules_planned=0
+            )
+        else:
+            leader.observe()
+        await self.security.flush(self.engine)
         self.agents = await store.load_agents(self.engine)
         beats, self._heartbeats = list(self._heartbeats.values()), {}
         await store.record_heartbeats(self.engine, beats)
-        if self.leader is not None:
-            self.leader.set_agents(self.agents)
-            await self._mark_reachability(self.leader)
-
-    async def _mark_reachability(self, leader: Leader) -> None:
-        offline_s, now, mono = self.config.center_offline_after_s, now_us(), time.monotonic()
-        for aid, link in leader.pool.links.items():
-            status = self.agents[aid].status if aid in self.agents else None
-            if status == AGENT_UNREACHABLE and link.connected:
-                await store.set_agent_status(
-                    self.engine, aid, AGENT_UNREACHABLE, AGENT_ENABLED, now
-                )
-            elif (
-                status == AGENT_ENABLED
-                and not link.connected
-                and mono - link.down_since_mono > offline_s
-            ):
-                log.warning("agent.offline", aid=aid, down_s=round(mono - link.down_since_mono, 1))
-                await store.set_agent_status(
-                    self.engine, aid, AGENT_ENABLED, AGENT_UNREACHABLE, now
-                )
+        if leader is not None and leader is self.leader:
+            leader.set_agents(self.agents)
+            await leader.mark_reachability(self.config.center_offline_after_s)
 
     async def _register(self, message: Register, host: str) -> tuple[int, int]:
         return await store.register_agent(self.engine, message, host, now_us())
 
-    # ------------------------------------------------------------ leader loops
+    # ------------------------------------------------------------ from the leader
 
-    async def _plan_once(self) -> None:
-        if self.leader is not None:
-            await self.leader.plan_once()
-
-    async def _commands_once(self) -> None:
-        if self.leader is not None:
-            await self.leader.commands_once()
-
-    async def _sweep_once(self) -> None:
-        if self.leader is not None:
-            reports = self.intake.reports
-            await self.leader.recovery.sweep(reports.added, reports.written)
-
-    async def _dispatch_loop(self) -> None:
-        # Short sleeps: one long asyncio.sleep wakes 5-10 ms late, 50 ms steps stay under 1 ms.
-        while True:
-            leader = self.leader
-            nxt = leader.queue.next_due_us() if leader else None
-            delay_s = 0.05 if nxt is None else min(max(nxt - now_us(), 0) / 1e6, 0.05)
-            if delay_s > 0 and leader is not None:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay_s):
-                        await leader.wake.wait()
-            elif delay_s > 0:
-                await asyncio.sleep(delay_s)
-            if leader is not None and leader is self.leader:
-                leader.wake.clear()
-                leader.dispatch_due()
-
-    # ------------------------------------------------------------ reports from agents
-
-    async def _reports_once(self) -> None:
-        """Write what agents reported, acknowledge it, then act on it (retries, dependents,
-        reconciling agents that reconnected once all they resent is stored)."""
-        await self.intake.flush_side()
-        leader = self.leader
-        batch = await self.intake.flush_reports(leader.after_reports if leader else None)
-        if batch is not None and leader is not None:
-            for aid, seqs in batch.acks.items():  # acknowledged only once acted on
-                leader.send(aid, [Ack(seqs=seqs)])
-        if leader is not None and leader is self.leader:
-            ready = leader.recovery.take_ready(self.intake.reports.written)
-            await leader.recovery.reconcile(ready)
-
-    # PoolListener
-    def on_report(self, aid: int, message: Message) -> None:
-        self.intake.add(aid, message)
-
-    def on_pong(self, aid: int, pong: Pong) -> None:
-        self._heartbeats[aid] = store.Heartbeat(aid, now_us(), pong.resources)
-        name = self.agents[aid].name if aid in self.agents else str(aid)
-        self.metrics.agent_outbox.labels(agent=name).set(pong.resources.outbox)
-        self.metrics.agent_processes.labels(agent=name).set(pong.resources.procs)
-        if self.leader is not None:
-            self.leader.recovery.note_pong(aid, self.intake.reports.added)
-
-    def on_connected(self, aid: int, state: AgentState) -> None:
-        leader = self.leader
-        if leader is None:
-            return
-        if state.epoch > leader.epoch:
-            self._fenced_out(aid, f"agent obeys epoch {state.epoch}")
-            return
-        leader.recovery.note_connected(aid, state.running)
-        leader.sync_daemons(restart_aid=aid)
-        leader.wake.set()
-
-    def on_stale_epoch(self, aid: int, message: str) -> None:
-        self._fenced_out(aid, message)
+    def _heartbeat(self, aid: int, resources: Resources) -> None:
+        self._heartbeats[aid] = store.Heartbeat(aid, now_us(), resources)
 
     def _fenced_out(self, aid: int, why: str) -> None:
         """An agent obeys a newer epoch than ours: another center leads, or (any holder of the
@@ -411,4 +307,4 @@ class CenterService(PoolListener):
         log.error(
             "center.agent_epoch_forged", aid=aid, agent=name, our_epoch=leader.epoch, reason=why
         )
-        self.intake.security_event("agent.epoch_forged", name, f"agent {aid}: {why}")
+        self.security.record("agent.epoch_forged", name, f"agent {aid}: {why}")

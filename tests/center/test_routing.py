@@ -7,7 +7,17 @@ import dataclasses
 import pytest
 
 from center.errors import RuleError
-from center.routing import AgentInfo, candidates, choose, failover_target, planning_notice
+from center.routing import (
+    AGENT_ENABLED,
+    AGENT_PENDING,
+    AGENT_UNREACHABLE,
+    AgentInfo,
+    candidates,
+    choose,
+    failover_target,
+    planning_notice,
+    reachability_changes,
+)
 from center.rules import Rule, validate_rule
 
 AGENTS = {
@@ -146,3 +156,28 @@ def test_refused_agents_are_not_targets_and_are_named_in_the_notice():
     root = dataclasses.replace(rule, run_user="root")
     assert choose(root, agents, ALL_ONLINE) == []
     assert "web-1, web-2" in planning_notice(root, agents, 0)
+
+
+def _agent_in(status: int) -> AgentInfo:
+    return AgentInfo(id=1, name="a", ip="127.0.0.1", port=1, status=status)
+
+
+@pytest.mark.parametrize(
+    ("status", "connected", "down_for_s", "expected"),
+    [
+        (AGENT_ENABLED, True, 0.0, None),
+        (AGENT_ENABLED, False, 1.0, None),  # not down long enough yet
+        (AGENT_ENABLED, False, 2.5, (AGENT_ENABLED, AGENT_UNREACHABLE)),
+        (AGENT_UNREACHABLE, True, 0.0, (AGENT_UNREACHABLE, AGENT_ENABLED)),
+        (AGENT_UNREACHABLE, False, 9.0, None),  # already marked
+        (AGENT_PENDING, False, 9.0, None),  # never approved: nothing to mark
+        (None, False, 9.0, None),  # deleted meanwhile
+    ],
+)
+def test_reachability_changes(status, connected, down_for_s, expected):
+    """A link down past the offline delay marks its agent unreachable; a link back enables it."""
+    agents = {} if status is None else {1: _agent_in(status)}
+    got = reachability_changes(
+        {1: (connected, 100.0 - down_for_s)}, agents, now_mono=100.0, offline_after_s=2.0
+    )
+    assert [(c.from_status, c.to_status) for c in got] == ([expected] if expected else [])

@@ -3,15 +3,19 @@ or that are held by their agent until a later time."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
+from center.agent_pool import AgentPool, LinkSettings, PoolListener
 from center.dispatcher import DispatchQueue
+from center.leader_context import LeaderContext
 from center.recovery import SWEEP_SILENT_US, Recovery
 from center.reports import now_us
+from center.rulebook import RuleBook
 from center.runs import plan_run
 from protocol import statuses
 
@@ -40,16 +44,29 @@ async def test_runs_in_flight_leaves_out_runs_not_yet_due(engine: AsyncEngine):
     assert [r.runid for r, _ in rows] == [runs[0].runid]
 
 
-def _leader(engine: AsyncEngine, lease: Any) -> Any:
-    return SimpleNamespace(
+def _leader(engine: AsyncEngine, lease: Any) -> LeaderContext:
+    pool = AgentPool(
+        LinkSettings(
+            secrets=(b"s",),
+            center_name="c1",
+            ping_interval_s=1,
+            offline_after_s=2,
+            reconnect_max_s=1,
+            max_frame_bytes=1024,
+        ),
+        PoolListener(),
+    )
+    pool.links = {1: SimpleNamespace(connected=True)}  # type: ignore[dict-item]
+    return LeaderContext(
         engine=engine,
         lease=lease,
-        agents={},
-        grace_us=3600 * S,
-        rulebook=SimpleNamespace(rules={}),
+        rulebook=RuleBook(),
+        agents=dict,
+        pool=pool,
         queue=DispatchQueue(),
-        wake=SimpleNamespace(set=lambda: None),
-        pool=SimpleNamespace(links={1: SimpleNamespace(connected=True)}),
+        wake=asyncio.Event(),
+        grace_us=3600 * S,
+        background=lambda work: None,
     )
 
 

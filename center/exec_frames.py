@@ -1,0 +1,52 @@
+"""Exec frames encoded ahead of their fire, and run specs cached per rule version."""
+
+from __future__ import annotations
+
+import asyncio
+
+from center.dispatcher import exec_for
+from center.rules import Rule, run_spec
+from center.runs import PlannedRun
+from protocol.codec import encode
+from protocol.messages import Exec, RunSpec
+
+ENCODE_SLICE = 2_000  # frames encoded between two yields to the event loop
+
+
+class ExecFrames:
+    """What the leader sends for a run: encoded while there is time, so that at the fire only
+    a write is left; a rule edited since falls back to encoding at the fire."""
+
+    def __init__(self, epoch: int) -> None:
+        self._epoch = epoch
+        self._frames: dict[str, tuple[bytes, int]] = {}  # runid -> (frame, rule version)
+        self._specs: dict[int, tuple[int, RunSpec]] = {}  # task_id -> (version, spec)
+
+    def spec(self, rule: Rule) -> RunSpec:
+        cached = self._specs.get(rule.id)
+        if cached is None or cached[0] != rule.update_time:
+            cached = self._specs[rule.id] = (rule.update_time, run_spec(rule))
+        return cached[1]
+
+    def exec_msg(self, run: PlannedRun, rule: Rule) -> Exec:
+        return exec_for(run, self.spec(rule), self._epoch)
+
+    async def encode_ahead(self, runs: list[PlannedRun], rules: dict[int, Rule]) -> None:
+        """Encode the scheduled runs' frames in slices, yielding between them, so that a
+        burst never stalls the dispatch loop."""
+        for i, run in enumerate(runs):
+            rule = rules.get(run.task_id)
+            if rule is not None and run.trigger == "schedule":
+                self._frames[run.runid] = (encode(self.exec_msg(run, rule)), rule.update_time)
+            if i % ENCODE_SLICE == ENCODE_SLICE - 1:
+                await asyncio.sleep(0)
+
+    def frame_of(self, run: PlannedRun, rule: Rule) -> bytes:
+        """The frame encoded ahead if its rule has not changed since; else encoded now."""
+        ahead = self._frames.pop(run.runid, None)
+        if ahead is not None and ahead[1] == rule.update_time:
+            return ahead[0]
+        return encode(self.exec_msg(run, rule))
+
+    def forget(self, runid: str) -> None:
+        self._frames.pop(runid, None)

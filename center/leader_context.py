@@ -1,0 +1,53 @@
+"""What the leader hands its parts (recovery, commands): one term's engine, lease, pool, queue."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from center import store
+from center.agent_pool import AgentPool
+from center.dispatcher import DispatchQueue
+from center.routing import AgentInfo
+from center.rulebook import RuleBook
+from center.runs import PlannedRun
+
+Background = Callable[[Awaitable[None]], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeaderContext:
+    """Fixed from the lease won to the step-down; `agents` reads the latest agents poll."""
+
+    engine: AsyncEngine
+    lease: store.Lease
+    rulebook: RuleBook
+    agents: Callable[[], Mapping[int, AgentInfo]]
+    pool: AgentPool
+    queue: DispatchQueue
+    wake: asyncio.Event
+    grace_us: int
+    background: Background
+
+    @property
+    def epoch(self) -> int:
+        return self.lease.epoch
+
+    def agent_name(self, aid: int) -> str:
+        info = self.agents().get(aid)
+        return info.name if info is not None else str(aid)
+
+    def enqueue(self, runs: list[PlannedRun], at_us: int | None = None) -> None:
+        """Queue runs for dispatch (at their time, or at `at_us`) and wake the dispatcher."""
+        if runs:
+            self.queue.add(runs, at_us=at_us)
+            self.wake.set()
+
+    async def add_runs(self, runs: list[PlannedRun], now_us: int) -> None:
+        """Runs decided outside the schedule (manual, retries): written fenced, then queued."""
+        if runs:
+            await store.insert_planned(self.engine, self.lease, runs, 0, now_us)
+            self.enqueue(runs)
