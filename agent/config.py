@@ -11,6 +11,7 @@ from pydantic_settings import NoDecode
 
 from agent.decisions import DaemonPolicy
 from protocol.framing import MAX_FRAME_BYTES
+from protocol.rlimits import Rlimits
 from protocol.settings import (
     HostPort,
     HostPortField,
@@ -82,6 +83,11 @@ class AgentConfig(ProcessSettings):
       events are dropped (a `run_finished` never is).
     * `agent_max_frame_bytes` [1 MiB]: a larger frame closes the connection.
 
+    Per-run limits (applied with prlimit after the privilege drop, for rules that set none):
+    `agent_limit_mem_mb`, `agent_limit_cpu_s`, `agent_limit_nofile`, `agent_limit_nproc` [0: none].
+    `agent_allow_loader_env` [false]: let a rule's env set loader variables (LD_PRELOAD…); they
+    reach only the process already running as the rule's user. Logged as a warning at start.
+
     `agent_user_switch` [auto]: how a root agent starts a run as its user: `setpriv` (exec
     through util-linux setpriv, which keeps CPython's fast vfork), `fork` (CPython's own
     user=/group= switch, a full fork of the agent per run), or `auto` (setpriv when it is
@@ -109,6 +115,13 @@ class AgentConfig(ProcessSettings):
     agent_live_output_backlog_bytes: int = Field(default=MIB, ge=0, le=1 << 30)
     agent_outbox_max_events: int = Field(default=100_000, ge=10, le=100_000_000)
     agent_user_switch: Literal["auto", "setpriv", "fork"] = "auto"
+    # Per-run limits for rules that set none (0 = none): address space, CPU, files, processes.
+    agent_limit_mem_mb: int = Field(default=0, ge=0, le=1 << 24)
+    agent_limit_cpu_s: int = Field(default=0, ge=0, le=366 * 86400)
+    agent_limit_nofile: int = Field(default=0, ge=0, le=1 << 20)
+    agent_limit_nproc: int = Field(default=0, ge=0, le=1 << 22)
+    # Loader variables (LD_PRELOAD, GCONV_PATH, …) in a rule's env: refused unless this is on.
+    agent_allow_loader_env: bool = False
     # Prometheus /metrics; empty turns it off. Loopback by default: figures are not public.
     agent_metrics_listen: OptionalHostPortField = HostPort("127.0.0.1", 9601)
     # Mutual TLS on the agent port and towards the centers' registration ports, under the
@@ -130,6 +143,15 @@ class AgentConfig(ProcessSettings):
     def tls(self) -> TlsFiles | None:
         """The TLS files, or None when TLS is off."""
         return tls_files(self.agent_tls_ca, self.agent_tls_cert, self.agent_tls_key)
+
+    def default_limits(self) -> Rlimits:
+        """The per-run limits for rules that leave theirs at 0."""
+        return Rlimits(
+            self.agent_limit_mem_mb,
+            self.agent_limit_cpu_s,
+            self.agent_limit_nofile,
+            self.agent_limit_nproc,
+        )
 
     def daemon_policy(self) -> DaemonPolicy:
         """The daemon restart timing these settings ask for."""

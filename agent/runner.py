@@ -20,9 +20,17 @@ from agent.metrics import AgentMetrics
 from agent.orphans import TrackedProcess, track
 from agent.output import CapturedOutput, LiveTail, OutputBuffer
 from agent.runspec import Account, Launch, UserPolicy, plan_launch, spawn_failure_reason
-from agent.userswitch import FORK_SWITCH, SETPRIV, UserSwitch, setpriv_argv, setpriv_failure
+from agent.userswitch import (
+    FORK_SWITCH,
+    SETPRIV,
+    UserSwitch,
+    launcher_failure,
+    post_drop_argv,
+    setpriv_argv,
+)
 from protocol import statuses
 from protocol.messages import Exec, RunFinished, RunStarted
+from protocol.rlimits import limit_reason
 
 # After the main process exits, wait this long for the pipe to close (background children
 # may still hold it), then stop reading: the run is over when its main process is.
@@ -34,6 +42,15 @@ log = structlog.get_logger("agent.runner")
 def now_us() -> int:
     """Wall-clock microseconds since the epoch, the unit of every run time."""
     return time.time_ns() // 1000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Spawn:
+    """The argv, environment and credential options of one spawn."""
+
+    argv: list[str]
+    env: dict[str, str]
+    creds: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class RunHandle:
@@ -217,7 +234,7 @@ class Runner:
         msg = handle.msg
         try:
             launch = plan_launch(msg, self._policy, self._lookup, cwd_problem)
-            argv, creds = self._command(launch)
+            spawn = self._command(launch)
         except SpecError as exc:
             return not_started(msg, statuses.FAILED, exc.reason, now_us())
         if handle.stop_status:
@@ -225,45 +242,48 @@ class Runner:
         output = OutputBuffer(min(msg.spec.output_max_bytes, self._output_cap_bytes))
         protocol = _RunProtocol(output, handle.tail)
         try:
-            transport = await self._spawn(launch, argv, creds, protocol)
+            transport = await self._spawn(spawn, protocol)
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
             return not_started(msg, statuses.FAILED, spawn_failure_reason(exc, launch), now_us())
         self._started(handle, transport.get_pid(), launch.account)
         returncode = await self._supervise(transport, protocol, handle)
         return self._finished(handle, launch, returncode, output.result())
 
-    def _command(self, launch: Launch) -> tuple[list[str], dict[str, Any]]:
-        """argv to spawn and the credential options for it; SpecError if the command cannot
-        run as the user (checked here when setpriv, not CPython, will look it up)."""
+    def _command(self, launch: Launch) -> _Spawn:
+        """What to spawn: the privilege drop when switching, then, already as the run's user,
+        prlimit, `env -C cwd` and the command. The rule's environment and directory reach only
+        processes that run as that user: nothing running as root reads LD_PRELOAD or enters
+        a directory for it. SpecError if the command cannot run as the user."""
+        account, switch = launch.account, self._switch
+        path_env = launch.env.get("PATH", os.defpath)
+        executable = resolve_command(launch.argv[0], path_env, launch.cwd, account)
+        if "=" in executable:  # env would take it for NAME=VALUE
+            raise SpecError(f"command {executable!r}: a path with '=' in it cannot be started")
+        argv, carrier = post_drop_argv(
+            switch, launch.cwd, launch.env, [executable, *launch.argv[1:]], launch.limits
+        )
         if not launch.switch:
-            return list(launch.argv), {}
-        account = launch.account
-        if self._switch.method == SETPRIV:
-            path_env = launch.env.get("PATH", os.defpath)
-            executable = resolve_command(launch.argv[0], path_env, launch.cwd, account)
-            return setpriv_argv(self._switch.setpriv, account, executable, launch.argv), {}
+            return _Spawn(argv, carrier)
+        if switch.method == SETPRIV:
+            return _Spawn(setpriv_argv(switch.setpriv, account, argv), carrier)
         # CPython drops supplementary groups, then gid, then uid in the child: the safe order.
-        return list(launch.argv), {
-            "user": account.uid,
-            "group": account.gid,
-            "extra_groups": list(account.groups),
-        }
+        creds = {"user": account.uid, "group": account.gid, "extra_groups": list(account.groups)}
+        return _Spawn(argv, carrier, creds)
 
-    async def _spawn(
-        self, launch: Launch, argv: list[str], creds: dict[str, Any], protocol: _RunProtocol
-    ) -> asyncio.SubprocessTransport:
-        """Start the process in its own session, as the run's user when switching."""
+    async def _spawn(self, spawn: _Spawn, protocol: _RunProtocol) -> asyncio.SubprocessTransport:
+        """Start the process in its own session, in `/`: the run's directory is entered by the
+        post-drop env, as the run's user (entering it as root raced the permission check)."""
         loop = asyncio.get_running_loop()
         transport, _ = await loop.subprocess_exec(
             lambda: protocol,
-            *argv,
+            *spawn.argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            cwd=launch.cwd,
-            env=launch.env,
+            cwd="/",
+            env=spawn.env,
             start_new_session=True,
-            **creds,
+            **spawn.creds,
         )
         return transport
 
@@ -291,10 +311,13 @@ class Runner:
     ) -> RunFinished:
         """The RunFinished of a process that ran."""
         status, code, signum, reason = _exit_outcome(returncode, handle)
-        if status == statuses.FAILED and launch.switch and self._switch.method == SETPRIV:
-            failure = setpriv_failure(code, captured.data)  # the command changed after checks
+        if status == statuses.FAILED:
+            failure = launcher_failure(code, captured.data, self._switch)
+            limit = limit_reason(launch.limits, True, signum, captured.data)
             if failure is not None:
                 reason = f"cannot start {launch.argv[0]!r}: {failure}"
+            elif limit is not None:
+                reason = f"{reason}: {limit}"
         account = launch.account
         return RunFinished(
             seq=0,

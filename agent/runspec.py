@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from agent.errors import SpecError
 from protocol.messages import Exec, RunRef, RunSpec
+from protocol.rlimits import NO_LIMITS, Rlimits, is_loader_variable
 
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SHELL = "/bin/sh"
@@ -38,6 +39,8 @@ class UserPolicy:
     own: Account
     allow_root: bool = False
     allowed_users: tuple[str, ...] = ()
+    allow_loader_env: bool = False
+    default_limits: Rlimits = NO_LIMITS  # for the limits a rule leaves at 0
 
     @property
     def switches_user(self) -> bool:
@@ -54,6 +57,7 @@ class Launch:
     cwd: str
     account: Account
     switch: bool
+    limits: Rlimits = NO_LIMITS
 
 
 Lookup = Callable[[str], Account | None]
@@ -168,8 +172,15 @@ def plan_launch(msg: Exec, policy: UserPolicy, lookup: Lookup, cwd_problem: CwdC
     spec = msg.spec
     argv = split_command(spec.command, spec.shell)
     account, switch = choose_account(spec.run_user, policy, lookup)
+    if not policy.allow_loader_env and (loader := sorted(filter(is_loader_variable, spec.env))):
+        raise SpecError(
+            f"env: {', '.join(loader)} would be read by the dynamic loader; this agent refuses "
+            "loader variables (UNITEDCRON_AGENT_ALLOW_LOADER_ENV)"
+        )
     env = build_env(account, msg.ref, spec, (msg.shard_index, msg.shard_total))
-    return Launch(argv, env, choose_cwd(spec, account, cwd_problem), account, switch)
+    cwd = choose_cwd(spec, account, cwd_problem)
+    limits = spec.limits.or_defaults(policy.default_limits)
+    return Launch(argv, env, cwd, account, switch, limits)
 
 
 def spawn_failure_reason(exc: BaseException, launch: Launch) -> str:

@@ -154,7 +154,19 @@ class AgentService:
     async def _build(self, journal: Journal) -> Control:
         """The runner (with its way to switch users), the message handlers and the listener."""
         config, metrics = self.config, self.metrics
-        policy = UserPolicy(own_account(), config.agent_allow_root, config.agent_allowed_users)
+        policy = UserPolicy(
+            own_account(),
+            config.agent_allow_root,
+            config.agent_allowed_users,
+            allow_loader_env=config.agent_allow_loader_env,
+            default_limits=config.default_limits(),
+        )
+        if config.agent_allow_loader_env:
+            log.warning(
+                "agent.loader_env_allowed",
+                reason="UNITEDCRON_AGENT_ALLOW_LOADER_ENV: a rule's env may set LD_PRELOAD and "
+                "the like (for its own process only, after the privilege drop)",
+            )
         switch = await choose_user_switch(config.agent_user_switch, policy.switches_user)
         log.info(
             "agent.user_switch",

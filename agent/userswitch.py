@@ -1,4 +1,5 @@
-"""How a root agent starts a run as its user: exec through setpriv, or CPython's own fork."""
+"""How the agent starts a run as its user: the privilege drop (setpriv, or CPython's own fork),
+then, already as that user, the run's limits, working directory and environment."""
 
 from __future__ import annotations
 
@@ -8,15 +9,24 @@ import dataclasses
 import os
 import stat
 import subprocess
+from collections.abc import Mapping
 
 from agent.errors import AgentError
 from agent.runspec import Account
+from protocol.rlimits import Rlimits
 
 SETPRIV_PATHS = ("/usr/bin/setpriv", "/bin/setpriv")
+ENV_PATHS = ("/usr/bin/env", "/bin/env")
+PRLIMIT_PATHS = ("/usr/bin/prlimit", "/bin/prlimit")
+# The rule's environment travels to the post-drop `env` under these names (env -S expands
+# them), so that no process running as root ever has it under its own names (LD_PRELOAD…),
+# and its values never appear on a command line (which every local user can read).
+CARRIER = "UNITEDCRON_ENV_"
 PROBE_UID = 65534  # any unprivileged id shows that setpriv can drop to it
 PROBE_TIMEOUT_S = 10.0
-# setpriv's own exit statuses when it cannot run the command (127: cannot set privileges too).
-SETPRIV_FAILED_CODES = (126, 127)
+# The launchers' own exit statuses when they cannot go on: setpriv 126/127, env 125-127 (125:
+# it could not enter the directory), prlimit 1.
+LAUNCHER_FAILED_CODES = (1, 125, 126, 127)
 SETPRIV_PREFIX = b"setpriv: "
 
 SETPRIV = "setpriv"
@@ -50,6 +60,8 @@ class UserSwitch:
     method: str
     setpriv: str = ""
     why_not_setpriv: str = ""
+    env: str = ENV_PATHS[0]
+    prlimit: str = PRLIMIT_PATHS[0]
 
 
 FORK_SWITCH = UserSwitch(FORK)
@@ -112,25 +124,89 @@ async def probe_setpriv(path: str) -> str | None:
 
 
 async def choose_user_switch(setting: str, switches_user: bool) -> UserSwitch:
-    """The method for this agent; AgentError if `setpriv` was required and cannot work."""
+    """The method for this agent; AgentError if `setpriv` was required and cannot work, or if
+    the post-drop tools (GNU env with -C and -S, util-linux prlimit) are missing."""
+    tools = {"env": _find_tool(ENV_PATHS), "prlimit": _find_tool(PRLIMIT_PATHS)}
+    problem = await probe_env(tools["env"])
+    if problem is not None:
+        raise AgentError(f"cannot start runs: {problem}")
     if not switches_user:
-        return UserSwitch(NONE)
+        return UserSwitch(NONE, **tools)
     if setting == FORK:
-        return UserSwitch(FORK, why_not_setpriv="UNITEDCRON_AGENT_USER_SWITCH=fork")
+        return UserSwitch(FORK, why_not_setpriv="UNITEDCRON_AGENT_USER_SWITCH=fork", **tools)
     path, problem = find_setpriv()
     if not problem:
         problem = await probe_setpriv(path)
     if problem is None:
-        return UserSwitch(SETPRIV, path)
+        return UserSwitch(SETPRIV, path, **tools)
     if setting == SETPRIV:
         raise AgentError(f"UNITEDCRON_AGENT_USER_SWITCH=setpriv: {problem}")
-    return UserSwitch(FORK, why_not_setpriv=problem)
+    return UserSwitch(FORK, why_not_setpriv=problem, **tools)
 
 
-def setpriv_argv(
-    setpriv: str, account: Account, executable: str, argv: tuple[str, ...]
-) -> list[str]:
-    """setpriv's command line to run `argv` (its program resolved to `executable`) as `account`."""
+def _find_tool(paths: tuple[str, ...]) -> str:
+    """The first of `paths` that root may safely exec, else the first (its problem is found
+    when it is used)."""
+    return next((p for p in paths if binary_problem(p) is None), paths[0])
+
+
+async def probe_env(path: str) -> str | None:
+    """Check that `path` is an env that can change directory and expand -S strings."""
+    problem = binary_problem(path)
+    if problem is not None:
+        return problem
+    argv = [path, "-i", "-C", "/", "-S", "A=${B}", path]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            env={"B": "x y"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            out, _ = await proc.communicate()
+    except (OSError, TimeoutError) as exc:
+        return f"{path}: {exc}"
+    if proc.returncode != 0 or out != b"A=x y\n":
+        return f"{path} is not GNU env with -C and -S (coreutils 8.30 or newer)"
+    return None
+
+
+def post_drop_argv(
+    switch: UserSwitch,
+    cwd: str,
+    env: Mapping[str, str],
+    argv: list[str],
+    limits: Rlimits,
+) -> tuple[list[str], dict[str, str]]:
+    """Pure: (argv, environment) of what runs as the run's user before its command: prlimit
+    sets the limits, env enters `cwd` and sets `env`, then the command. The returned
+    environment holds the values under carrier names only; `argv[0]` must be a path."""
+    carrier = {f"{CARRIER}{i}": value for i, value in enumerate(env.values())}
+    assigns = " ".join(f"{name}=${{{CARRIER}{i}}}" for i, name in enumerate(env))
+    out = [switch.prlimit, *prlimit_options(limits), "--"] if limits else []
+    out += [switch.env, "-i", "-C", cwd, *(["-S", assigns] if assigns else []), *argv]
+    return out, carrier
+
+
+def prlimit_options(limits: Rlimits) -> list[str]:
+    """prlimit's options for `limits`; CPU gets a hard limit 1 s above the soft one, so the
+    job first gets SIGXCPU and then, if it ignores that, SIGKILL."""
+    out = []
+    if limits.mem_mb:
+        out.append(f"--as={limits.mem_mb << 20}")
+    if limits.cpu_s:
+        out.append(f"--cpu={limits.cpu_s}:{limits.cpu_s + 1}")
+    if limits.nofile:
+        out.append(f"--nofile={limits.nofile}")
+    if limits.nproc:
+        out.append(f"--nproc={limits.nproc}")
+    return out
+
+
+def setpriv_argv(setpriv: str, account: Account, argv: list[str]) -> list[str]:
+    """setpriv's command line to run `argv` (a resolved path first) as `account`."""
     groups = (
         f"--groups={','.join(str(g) for g in account.groups)}"
         if account.groups
@@ -143,13 +219,17 @@ def setpriv_argv(
         groups,
         "--inh-caps=-all",
         "--",
-        executable,
-        *argv[1:],
+        *argv,
     ]
 
 
-def setpriv_failure(code: int | None, output: bytes) -> str | None:
-    """setpriv's own message if it, not the command, ended the run (a race after the checks)."""
-    if code not in SETPRIV_FAILED_CODES or not output.startswith(SETPRIV_PREFIX):
+def launcher_failure(code: int | None, output: bytes, switch: UserSwitch) -> str | None:
+    """The message of setpriv, prlimit or env if one of them, not the command, ended the run
+    (a directory the user may not enter, a limit it may not set, a race after the checks)."""
+    if code not in LAUNCHER_FAILED_CODES:
         return None
-    return output.split(b"\n", 1)[0].decode(errors="replace")
+    first = output.split(b"\n", 1)[0]
+    prefixes = (SETPRIV_PREFIX, f"{switch.env}: ".encode(), f"{switch.prlimit}: ".encode())
+    if not first.startswith(prefixes):
+        return None
+    return first.decode(errors="replace")

@@ -12,11 +12,18 @@ from typing import Any
 from center.cronexpr import Schedule, parse_schedule
 from center.errors import RuleError
 from protocol.messages import RunSpec
+from protocol.rlimits import is_loader_variable, limit_problem
 
 OVERLAP_POLICIES = ("skip", "queue", "replace", "parallel")
 ROUTINGS = ("listed", "least_loaded", "round_robin", "hash")
 MISFIRE_POLICIES = ("skip", "once", "all")
 DEPENDS_WHEN = ("success", "failure", "always")
+RETRY_UNKNOWN = ("never", "retry")
+# One rule may not flood the database every group shares: runs it may make per minute
+# (fires in its busiest minute × shards), and instances or shards per fire.
+MAX_RUNS_PER_MINUTE = 600
+MAX_FAN_OUT = 256
+FAN_OUT_PROBE_US = 1_767_225_600_000_000  # 2026-01-01T00:00Z: any fixed start will do
 _USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$", re.IGNORECASE)
 NOT_UNICODE = "must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -55,6 +62,11 @@ class Rule:
     misfire_window_s: int = 3600
     depends_on: int | None = None
     depends_when: str = "success"
+    retry_unknown: str = "never"
+    limit_mem_mb: int = 0
+    limit_cpu_s: int = 0
+    limit_nofile: int = 0
+    limit_nproc: int = 0
     error: str = ""
     update_time: int = 0
     agents: tuple[int, ...] = ()
@@ -85,6 +97,9 @@ def validate_rule(rule: Rule) -> Schedule | None:
     parse_env(rule.env)
     _check_choices(rule)
     _check_numbers(rule)
+    _check_limits(rule)
+    if schedule is not None:
+        _check_fan_out(rule, schedule)
     return schedule
 
 
@@ -135,6 +150,12 @@ def parse_env(text: str) -> dict[str, str]:
             raise RuleError("env", f"value of {key} {NOT_UNICODE}")
         if key.startswith("UNITEDCRON_"):
             raise RuleError("env", f"{key} is reserved for UnitedCron's own variables")
+        if is_loader_variable(key):
+            raise RuleError(
+                "env",
+                f"{key} is read by the dynamic loader and is not allowed in a rule's env; "
+                f"set it in the command itself (env {key}=… program)",
+            )
     return env
 
 
@@ -170,6 +191,7 @@ def _check_choices(rule: Rule) -> None:
         ("routing", rule.routing, ROUTINGS),
         ("misfire", rule.misfire, MISFIRE_POLICIES),
         ("depends_when", rule.depends_when, DEPENDS_WHEN),
+        ("retry_unknown", rule.retry_unknown, RETRY_UNKNOWN),
     ):
         if value not in allowed:
             raise RuleError(field, f"{value!r} is not one of {', '.join(allowed)}")
@@ -177,17 +199,49 @@ def _check_choices(rule: Rule) -> None:
 
 def _check_numbers(rule: Rule) -> None:
     for field, value, low, high in (
-        ("process_num", rule.process_num, 1, 1000),
+        ("process_num", rule.process_num, 1, MAX_FAN_OUT),
         ("timeout_s", rule.timeout_s, 0, 30 * 86400),
         ("kill_grace_s", rule.kill_grace_s, 0, 3600),
         ("retries", rule.retries, 0, 100),
         ("retry_backoff_s", rule.retry_backoff_s, 0, 86400),
         ("output_max_bytes", rule.output_max_bytes, 0, 64 << 20),
-        ("shard_total", rule.shard_total, 0, 10_000),
+        ("shard_total", rule.shard_total, 0, MAX_FAN_OUT),
         ("misfire_window_s", rule.misfire_window_s, 0, 30 * 86400),
     ):
         if not low <= value <= high:
             raise RuleError(field, f"{value} is out of range {low}-{high}")
+
+
+def _check_limits(rule: Rule) -> None:
+    for name in ("mem_mb", "cpu_s", "nofile", "nproc"):
+        field = f"limit_{name}"
+        problem = limit_problem(name, getattr(rule, field))
+        if problem is not None:
+            raise RuleError(field, f"{getattr(rule, field)} {problem}")
+
+
+def fires_in_busiest_minute(schedule: Schedule) -> int:
+    """Pure: how many times the schedule fires in the 60 s from its first fire after a fixed
+    instant (the minute a per-second field makes busiest); capped at 61."""
+    at = schedule.next_fire_us(FAN_OUT_PROBE_US)
+    until_us = (at or 0) + 60_000_000
+    count = 0
+    while at is not None and at < until_us and count <= 60:
+        count += 1
+        at = schedule.next_fire_us(at)
+    return count
+
+
+def _check_fan_out(rule: Rule, schedule: Schedule) -> None:
+    shards = max(rule.shard_total, 1)
+    runs = shards * fires_in_busiest_minute(schedule)
+    if runs > MAX_RUNS_PER_MINUTE:
+        field = "shard_total" if rule.shard_total > 1 else "rule"
+        raise RuleError(
+            field,
+            f"{shards} shard(s) × up to {runs // shards} fires a minute = {runs} runs a minute; "
+            f"one rule may make at most {MAX_RUNS_PER_MINUTE}",
+        )
 
 
 def run_spec(rule: Rule) -> RunSpec:
@@ -205,4 +259,8 @@ def run_spec(rule: Rule) -> RunSpec:
         process_num=rule.process_num,
         overlap=rule.overlap,
         updated_us=rule.update_time,
+        limit_mem_mb=rule.limit_mem_mb,
+        limit_cpu_s=rule.limit_cpu_s,
+        limit_nofile=rule.limit_nofile,
+        limit_nproc=rule.limit_nproc,
     )

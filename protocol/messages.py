@@ -14,6 +14,7 @@ from typing import Any, ClassVar, TypeVar
 from protocol._fastbuild import Slow
 from protocol._fastbuild import builder as fast_builder
 from protocol.errors import BadParams, UnknownCall
+from protocol.rlimits import Rlimits
 
 M = TypeVar("M", bound="Message")
 _Check = Callable[[Any], Any]
@@ -59,6 +60,15 @@ class RunSpec:
     process_num: int = 1
     overlap: str = "skip"
     updated_us: int = 0
+    # setrlimit values applied after the privilege drop; 0 = the agent's default.
+    limit_mem_mb: int = 0
+    limit_cpu_s: int = 0
+    limit_nofile: int = 0
+    limit_nproc: int = 0
+
+    @property
+    def limits(self) -> Rlimits:
+        return Rlimits(self.limit_mem_mb, self.limit_cpu_s, self.limit_nofile, self.limit_nproc)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

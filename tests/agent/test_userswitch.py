@@ -18,7 +18,14 @@ from agent.errors import AgentError, SpecError
 from agent.runner import RunHandle, Runner
 from agent.runspec import Account, UserPolicy
 from agent.service import AgentService
-from agent.userswitch import binary_problem, choose_user_switch, setpriv_failure
+from agent.userswitch import (
+    FORK_SWITCH,
+    binary_problem,
+    choose_user_switch,
+    launcher_failure,
+    post_drop_argv,
+)
+from protocol.rlimits import NO_LIMITS, Rlimits
 from protocol import statuses
 from tests.agent.peer import CenterPeer, exec_msg, running
 
@@ -130,19 +137,15 @@ async def test_command_that_cannot_be_executed_names_the_reason(
     agent: AgentService, center: CenterPeer, open_dir: Path
 ) -> None:
     """A command that passes the checks but cannot be executed (its interpreter is missing)
-    fails with a reason naming it: after setpriv tried it (exit 127), or at the fork."""
+    fails with a reason naming it, from the post-drop env that tried it (exit 127)."""
     script = open_dir / "script"
     script.write_text("#!/nonexistent/interpreter\n")
     script.chmod(0o755)
     finished = await center.run(exec_msg(str(script)))
     assert finished.status == statuses.FAILED
-    if agent.config.agent_user_switch == "setpriv":
-        assert finished.code == 127 and finished.reason == (
-            f"cannot start {str(script)!r}: setpriv: failed to execute {script}: "
-            f"No such file or directory"
-        )
-    else:
-        assert finished.reason.startswith(f"command {str(script)!r}: not found")
+    assert finished.code == 127 and finished.reason == (
+        f"cannot start {str(script)!r}: /usr/bin/env: '{script}': No such file or directory"
+    )
 
 
 def _tree(root: Path) -> Path:
@@ -196,9 +199,65 @@ def test_root_needs_one_execute_bit(tmp_path: Path) -> None:
         resolve_command(str(target), "", "/", ROOT)
 
 
-def test_setpriv_failure_is_recognised() -> None:
-    """Only setpriv's own exit statuses with its own message count as a failed start."""
-    message = b"setpriv: failed to execute /x: No such file or directory\n"
-    assert setpriv_failure(127, message) == message.decode().strip()
-    assert setpriv_failure(1, message) is None
-    assert setpriv_failure(127, b"some output\n") is None
+@pytest.mark.parametrize(
+    ("code", "output", "expected"),
+    [
+        (127, b"setpriv: failed to execute /x: No such file or directory\n", True),
+        (125, b"/usr/bin/env: cannot change directory to '/r': Permission denied\n", True),
+        (1, b"/usr/bin/prlimit: failed to set the NPROC resource limit\n", True),
+        (2, b"setpriv: something\n", False),  # not a launcher's own status
+        (127, b"some output\n", False),  # the command's own output
+        (0, b"/usr/bin/env: x\n", False),
+    ],
+)
+def test_launcher_failure_is_recognised(code: int, output: bytes, expected: bool) -> None:
+    """Only a launcher's own exit status with its own message counts as a failed start."""
+    got = launcher_failure(code, output, FORK_SWITCH)
+    assert got == (output.decode().strip() if expected else None)
+
+
+@pytest.mark.parametrize(
+    ("env", "limits", "expected"),
+    [
+        ({}, NO_LIMITS, ["/usr/bin/env", "-i", "-C", "/w", "/bin/x", "a"]),
+        (
+            {"A": "v 1", "B": "${C}"},
+            NO_LIMITS,
+            [
+                "/usr/bin/env",
+                "-i",
+                "-C",
+                "/w",
+                "-S",
+                "A=${UNITEDCRON_ENV_0} B=${UNITEDCRON_ENV_1}",
+                "/bin/x",
+                "a",
+            ],
+        ),
+        (
+            {},
+            Rlimits(mem_mb=64, cpu_s=2, nofile=16, nproc=5),
+            [
+                "/usr/bin/prlimit",
+                f"--as={64 << 20}",
+                "--cpu=2:3",
+                "--nofile=16",
+                "--nproc=5",
+                "--",
+                "/usr/bin/env",
+                "-i",
+                "-C",
+                "/w",
+                "/bin/x",
+                "a",
+            ],
+        ),
+    ],
+)
+def test_post_drop_argv(env: dict[str, str], limits: Rlimits, expected: list[str]) -> None:
+    """Values travel in the environment under carrier names, never on the command line."""
+    argv, carrier = post_drop_argv(FORK_SWITCH, "/w", env, ["/bin/x", "a"], limits)
+    assert argv == expected
+    assert list(carrier.values()) == list(env.values())
+    assert not set(carrier) & set(env)
+    assert all(value not in argv for value in env.values())
