@@ -30,6 +30,7 @@ TEXT_LIMITS = {
     "selector": 255,
     "misfire": 8,
     "depends_when": 8,
+    "retry_unknown": 8,
     "description": 500,
 }
 INT_FIELDS = (
@@ -39,6 +40,10 @@ INT_FIELDS = (
     "output_max_bytes",
     "shard_total",
     "misfire_window_s",
+    "limit_mem_mb",
+    "limit_cpu_s",
+    "limit_nofile",
+    "limit_nproc",
 )
 FLOAT_FIELDS = ("timeout_s", "kill_grace_s", "retry_backoff_s")
 BOOL_FIELDS = ("is_daemon", "shell", "failover")

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from agent.accounts import cwd_problem, lookup_account, resolve_command
+from agent.descendants import end_tree
 from agent.errors import SpecError
 from agent.metrics import AgentMetrics
 from agent.orphans import TrackedProcess, track
@@ -245,8 +246,13 @@ class Runner:
             transport = await self._spawn(spawn, protocol)
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
             return not_started(msg, statuses.FAILED, spawn_failure_reason(exc, launch), now_us())
-        self._started(handle, transport.get_pid(), launch.account)
+        pid = transport.get_pid()
+        self._started(handle, pid, launch.account)
         returncode = await self._supervise(transport, protocol, handle)
+        if handle.msg.spec.timeout_s > 0 or handle.stop_status:
+            # A run with a time limit, or one stopped, owns its whole tree: nothing it started
+            # (in its group, or gone to a session of its own) outlives it.
+            await end_tree(handle.runid, launch.account.uid, pid, handle.msg.spec.kill_grace_s)
         return self._finished(handle, launch, returncode, output.result())
 
     def _command(self, launch: Launch) -> _Spawn:

@@ -30,8 +30,20 @@ TEXT = (
     "selector",
     "misfire",
     "depends_when",
+    "retry_unknown",
 )
-INTS = ("status", "process_num", "retries", "output_max_bytes", "shard_total", "misfire_window_s")
+INTS = (
+    "status",
+    "process_num",
+    "retries",
+    "output_max_bytes",
+    "shard_total",
+    "misfire_window_s",
+    "limit_mem_mb",
+    "limit_cpu_s",
+    "limit_nofile",
+    "limit_nproc",
+)
 FLOATS = ("timeout_s", "kill_grace_s", "retry_backoff_s")
 BOOLS = ("is_daemon", "shell", "failover")
 ORDER = (
@@ -63,6 +75,11 @@ ORDER = (
     "misfire_window_s",
     "depends_on",
     "depends_when",
+    "retry_unknown",
+    "limit_mem_mb",
+    "limit_cpu_s",
+    "limit_nofile",
+    "limit_nproc",
 )
 _DEFAULT = Rule(id=0, rule="", execute="")
 DEFAULTS: dict[str, Any] = {

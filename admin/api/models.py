@@ -95,6 +95,13 @@ class RulePatch(Body):
     misfire_window_s: Int64 | None = None
     depends_on: Int64 | None = None
     depends_when: str | None = None
+    retry_unknown: str | None = Field(
+        default=None, description="never (at most once) or retry (at least once)"
+    )
+    limit_mem_mb: Int64 | None = Field(default=None, description="address space, 0 = none")
+    limit_cpu_s: Int64 | None = Field(default=None, description="CPU seconds, 0 = none")
+    limit_nofile: Int64 | None = Field(default=None, description="open files, 0 = none")
+    limit_nproc: Int64 | None = Field(default=None, description="processes of the user")
     description: str | None = None
     agents: list[int] | None = Field(default=None, description="Ids of the target agents")
 

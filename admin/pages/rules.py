@@ -16,7 +16,7 @@ from admin.permissions import Action
 from admin.queries.runs import RunFilter
 from admin.services import agents, groups, rules, runs
 from admin.web import Engine, Int64, PageSession, render
-from center.rules import DEPENDS_WHEN, MISFIRE_POLICIES, OVERLAP_POLICIES, ROUTINGS
+from center.rules import DEPENDS_WHEN, MISFIRE_POLICIES, OVERLAP_POLICIES, RETRY_UNKNOWN, ROUTINGS
 
 router = APIRouter()
 _ZONES = sorted(available_timezones())
@@ -95,6 +95,7 @@ async def _choices(engine: Engine, actor: Actor, task_id: int | None) -> dict[st
         "routings": ROUTINGS,
         "misfires": MISFIRE_POLICIES,
         "depends_whens": DEPENDS_WHEN,
+        "retry_unknowns": RETRY_UNKNOWN,
     }
 
 

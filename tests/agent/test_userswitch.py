@@ -25,8 +25,8 @@ from agent.userswitch import (
     launcher_failure,
     post_drop_argv,
 )
-from protocol.rlimits import NO_LIMITS, Rlimits
 from protocol import statuses
+from protocol.rlimits import NO_LIMITS, Rlimits
 from tests.agent.peer import CenterPeer, exec_msg, running
 
 NOBODY = Account("nobody", 65534, 65534, "/nonexistent", "/usr/sbin/nologin", (65534,))

@@ -32,6 +32,16 @@ GOOD = Rule(id=1, rule="* * * * *", execute="/bin/true", run_user="nobody")
         ({"process_num": 0}, "process_num", "range"),
         ({"timeout_s": -1.0}, "timeout_s", "range"),
         ({"misfire": "maybe"}, "misfire", "once"),
+        ({"env": '{"LD_PRELOAD": "/tmp/x.so"}'}, "env", "dynamic loader"),
+        ({"env": '{"GCONV_PATH": "/tmp"}'}, "env", "dynamic loader"),
+        ({"env": '{"LD_LIBRARY_PATH": "/opt"}'}, "env", "LD_LIBRARY_PATH"),
+        ({"process_num": 257}, "process_num", "range 1-256"),
+        ({"shard_total": 10_000}, "shard_total", "range 0-256"),
+        ({"rule": "* * * * * *", "shard_total": 11}, "shard_total", "660 runs a minute"),
+        ({"limit_nproc": -1}, "limit_nproc", "0 (no limit)"),
+        ({"limit_mem_mb": 4}, "limit_mem_mb", "between 16"),
+        ({"limit_cpu_s": 10**9}, "limit_cpu_s", "between 1"),
+        ({"retry_unknown": "sometimes"}, "retry_unknown", "never, retry"),
     ],
 )
 def test_bad_fields_are_named_with_a_reason(change, field, reason_part):
@@ -40,6 +50,12 @@ def test_bad_fields_are_named_with_a_reason(change, field, reason_part):
         validate_rule(dataclasses.replace(GOOD, **change))
     assert info.value.field == field
     assert reason_part in info.value.reason
+
+
+def test_fan_out_within_bounds_is_accepted():
+    """An every-second rule with 10 shards (600 runs a minute) is at the bound, not over it."""
+    validate_rule(dataclasses.replace(GOOD, rule="* * * * * *", shard_total=10))
+    validate_rule(dataclasses.replace(GOOD, rule="*/5 * * * *", shard_total=256))
 
 
 def test_shell_rules_may_use_shell_syntax():
