@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 from collections import defaultdict
@@ -68,7 +67,7 @@ class DispatchOutcome:
     waiting: list[PlannedRun] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     missed: dict[str, str] = field(default_factory=dict)
-    rerouted: list[PlannedRun] = field(default_factory=list)
+    rerouted: list[tuple[str, PlannedRun]] = field(default_factory=list)  # (old id, moved)
 
 
 def exec_for(run: PlannedRun, spec: RunSpec, epoch: int) -> Exec:
@@ -105,7 +104,7 @@ def decide_dispatch(
             out.frames[run.aid].append(frame_of(run, rule))
             out.sent.append(run.runid)
         elif (alt := reroute(run)) is not None:
-            out.rerouted.append(dataclasses.replace(run, aid=alt))
+            out.rerouted.append((run.runid, run.moved_to(alt)))
         elif now_us - run.send_at_us < grace_us:
             out.waiting.append(run)
         else:

@@ -28,6 +28,7 @@ from center.loops import Background, every, transient_errors
 from center.metrics import CenterMetrics
 from center.planner import Fire, Planner
 from center.recovery import Recovery
+from center.report_guard import Verdict, judge_report
 from center.reports import ReportBatch, now_us
 from center.retention import Retention, RetentionSettings
 from center.routing import (
@@ -49,6 +50,8 @@ from protocol.messages import (
     Message,
     Pong,
     Resources,
+    RunFinished,
+    RunStarted,
 )
 from protocol.tls import client_context
 
@@ -68,6 +71,7 @@ class LeaderHooks:
 
     heartbeat: Callable[[int, Resources], None]
     fenced_out: Callable[[int, str], None]
+    security_event: Callable[[str, str, str], None]  # (action, client, reason) for the audit log
 
 
 class Leader(PoolListener):
@@ -114,6 +118,8 @@ class Leader(PoolListener):
             grace_us=self.grace_us,
             background=self._background,
         )
+        self._unsure: list[tuple[int, RunStarted | RunFinished]] = []
+        self._refused_logged: set[int] = set()  # agents whose refusal is in the audit log
         self._commands = CommandRunner(self.ctx)
         self._daemons = DaemonSync(self.ctx)
         self.recovery = Recovery(self.ctx)
@@ -331,8 +337,8 @@ class Leader(PoolListener):
         )
         self.queue.add(out.waiting, at_us=now + WAIT_RETRY_US)
         self._background(self._record_dispatch(out.sent, out.skipped, out.missed, now))
-        for run in out.rerouted:
-            self._background(self._rerouted(run, now))
+        for old_runid, run in out.rerouted:
+            self._background(self._rerouted(old_runid, run, now))
 
     def _observe_sent(self, due: list[PlannedRun], sent: frozenset[str]) -> None:
         written_us = now_us()  # after the frames were handed to the transports
@@ -351,10 +357,10 @@ class Leader(PoolListener):
             return None
         return failover_target(rule, run.instance, run.aid, self.agents, self.pool.connected)
 
-    async def _rerouted(self, run: PlannedRun, now: int) -> None:
+    async def _rerouted(self, old_runid: str, run: PlannedRun, now: int) -> None:
         """Failover of a run whose agent is down: move its row, then send it at once."""
-        if await store.reroute_run(self.engine, run.runid, run.aid, now):
-            log.info("run.rerouted", runid=run.runid, aid=run.aid)
+        if await store.reroute_run(self.engine, old_runid, run, now):
+            log.info("run.rerouted", from_runid=old_runid, runid=run.runid, aid=run.aid)
             self.queue.add([run], at_us=now)
             self.wake.set()
 
@@ -403,6 +409,7 @@ class Leader(PoolListener):
     async def reports_once(self) -> None:
         """Write what agents reported, act on it (retries, dependents), acknowledge it, then
         reconcile the agents that reconnected once all they resent is stored."""
+        await self._check_unsure()
         await self.intake.flush_states()
         batch = await self.intake.flush_reports(self.after_reports)
         if batch is not None:
@@ -445,7 +452,39 @@ class Leader(PoolListener):
     # ------------------------------------------------------------ PoolListener
 
     def on_report(self, aid: int, message: Message) -> None:
-        self.intake.add(aid, message)
+        judged = judge_report(message, aid, self.rulebook.rules, self.agents)
+        if judged.verdict is Verdict.ACCEPT:
+            self.intake.add(aid, message)
+        elif judged.verdict is Verdict.CHECK and isinstance(message, RunStarted | RunFinished):
+            self._unsure.append((aid, message))
+        else:
+            self._refuse(aid, message, judged.reason)
+
+    def _refuse(self, aid: int, message: Message, reason: str) -> None:
+        """Drop a report that is not the agent's to make: counted, logged and audited (once per
+        agent and term), acknowledged so that the agent stops resending it."""
+        self.metrics.reports_refused.inc()
+        name = self.ctx.agent_name(aid)
+        if aid not in self._refused_logged:
+            self._refused_logged.add(aid)
+            log.warning("report.refused", aid=aid, agent=name, reason=reason)
+            self._hooks.security_event("report.refused", name, f"agent {aid}: {reason}")
+        seq = getattr(message, "seq", 0)
+        if seq:
+            self.send(aid, [Ack(seqs=[seq])])
+
+    async def _check_unsure(self) -> None:
+        """Reports of runs whose rule no longer uses their agent: accepted if the store has
+        the run planned for that very agent."""
+        if not self._unsure:
+            return
+        unsure, self._unsure = self._unsure, []
+        owners = await store.run_agents(self.engine, [m.ref.runid for _, m in unsure])
+        for aid, message in unsure:
+            if owners.get(message.ref.runid) == aid:
+                self.intake.add(aid, message)
+            else:
+                self._refuse(aid, message, f"run {message.ref.runid} was never sent to it")
 
     def on_pong(self, aid: int, pong: Pong) -> None:
         self._hooks.heartbeat(aid, pong.resources)

@@ -76,6 +76,11 @@ class CenterMetrics:
         self.handshakes_refused = Counter(
             "unitedcron_handshakes_refused", "Peers that failed the secret handshake.", registry=r
         )
+        self.reports_refused = Counter(
+            "unitedcron_reports_refused",
+            "Agent reports refused: about a run or rule that is not the agent's.",
+            registry=r,
+        )
         self.store_errors = Counter(
             "unitedcron_store_errors", "Failed database operations.", ["loop"], registry=r
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,14 @@ class PlannedRun:
     @property
     def send_at_us(self) -> int:
         return max(self.sched_us, self.due_us)
+
+    def moved_to(self, aid: int) -> PlannedRun:
+        """This run on another agent (failover), under its own id: a run id always names the
+        agent that runs it, so two leaders moving one run agree, and a report is only ever
+        accepted from the agent its id names."""
+        runid = make_runid(self.task_id, self.sched_us, aid, self.attempt, self.instance)
+        first = runid if self.first_runid in ("", self.runid) else self.first_runid
+        return dataclasses.replace(self, runid=runid, aid=aid, first_runid=first)
 
     @property
     def ref(self) -> RunRef:

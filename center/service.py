@@ -192,7 +192,11 @@ class CenterService:
             lease=lease,
             rulebook=self.rulebook,
             agents=self.agents,
-            hooks=LeaderHooks(heartbeat=self._heartbeat, fenced_out=self._fenced_out),
+            hooks=LeaderHooks(
+                heartbeat=self._heartbeat,
+                fenced_out=self._fenced_out,
+                security_event=self.security.record,
+            ),
         )
         await leader.open()
         self.leader = leader

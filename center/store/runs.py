@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, func, insert, select, update
+from sqlalchemy import Table, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center.db import insert_ignore, is_mysql
@@ -97,10 +98,11 @@ _FINISHED_COLS = (
 
 
 def _upsert(table: Table, mysql: bool, cols: tuple[str, ...], guard: frozenset[str]) -> Any:
-    """INSERT a run row, or update the existing one unless its status is in `guard`."""
+    """INSERT a run row, or update the existing one unless its status is in `guard` or it
+    belongs to another agent (a report never overwrites another agent's run)."""
     if mysql:
         stmt = mysql_dialect.insert(table)
-        keep = table.c.status.in_(_statuses_sql(guard))
+        keep = or_(table.c.status.in_(_statuses_sql(guard)), table.c.aid != stmt.inserted.aid)
         # MySQL assigns left to right: `status` must come last, after the guards read it.
         pairs = [(c, func.if_(keep, table.c[c], stmt.inserted[c])) for c in (*cols, "status")]
         return stmt.on_duplicate_key_update(pairs)
@@ -108,7 +110,7 @@ def _upsert(table: Table, mysql: bool, cols: tuple[str, ...], guard: frozenset[s
     return lite.on_conflict_do_update(
         index_elements=["runid"],
         set_={c: lite.excluded[c] for c in (*cols, "status")},
-        where=table.c.status.not_in(_statuses_sql(guard)),
+        where=and_(table.c.status.not_in(_statuses_sql(guard)), table.c.aid == lite.excluded.aid),
     )
 
 
@@ -201,14 +203,34 @@ async def runs_in_flight(
     return [(_planned_run(r), r["status"]) for r in rows]
 
 
-async def reroute_run(engine: AsyncEngine, runid: str, aid: int, now_us: int) -> bool:
-    """Move a run not yet sent to another agent (failover); False if it was sent meanwhile."""
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            update(task_process)
-            .where(task_process.c.runid == runid, task_process.c.status == statuses.PLANNED)
-            .values(aid=aid, updated_us=now_us)
-        )
+async def run_agents(engine: AsyncEngine, runids: list[str]) -> dict[str, int]:
+    """runid -> the agent each of these runs was planned for (runs not found are left out)."""
+    out: dict[str, int] = {}
+    async with engine.connect() as conn:
+        for chunk in _chunks(runids):
+            rows = await conn.execute(
+                select(task_process.c.runid, task_process.c.aid).where(
+                    task_process.c.runid.in_(chunk)
+                )
+            )
+            out.update((runid, aid) for runid, aid in rows)
+    return out
+
+
+async def reroute_run(engine: AsyncEngine, old_runid: str, run: PlannedRun, now_us: int) -> bool:
+    """Move a run not yet sent to another agent (failover), under its new id; False if it was
+    sent meanwhile, or if that agent already has this very run."""
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(
+                update(task_process)
+                .where(task_process.c.runid == old_runid, task_process.c.status == statuses.PLANNED)
+                .values(
+                    runid=run.runid, aid=run.aid, first_runid=run.first_runid, updated_us=now_us
+                )
+            )
+    except IntegrityError:
+        return False
     return result.rowcount == 1
 
 

@@ -1,0 +1,160 @@
+"""A compromised agent of group B reports runs of group A: refused, audited, nothing changed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from center.db import upgrade_database
+from center.tables import audit_log, task_process
+from protocol import statuses
+from protocol.messages import (
+    AgentState,
+    Message,
+    Ping,
+    Pong,
+    Register,
+    RunFinished,
+    RunRef,
+    RunStarted,
+    make_runid,
+)
+from protocol.stream import Connection, accept_handshake, open_handshake
+from tests.integration.cluster import (
+    SECRET,
+    add_group,
+    add_rule,
+    approve_agent,
+    poll,
+    running_agent,
+    running_center,
+    runs_of,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+
+
+@pytest.fixture
+async def db_url(sqlite_url: str) -> str:
+    """SQLite only: an attack on the protocol's trust, not on the store."""
+    async with asyncio.timeout(60):
+        await upgrade_database(sqlite_url)
+    return sqlite_url
+
+
+class _RogueAgent:
+    """An agent host of group B with the secret: once the center dials it, it reports
+    whatever it is given, then answers pings."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.reports: asyncio.Queue[list[Message]] = asyncio.Queue()
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = Connection(reader, writer)
+        with contextlib.suppress(Exception):
+            await accept_handshake(conn, (SECRET.encode(),), name=self.name, expect_role="center")
+            conn.send(AgentState(epoch=0, running=[], agent_name=self.name))
+            await conn.drain()
+            reports = await self.reports.get()
+            conn.send_many(reports)
+            await conn.drain()
+            while True:
+                message = await conn.recv()
+                if isinstance(message, Ping):
+                    conn.send(Pong(sent_ms=message.sent_ms))
+                    await conn.drain()
+        await conn.close()
+
+
+async def _register(center_port: int, name: str, port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", center_port)
+    conn = Connection(reader, writer)
+    try:
+        await open_handshake(conn, (SECRET.encode(),), role="agent", name=name)
+        conn.send(Register(name=name, host="127.0.0.1", port=port))
+        await conn.drain()
+        await conn.recv()
+    finally:
+        await conn.close()
+
+
+def _forged(ref: RunRef, seq: int) -> list[Message]:
+    """A start and a failure as root for `ref`, the way a rogue agent would send them."""
+    return [
+        RunStarted(seq=seq, ref=ref, pid=1, start_us=ref.sched_us, run_user="root"),
+        RunFinished(
+            seq=seq + 1,
+            ref=ref,
+            status=statuses.FAILED,
+            start_us=ref.sched_us,
+            end_us=ref.sched_us + 1,
+            code=1,
+            run_user="root",
+        ),
+    ]
+
+
+async def test_an_agent_cannot_report_another_groups_runs(
+    db_url: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Agent B sends failures for A's running run (A's id) and for a run it made up under its
+    own id: both are refused and audited; A's run goes on, no retry is planned on B and no row
+    as root appears."""
+    gid_a, gid_b = await add_group(engine, "a"), await add_group(engine, "b")
+    rogue = _RogueAgent("rogue-b")
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port, name="agent-a"),
+        rogue as rogue_port,
+    ):
+        aid_a = await approve_agent(engine, "agent-a", gid_a)
+        task_id = await add_rule(engine, [aid_a], gid=gid_a, execute="/bin/sleep 4", retries=2)
+        running = task_process.c.status == statuses.RUNNING
+        victim = (await poll(lambda: runs_of(engine, task_id, running), 15))[0]
+        await _register(center.registration_port, rogue.name, rogue_port)
+        aid_b = await approve_agent(engine, rogue.name, gid_b)
+        ref_a = RunRef(runid=victim.runid, task_id=task_id, sched_us=victim.sched_us)
+        own = RunRef(
+            runid=make_runid(task_id, victim.sched_us, aid_b),
+            task_id=task_id,
+            sched_us=victim.sched_us,
+        )
+        await rogue.reports.put(_forged(ref_a, 1) + _forged(own, 3))
+        events = await poll(lambda: _audit(engine, "report.refused"), 15)
+        assert events[0]["client"] == rogue.name
+        done = await poll(lambda: _row(engine, victim.runid, statuses.FINAL), 15)
+    assert done["status"] == statuses.SUCCESS and done["aid"] == aid_a
+    assert done["run_user"] == "nobody"
+    assert await runs_of(engine, task_id, task_process.c.aid == aid_b) == []
+    assert await runs_of(engine, task_id, task_process.c.run_user == "root") == []
+    assert await runs_of(engine, task_id, task_process.c.attempt > 0) == []
+
+
+async def _audit(engine: AsyncEngine, action: str) -> list:
+    async with engine.connect() as conn:
+        query = select(audit_log).where(audit_log.c.action == action)
+        return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def _row(engine: AsyncEngine, runid: str, among: frozenset[str]) -> dict | None:
+    async with engine.connect() as conn:
+        query = select(task_process).where(
+            task_process.c.runid == runid, task_process.c.status.in_(sorted(among))
+        )
+        row = (await conn.execute(query)).mappings().first()
+    return dict(row) if row else None
