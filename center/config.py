@@ -68,6 +68,9 @@ class CenterConfig(ProcessSettings):
     center_reconnect_max_s: float = Field(default=5.0, gt=0.05, le=300)
     center_dispatch_grace_s: float = Field(default=10.0, ge=0, le=3600)
     center_max_frame_bytes: int = Field(default=MAX_FRAME_BYTES, ge=1024, le=64 << 20)
+    # Live output taken from one agent: this many bytes a second, in bursts of up to 4 s' worth
+    # (each run's also stops at its rule's output_max_bytes); the rest is dropped and counted.
+    center_live_output_bytes_s: int = Field(default=1 << 20, ge=1024, le=1 << 30)
     center_uvloop: bool = True
     # Prometheus /metrics; empty turns it off. Loopback by default: figures are not public.
     center_metrics_listen: OptionalHostPortField = HostPort("127.0.0.1", 9602)

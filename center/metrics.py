@@ -81,6 +81,11 @@ class CenterMetrics:
             "Agent reports refused: about a run or rule that is not the agent's.",
             registry=r,
         )
+        self.output_dropped = Counter(
+            "unitedcron_live_output_dropped_bytes",
+            "Live output bytes not stored: beyond a run's bound or its agent's rate.",
+            registry=r,
+        )
         self.store_errors = Counter(
             "unitedcron_store_errors", "Failed database operations.", ["loop"], registry=r
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from center.output_budget import OutputBudget
 from center.report_guard import Verdict, judge_report, parse_runid
 from center.routing import AgentInfo
 from center.rules import Rule
@@ -56,3 +57,15 @@ def test_forged_ref_fields_do_not_match_the_id():
     assert judge_report(forged, 1, RULES, AGENTS).verdict is Verdict.REFUSE
     assert parse_runid("1-2-3-4-5") == (1, 2, 3, 4, 5)
     assert parse_runid("1-2-3") is None
+
+
+def test_output_budget_bounds_each_run_and_each_agent():
+    """A run's live output stops at its bound; an agent's at its rate, refilled with time."""
+    budget = OutputBudget(rate_bytes_s=100)  # bursts of 400 bytes
+    assert budget.admit(1, "r1", 60, run_limit=100, now_s=0.0)
+    assert not budget.admit(1, "r1", 60, run_limit=100, now_s=0.0)  # over the run's bound
+    assert budget.admit(1, "r2", 300, run_limit=1000, now_s=0.0)
+    assert not budget.admit(1, "r3", 100, run_limit=1000, now_s=0.0)  # agent's burst spent
+    assert budget.admit(2, "r4", 100, run_limit=1000, now_s=0.0)  # another agent's own
+    assert budget.admit(1, "r3", 100, run_limit=1000, now_s=1.0)  # refilled
+    assert budget.dropped_bytes == 160

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+import psutil
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center.db import upgrade_database
-from center.tables import audit_log, task_process
+from center.tables import audit_log, task_output, task_process
 from protocol import statuses
 from protocol.messages import (
     AgentState,
@@ -20,6 +21,7 @@ from protocol.messages import (
     Pong,
     Register,
     RunFinished,
+    RunOutput,
     RunRef,
     RunStarted,
     make_runid,
@@ -30,6 +32,7 @@ from tests.integration.cluster import (
     add_group,
     add_rule,
     approve_agent,
+    now_us,
     poll,
     running_agent,
     running_center,
@@ -158,3 +161,51 @@ async def _row(engine: AsyncEngine, runid: str, among: frozenset[str]) -> dict |
         )
         row = (await conn.execute(query)).mappings().first()
     return dict(row) if row else None
+
+
+async def test_an_output_flood_is_bounded(db_url: str, engine: AsyncEngine, tmp_path: Path) -> None:
+    """An agent streams 1 MiB output frames for a run of its own as fast as it can: the center
+    stores at most the rule's bound, its memory stays flat, and another agent's rule runs on."""
+    gid = await add_group(engine, "ops")
+    rogue = _RogueAgent("flooder")
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port, name="honest"),
+        rogue as rogue_port,
+    ):
+        honest = await approve_agent(engine, "honest", gid)
+        good = await add_rule(engine, [honest], gid=gid)
+        await _register(center.registration_port, rogue.name, rogue_port)
+        aid = await approve_agent(engine, rogue.name, gid)
+        bound = 64 * 1024
+        flooded = await add_rule(engine, [aid], gid=gid, output_max_bytes=bound)
+        runid = make_runid(flooded, now_us(), aid)
+        before_mb = _rss_mb()
+        chunk = b"y" * ((1 << 20) - 4096)  # the largest that fits a frame
+        await rogue.reports.put(
+            [RunOutput(runid=runid, offset=i * len(chunk), data=chunk) for i in range(300)]
+        )
+        since = now_us()
+        succeeded = task_process.c.status == statuses.SUCCESS
+        await poll(lambda: runs_of(engine, good, succeeded, task_process.c.sched_us > since), 15)
+        dropped = center.metrics.output_dropped._value
+        await poll(lambda: _true(dropped.get() >= 299 * len(chunk)), 20)
+        grew_mb = _rss_mb() - before_mb
+    assert await _stored_output(engine, runid) <= bound
+    assert grew_mb < 200, f"center grew {grew_mb:.0f} MB under a 300 MB flood"
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def _rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 1e6
+
+
+async def _stored_output(engine: AsyncEngine, runid: str) -> int:
+    async with engine.connect() as conn:
+        query = select(func.coalesce(func.sum(func.length(task_output.c.data)), 0)).where(
+            task_output.c.runid == runid
+        )
+        return int((await conn.execute(query)).scalar_one())
