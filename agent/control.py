@@ -17,7 +17,7 @@ from agent.resources import current_resources
 from agent.runner import RunHandle, Runner, now_us
 from agent.runs import RunLimits, RunTable
 from agent.server import Session, Sessions
-from protocol import statuses
+from protocol import auth, statuses
 from protocol.errors import UnknownCall
 from protocol.messages import (
     Ack,
@@ -55,8 +55,10 @@ class Control:
         *,
         limits: RunLimits | None = None,
         metrics: AgentMetrics | None = None,
+        key_hash: str = "",
     ) -> None:
         self._agent_name = agent_name
+        self._key_hash = key_hash  # of the key it registers with: proves it is that agent
         self._sessions = sessions
         self._journal = journal
         self._metrics = metrics = metrics or AgentMetrics()
@@ -82,7 +84,16 @@ class Control:
         order, in batches."""
         known = [*self.runs, *self.holding.runids()]
         yield [
-            AgentState(epoch=self._journal.epoch, running=known, agent_name=self._agent_name),
+            AgentState(
+                epoch=self._journal.epoch,
+                running=known,
+                agent_name=self._agent_name,
+                key_proof=auth.identity_proof(
+                    self._key_hash, session.conn.session_nonce, self._agent_name
+                )
+                if self._key_hash
+                else b"",
+            ),
             *self.daemons.statuses(),
         ]
         events = await self._journal.call(self._journal.outbox.unacked, 0)

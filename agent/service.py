@@ -28,6 +28,7 @@ from agent.runs import RunLimits
 from agent.runspec import UserPolicy
 from agent.server import AgentServer, Sessions
 from agent.userswitch import choose_user_switch
+from protocol import auth
 from protocol.metrics_http import start_metrics_server
 from protocol.settings import HostPort
 from protocol.tls import client_context, server_context
@@ -112,7 +113,7 @@ class AgentService:
             desired, orphans = outbox.load_daemons(), outbox.load_processes()
             self._journal = journal = Journal(outbox, self.sessions.publish)
             journal.start()
-            control = await self._build(journal)
+            control = await self._build(journal, auth.key_hash(key))
             await self._stop_orphans(orphans)
             assert self._server is not None
             self.port = await self._server.start()
@@ -151,7 +152,7 @@ class AgentService:
             state_dir=str(config.agent_state_dir),
         )
 
-    async def _build(self, journal: Journal) -> Control:
+    async def _build(self, journal: Journal, key_hash: str) -> Control:
         """The runner (with its way to switch users), the message handlers and the listener."""
         config, metrics = self.config, self.metrics
         policy = UserPolicy(
@@ -192,6 +193,7 @@ class AgentService:
             config.daemon_policy(),
             limits=limits,
             metrics=metrics,
+            key_hash=key_hash,
         )
         server_tls = server_context(config.tls) if config.tls else None
         self._server = server = AgentServer(

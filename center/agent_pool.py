@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import structlog
 
 from center.routing import AgentInfo
+from protocol import auth
 from protocol.errors import ConnectionClosed, ProtocolError
 from protocol.messages import AgentState, Error, Message, Ping, Pong
 from protocol.stream import Connection, open_handshake
@@ -53,6 +54,26 @@ class PoolListener:
 
     def on_stale_epoch(self, aid: int, message: str) -> None:
         """An agent obeys a higher epoch than ours: another center leads."""
+
+    def on_identity_refused(self, aid: int, reason: str) -> None:
+        """What answered at an agent's address is not that agent: nothing was sent to it."""
+
+
+class IdentityRefused(ProtocolError):
+    """The peer at an agent's address proved another identity (or none)."""
+
+
+def identity_refusal(info: AgentInfo, conn: Connection, state: AgentState) -> str | None:
+    """Why the peer a center dialled is not the agent `info` names (None: it is): its name,
+    in the handshake and its state, and, once the agent's key is bound, its key's proof."""
+    names = {conn.peer_name, state.agent_name or conn.peer_name}
+    if names != {info.name}:
+        return f"agent {info.name!r} expected at {info.ip}:{info.port}, {sorted(names)} answered"
+    if info.key_hash and not auth.identity_ok(
+        info.key_hash, conn.session_nonce, info.name, state.key_proof
+    ):
+        return f"the peer at {info.ip}:{info.port} cannot prove it holds {info.name!r}'s key"
+    return None
 
 
 def _now_ms() -> int:
@@ -130,6 +151,9 @@ class AgentLink:
             state = await asyncio.wait_for(conn.recv(), s.connect_timeout_s)
             if not isinstance(state, AgentState):
                 raise ProtocolError(f"expected state after handshake, got {type(state).__name__}")
+            if (refusal := identity_refusal(self.info, conn, state)) is not None:
+                self._listener.on_identity_refused(self.info.id, refusal)
+                raise IdentityRefused(refusal)
             self.conn, self._last_seen_mono = conn, time.monotonic()
             log.info(
                 "agent.connected",

@@ -127,6 +127,7 @@ class Leader(PoolListener):
             hooks.security_event,
             OutputBudget(config.center_live_output_bytes_s),
         )
+        self._identity_noted: set[int] = set()
         self._commands = CommandRunner(self.ctx)
         self._daemons = DaemonSync(self.ctx)
         self.recovery = Recovery(self.ctx)
@@ -478,6 +479,12 @@ class Leader(PoolListener):
 
     def on_stale_epoch(self, aid: int, message: str) -> None:
         self._hooks.fenced_out(aid, message)
+
+    def on_identity_refused(self, aid: int, reason: str) -> None:
+        log.error("agent.identity_refused", aid=aid, reason=reason)
+        if aid not in self._identity_noted:  # once per agent and term: it retries every 5 s
+            self._identity_noted.add(aid)
+            self._hooks.security_event("agent.identity_refused", self.ctx.agent_name(aid), reason)
 
 
 def _link_settings(c: CenterConfig) -> LinkSettings:

@@ -28,6 +28,7 @@ class AgentInfo:
     load1: float = 0.0
     allowed_users: tuple[str, ...] = ()  # the agent's policy: empty = any user but root
     allow_root: bool = False
+    key_hash: str = ""  # of the key it registered with; "" until one is bound
 
     @property
     def approved(self) -> bool:

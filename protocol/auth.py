@@ -17,6 +17,7 @@ NONCE_BYTES = 32
 MIN_SECRET_BYTES = 16
 _SERVER_LABEL = b"unitedcron/1 server proof\x00"
 _CLIENT_LABEL = b"unitedcron/1 client proof\x00"
+_IDENTITY_LABEL = b"unitedcron/1 agent identity\x00"
 
 
 def _mac(secret: bytes, label: bytes, client_nonce: bytes, server_nonce: bytes) -> bytes:
@@ -58,3 +59,20 @@ def check_client(
 
 def nonce_ok(nonce: bytes) -> bool:
     return len(nonce) == NONCE_BYTES
+
+
+def key_hash(agent_key: str) -> str:
+    """What the center keeps of an agent's key (SHA-256, hex): enough to check a proof."""
+    return hashlib.sha256(agent_key.encode()).hexdigest()
+
+
+def identity_proof(agent_key_hash: str, session_nonce: bytes, name: str) -> bytes:
+    """The agent's proof, on a connection a center dialled, that it is the agent `name` the
+    center knows: an HMAC under its key's hash over this session's nonce (the center's, fresh
+    each time), which neither a replay nor another host holding the cluster secret can make."""
+    message = _IDENTITY_LABEL + session_nonce + name.encode()
+    return hmac.new(agent_key_hash.encode(), message, hashlib.sha256).digest()
+
+
+def identity_ok(agent_key_hash: str, session_nonce: bytes, name: str, proof: bytes) -> bool:
+    return hmac.compare_digest(identity_proof(agent_key_hash, session_nonce, name), proof)

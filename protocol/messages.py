@@ -226,6 +226,7 @@ class AgentState(Message):
     epoch: int
     running: list[str]
     agent_name: str = ""
+    key_proof: bytes = b""  # auth.identity_proof: who answers at this address
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

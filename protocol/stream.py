@@ -37,6 +37,7 @@ class Connection:
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.peer_name = ""
+        self.session_nonce = b""  # the client's hello nonce: fresh for every connection
 
     async def recv(self) -> Message:
         """The next message; raises ConnectionClosed at EOF, ProtocolError on bad input."""
@@ -131,6 +132,7 @@ async def accept_handshake(
         raise AuthError(f"{conn.peer} closed the connection during the handshake") from exc
     conn._decoder.max_frame_bytes = limit
     conn.peer_name = hello.name
+    conn.session_nonce = hello.nonce
     return hello
 
 
@@ -186,6 +188,7 @@ async def _open_steps(
     conn: Connection, secrets: tuple[bytes, ...], *, role: str, name: str, version: str
 ) -> Welcome:
     nonce = os.urandom(auth.NONCE_BYTES)
+    conn.session_nonce = nonce
     conn.send(Hello(role=role, name=name, nonce=nonce, version=version))
     await conn.drain()
     challenge = await conn.recv()

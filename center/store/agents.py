@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from center.store._util import _json, new_id
 from center.tables import (
     agents,
 )
+from protocol import auth
 from protocol.messages import Register, Resources
 
 
@@ -42,6 +42,7 @@ def _agent_info(row: Any) -> AgentInfo:
         load1=row["load1"],
         allowed_users=tuple(str(u) for u in users.get("allowed", ())),
         allow_root=bool(users.get("allow_root", False)),
+        key_hash=row["key_hash"],
     )
 
 
@@ -67,7 +68,7 @@ async def register_agent(
 async def _register_once(
     engine: AsyncEngine, reg: Register, ip: str, now_us: int
 ) -> tuple[int, int]:
-    key_hash = hashlib.sha256(reg.agent_key.encode()).hexdigest() if reg.agent_key else ""
+    key_hash = auth.key_hash(reg.agent_key) if reg.agent_key else ""
     values = _registered_values(reg, ip, now_us)
     async with engine.begin() as conn:
         row = (await conn.execute(select(agents.c.id).where(agents.c.name == reg.name))).first()

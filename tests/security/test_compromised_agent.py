@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin.actor import Actor
@@ -22,7 +22,7 @@ from center.db import upgrade_database
 from center.routing import AGENT_PENDING
 from center.service import CenterService
 from center.tables import agents, audit_log, task_process
-from protocol import statuses
+from protocol import auth, statuses
 from protocol.messages import (
     AgentState,
     Exec,
@@ -115,7 +115,8 @@ def _existing(paths: list[Path]) -> list[bool]:
 class _Impostor:
     """Listens like an agent: proves itself with the secret, answers pings, keeps the execs."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "web-1") -> None:
+        self.name = name
         self.execs: list[Exec] = []
         self.server: asyncio.Server | None = None
 
@@ -131,8 +132,8 @@ class _Impostor:
         conn = Connection(reader, writer)
         with contextlib.suppress(Exception):
             secrets = (SECRET.encode(),)
-            await accept_handshake(conn, secrets, name="web-1", expect_role="center")
-            conn.send(AgentState(epoch=0, running=[], agent_name="web-1"))
+            await accept_handshake(conn, secrets, name=self.name, expect_role="center")
+            conn.send(AgentState(epoch=0, running=[], agent_name=self.name))
             await conn.drain()
             while True:
                 message = await conn.recv()
@@ -263,3 +264,32 @@ async def _audit(engine: AsyncEngine, action: str) -> list:
 async def _succeeded_since(engine: AsyncEngine, task_id: int, since_us: int) -> list:
     final = task_process.c.status == statuses.SUCCESS
     return await runs_of(engine, task_id, final, task_process.c.sched_us > since_us)
+
+
+@pytest.mark.parametrize("answers_as", ["web-2", "web-1"])
+async def test_the_center_checks_who_answers_at_an_agents_address(
+    db_url: str, engine: AsyncEngine, answers_as: str
+):
+    """Agent web-1's row points at another host holding the cluster secret (a stale or forged
+    address). That host answers as itself, or claims web-1's name without web-1's key: the
+    center sends it nothing, and says so in the audit log."""
+    gid = await add_group(engine)
+    impostor = _Impostor(answers_as)
+    async with impostor as port, running_center(db_url):
+        async with engine.begin() as conn:
+            result = await conn.execute(
+                insert(agents).values(
+                    name="web-1",
+                    ip="127.0.0.1",
+                    port=port,
+                    status=1,
+                    gid=gid,
+                    key_hash=auth.key_hash("web-1's own key"),
+                )
+            )
+            aid = int(result.inserted_primary_key[0])
+        await add_rule(engine, [aid], gid=gid, env='{"DEPLOY_TOKEN": "t0ps3cret"}')
+        events = await poll(lambda: _audit(engine, "agent.identity_refused"), 15)
+        await asyncio.sleep(1.5)  # a rule every second: an exec would have come by now
+    assert "web-1" in events[0]["after_json"]
+    assert impostor.execs == []
