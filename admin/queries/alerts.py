@@ -64,6 +64,11 @@ async def delete_channel(conn: AsyncConnection, channel_id: int, now_us: int) ->
     )
 
 
+async def group_channel_ids(conn: AsyncConnection, gid: int) -> list[int]:
+    rows = await conn.execute(select(alert_channel.c.id).where(alert_channel.c.gid == gid))
+    return [int(channel_id) for (channel_id,) in rows.all()]
+
+
 async def open_states(conn: AsyncConnection, channel_id: int) -> list[Row]:
     query = (
         select(alert_state)

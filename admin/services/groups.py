@@ -10,7 +10,7 @@ from admin.actor import Actor
 from admin.clock import now_us
 from admin.errors import Conflict, Invalid, NotFound
 from admin.permissions import Action
-from admin.queries import groups, users
+from admin.queries import alerts, groups, users
 from admin.services import audited
 
 NAME_CHARS = 64
@@ -98,7 +98,9 @@ async def update_group(
 
 
 async def delete_group(engine: AsyncEngine, actor: Actor, gid: int) -> None:
-    """Remove an empty group and the roles in it; refused while it holds rules or agents."""
+    """Remove an empty group, the roles in it and its alert channels (secrets included);
+    refused while it holds rules or agents. Its run history and audit rows stay, reachable by
+    superadmins only: a group id is never given again (AUTOINCREMENT on SQLite too)."""
     now = now_us()
     async with engine.begin() as conn:
         before = await _visible(conn, actor, gid, Action.VIEW)
@@ -110,5 +112,7 @@ async def delete_group(engine: AsyncEngine, actor: Actor, gid: int) -> None:
                 "move or delete them first"
             )
         await users.delete_group_grants(conn, gid)
+        for channel_id in await alerts.group_channel_ids(conn, gid):
+            await alerts.delete_channel(conn, channel_id, now)
         await groups.delete_group(conn, gid)
         await audited(conn, actor, now, "group.delete", ("group", gid, gid), before=before)
