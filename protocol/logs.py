@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import structlog
+import structlog.tracebacks
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -16,12 +17,21 @@ LEVELS = {
 }
 
 
+NO_LOCALS_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
     """`fmt` is json, console, or auto (console on a terminal, JSON otherwise)."""
     out = stream if stream is not None else sys.stderr
     console = fmt == "console" or (fmt == "auto" and out.isatty())
+    # Tracebacks never carry frame locals (structlog's and rich's default): a local can be a
+    # password (SMTP settings), a rule's env, a token.
     renderer: Any = (
-        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+        if console
+        else structlog.processors.JSONRenderer()
     )
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -30,7 +40,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None
         structlog.processors.StackInfoRenderer(),
     ]
     if not console:
-        processors.append(structlog.processors.dict_tracebacks)
+        processors.append(NO_LOCALS_TRACEBACKS)
     processors.append(renderer)
     structlog.configure(
         processors=processors,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import urllib.parse
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -24,6 +25,7 @@ from center.alerts.model import (
 )
 
 _EMAIL_RE = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
+_HOST_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$")
 MAX_THROTTLE_S = 7 * 86400
 MAX_GRACE_S = 86400
 DEFAULTS: dict[str, Any] = {
@@ -43,6 +45,8 @@ def _text(values: dict[str, Any], name: str, limit: int) -> str:
     value = value.strip()
     if len(value) > limit:
         raise Invalid(name, f"is longer than {limit} characters")
+    if any(ch < " " or ch == "\x7f" for ch in value):
+        raise Invalid(name, "must not contain control characters (newlines, tabs, …)")
     return value
 
 
@@ -68,14 +72,33 @@ def _events(value: Any) -> str:
 
 def _target(kind: str, target: str) -> str:
     if kind == WEBHOOK:
-        if not re.match(r"^https?://[^\s/]+", target):
-            raise Invalid("target", "must be an http:// or https:// URL")
+        problem = url_problem(target)
+        if problem is not None:
+            raise Invalid("target", problem)
         return target
     addresses = [a.strip() for a in target.split(",") if a.strip()]
     bad = [a for a in addresses if not _EMAIL_RE.match(a)]
     if not addresses or bad:
         raise Invalid("target", f"{(bad or [''])[0][:60]!r} is not an email address")
     return ", ".join(addresses)
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not a webhook URL the sender can use (None: it is)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # ValueError for a port that is no number in 0-65535
+    except ValueError as exc:
+        return f"is not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return "must be an http:// or https:// URL"
+    if not parts.hostname or not _HOST_RE.match(parts.hostname):
+        return "has no valid host name"
+    if port == 0 or parts.username is not None or parts.password is not None:
+        return "must name a host and port only (no user:password@, no port 0)"
+    if any(ch.isspace() for ch in url):
+        return "must not contain spaces"
+    return None
 
 
 def checked(values: dict[str, Any]) -> dict[str, Any]:

@@ -135,19 +135,23 @@ class AlertLoop:
         return sum(results)
 
     async def _send(self, row: dict[str, Any]) -> bool:
-        data = json.loads(row["payload"]) | {"id": row["id"]}
-        to = Destination(row["channel_kind"], row["target"], row["secret"])
+        """One notification: whatever goes wrong with it (a bad address stored before the
+        checks, a sender's bug) is recorded on it and retried with backoff; never raised into
+        the batch, where it would hold up every other group's alerts."""
         attempts = row["attempts"] + 1
         try:
+            data = json.loads(row["payload"]) | {"id": row["id"]}
+            to = Destination(row["channel_kind"], row["target"], row["secret"])
             await deliver(to, data, self.smtp, self.config.center_alert_send_timeout_s)
-        except SendError as exc:
-            values = _retry_values(attempts, str(exc))
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, SendError) else f"{type(exc).__name__}: {exc}"
+            values = _retry_values(attempts, reason)
             log.warning(
                 "alert.send_failed",
                 notification_id=row["id"],
                 channel_id=row["channel_id"],
                 attempt=attempts,
-                reason=str(exc)[:300],
+                reason=reason[:300],
                 gave_up=values["status"] == FAILED,
             )
         else:

@@ -32,6 +32,7 @@ from center.tables import (
 )
 
 RUNS_CURSOR = "alerts.runs"
+FAIRNESS_WINDOW = 10  # due rows read per batch slot, to share the slots among channels
 _STATE_COLS = ("is_open", "alerted", "last_key", "last_sent_us", "suppressed", "opened_us")
 
 
@@ -126,6 +127,25 @@ async def write_cursor(conn: AsyncConnection, name: str, value: int, now_us: int
 
 
 async def due_notifications(conn: AsyncConnection, now_us: int, limit: int) -> list[Any]:
+    """Up to `limit` due notifications, taken in turns from each channel (oldest first within
+    one): a channel with a thousand failing sends cannot starve another group's."""
+    rows = await _due(conn, now_us, limit * FAIRNESS_WINDOW)
+    by_channel: dict[int, list[Any]] = {}
+    for row in rows:
+        by_channel.setdefault(row["channel_id"], []).append(row)
+    out: list[Any] = []
+    while by_channel and len(out) < limit:
+        for channel_id in list(by_channel):
+            queue = by_channel[channel_id]
+            out.append(queue.pop(0))
+            if not queue:
+                del by_channel[channel_id]
+            if len(out) == limit:
+                break
+    return out
+
+
+async def _due(conn: AsyncConnection, now_us: int, limit: int) -> list[Any]:
     query = (
         select(
             alert_notification,
@@ -139,7 +159,7 @@ async def due_notifications(conn: AsyncConnection, now_us: int, limit: int) -> l
             alert_notification.c.next_try_us <= now_us,
             alert_channel.c.status == 1,  # a channel turned off keeps its queue until back on
         )
-        .order_by(alert_notification.c.id)
+        .order_by(alert_notification.c.next_try_us, alert_notification.c.id)
         .limit(limit)
     )
     return [dict(r) for r in (await conn.execute(query)).mappings()]
