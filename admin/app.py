@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,10 +23,11 @@ from admin.clock import now_us
 from admin.config import AdminConfig
 from admin.errors import AdminError, BadRequest, Invalid, NotFound, Refusal
 from admin.queries import audit
-from admin.web import CSP, LoginRequired, render
+from admin.web import CSP, SESSION_COOKIE, LoginRequired, render
 from center.db import create_engine
 
 API_PREFIX = "/api/v1"
+ANONYMOUS_POSTS = ("/auth/token",)  # API calls with a body that come before any credential
 log = structlog.get_logger("admin")
 
 
@@ -45,7 +47,9 @@ def create_app(config: AdminConfig) -> FastAPI:
         version="1",
         lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        # No Swagger UI page: it loads its script from a CDN at the admin's own origin. The
+        # document itself is served, for any OpenAPI viewer run elsewhere.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.config = config
@@ -53,6 +57,7 @@ def create_app(config: AdminConfig) -> FastAPI:
     app.include_router(api.router, prefix=API_PREFIX)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.add_middleware(BodyGuard, max_bytes=config.admin_max_body_bytes)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(AdminError, _admin_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
@@ -75,17 +80,14 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # The API's docs page loads Swagger UI from a CDN: no CSP there.
-        strict = not str(scope.get("path", "")).startswith(f"{API_PREFIX}/docs")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("Referrer-Policy", "same-origin")
-                if strict:
-                    headers.setdefault("Content-Security-Policy", CSP)
-                    headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("Content-Security-Policy", CSP)
+                headers.setdefault("X-Frame-Options", "DENY")
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -159,3 +161,58 @@ async def _login_required(request: Request, _exc: LoginRequired) -> Response:
     if request.url.query:
         target += "?" + request.url.query
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+class BodyGuard:
+    """Refuses, before reading them, request bodies above `max_bytes` (413), and API requests
+    with a body that carry no credential at all (401): nobody unauthenticated can make the
+    admin parse a large body. Plain ASGI: the rest of the app never sees such a request."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await _plain(send, 413, f"request body above {self.max_bytes} bytes")
+            return
+        path = str(scope.get("path", ""))
+        anonymous = "authorization" not in headers and SESSION_COOKIE not in headers.get(
+            "cookie", ""
+        )
+        if path.startswith(API_PREFIX) and anonymous and not path.endswith(ANONYMOUS_POSTS):
+            await _plain(send, 401, "authentication required")
+            return
+        await self.app(scope, self._capped(receive), send)
+
+    def _capped(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def capped() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:  # chunked: no length was announced
+                raise HTTPException(413, f"request body above {self.max_bytes} bytes")
+            return message
+
+        return capped
+
+
+async def _plain(send: Send, status: int, text: str) -> None:
+    body = json.dumps({"error": text, "reason": text}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

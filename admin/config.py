@@ -29,6 +29,11 @@ class AdminConfig(ProcessSettings):
     # API tokens expire after this many days (0: never), unless the request asks for less.
     admin_token_days: int = Field(default=90, ge=0, le=3650)
     # How often a live run's page looks for new output.
+    # Request bodies above this are refused (413) before they are read in full.
+    admin_max_body_bytes: int = Field(default=1 << 20, ge=1024, le=1 << 30)
+    # Proxies whose X-Forwarded-For/-Proto are believed (comma-separated addresses); none by
+    # default: the peer's own address is the client's, whoever connects from this host.
+    admin_trusted_proxies: str = ""
     admin_tail_poll_s: float = Field(default=0.5, gt=0.01, le=10)
 
     @field_validator("db_url")

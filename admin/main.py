@@ -68,8 +68,10 @@ def server_for(cfg: AdminConfig) -> uvicorn.Server:
         log_config=None,  # keep the process's own logging (structlog) as configured
         access_log=False,
         server_header=False,
-        # Trust X-Forwarded-For only from a proxy on this host (uvicorn's default list).
-        proxy_headers=True,
+        # X-Forwarded-For is believed only from the proxies named in the settings: trusted from
+        # any local peer, it let a client pick its own address (and so its login throttle).
+        proxy_headers=bool(cfg.admin_trusted_proxies),
+        forwarded_allow_ips=cfg.admin_trusted_proxies or "",
     )
     return AdminServer(config)
 

@@ -25,6 +25,9 @@ LOGIN_COOKIE = "uc_login"  # the login form's own CSRF value, before any session
 # SQLite's driver raises OverflowError (a 500). So a larger id in a path is unknown (404), and a
 # larger filter or field is invalid (422), before any query runs.
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+# What an INTEGER column holds: a larger value in a body is a 422 naming the field, not a 500
+# from the database.
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 _HERE = Path(__file__).parent
 # Pages load scripts and styles from this origin only: an injected <script> would not run.
 CSP = (

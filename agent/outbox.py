@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -45,6 +46,16 @@ def _unpack(frame: bytes) -> object | None:
     return messages[0] if len(messages) == 1 else None
 
 
+@contextlib.contextmanager
+def _private_umask() -> Iterator[None]:
+    """Files SQLite creates meanwhile (the database, its -wal and -shm) are the owner's only."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
 class Outbox:
     """Unacked events in seq order, the highest epoch seen and the recent run ids.
 
@@ -82,12 +93,19 @@ class Outbox:
         """Create the state directory and database if needed; StateDirError if impossible."""
         try:
             state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # The outbox holds runs' output and the agent its key: a directory made earlier
+            # (by a package, by hand) with 0755 is closed to others too.
+            state_dir.chmod(0o700)
             path = state_dir / FILE_NAME
             # Used from the journal's one writer thread after opening here.
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
+            with _private_umask():
+                db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.executescript(_SCHEMA)
+            for name in (FILE_NAME, f"{FILE_NAME}-wal", f"{FILE_NAME}-shm"):
+                if (state_dir / name).exists():
+                    (state_dir / name).chmod(0o600)
         except (OSError, sqlite3.Error) as exc:
             raise StateDirError(state_dir, exc) from exc
         return cls(db, path, **limits)

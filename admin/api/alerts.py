@@ -9,7 +9,7 @@ from pydantic import Field
 
 from admin.api.models import Body
 from admin.services import alerts
-from admin.web import ApiActor, Engine, Int64
+from admin.web import ApiActor, Engine, Int32, Int64
 
 router = APIRouter(tags=["alerts"])
 EVENTS_HELP = "run_failed, run_timeout, crash_looping, agent_offline, did_not_start"
@@ -23,15 +23,15 @@ class ChannelPatch(Body):
     target: str | None = Field(default=None, description="The URL, or comma-separated emails")
     secret: str | None = Field(default=None, description="HMAC key of the signature header")
     events: list[str] | None = Field(default=None, description=EVENTS_HELP)
-    throttle_s: Int64 | None = Field(default=None, description="One alert per subject per window")
-    grace_s: Int64 | None = Field(default=None, description="did_not_start: wait this long")
-    status: Int64 | None = Field(default=None, description="1 on, 0 off")
+    throttle_s: Int32 | None = Field(default=None, description="One alert per subject per window")
+    grace_s: Int32 | None = Field(default=None, description="did_not_start: wait this long")
+    status: Int32 | None = Field(default=None, description="1 on, 0 off")
 
 
 class ChannelIn(ChannelPatch):
     """A new channel: `gid`, `name` and `target` are required."""
 
-    gid: Int64
+    gid: Int32
     name: str | None = Field(description="A name, unique in the group")
     target: str | None = Field(description="The URL, or comma-separated emails")
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from admin.errors import Invalid
 from admin.permissions import ROLES
-from admin.web import Int64
+from admin.web import Int32
 from center.rules import NOT_UNICODE, is_unicode
 
 
@@ -36,7 +36,7 @@ class LoginIn(Body):
     username: str
     password: str
     name: str = Field(default="", max_length=64, description="A label for the token")
-    expires_in_days: Int64 | None = Field(default=None, description="Default: the admin's setting")
+    expires_in_days: Int32 | None = Field(default=None, description="Default: the admin's setting")
 
 
 class PasswordIn(Body):
@@ -47,63 +47,63 @@ class PasswordIn(Body):
 class GroupIn(Body):
     name: str
     description: str = ""
-    retention_days: Int64 = 30
+    retention_days: Int32 = 30
 
 
 class GroupPatch(Body):
     name: str | None = None
     description: str | None = None
-    retention_days: Int64 | None = None
+    retention_days: Int32 | None = None
 
 
 class AgentPatch(Body):
-    status: Int64 | None = Field(default=None, description="1 enabled, 0 disabled")
-    gid: Int64 | None = None
+    status: Int32 | None = Field(default=None, description="1 enabled, 0 disabled")
+    gid: Int32 | None = None
     labels: dict[str, Any] | None = None
 
 
 class ApproveIn(Body):
-    gid: Int64
+    gid: Int32
 
 
 class RulePatch(Body):
     """Every field of a rule; see the README's rule reference for meanings and defaults."""
 
-    gid: Int64 | None = None
+    gid: Int32 | None = None
     name: str | None = None
     rule: str | None = None
     execute: str | None = None
     run_user: str | None = None
-    process_num: Int64 | None = None
+    process_num: Int32 | None = None
     is_daemon: bool | None = None
-    status: Int64 | None = Field(default=None, description="1 enabled, 0 paused")
+    status: Int32 | None = Field(default=None, description="1 enabled, 0 paused")
     timezone: str | None = None
     shell: bool | None = None
     env: dict[str, Any] | str | None = Field(default=None, description="JSON object")
     cwd: str | None = None
     timeout_s: float | None = None
     kill_grace_s: float | None = None
-    retries: Int64 | None = None
+    retries: Int32 | None = None
     retry_backoff_s: float | None = None
     overlap: str | None = None
-    output_max_bytes: Int64 | None = None
+    output_max_bytes: Int32 | None = None
     routing: str | None = None
     failover: bool | None = None
     selector: str | None = None
-    shard_total: Int64 | None = None
+    shard_total: Int32 | None = None
     misfire: str | None = None
-    misfire_window_s: Int64 | None = None
-    depends_on: Int64 | None = None
+    misfire_window_s: Int32 | None = None
+    depends_on: Int32 | None = None
     depends_when: str | None = None
     retry_unknown: str | None = Field(
         default=None, description="never (at most once) or retry (at least once)"
     )
-    limit_mem_mb: Int64 | None = Field(default=None, description="address space, 0 = none")
-    limit_cpu_s: Int64 | None = Field(default=None, description="CPU seconds, 0 = none")
-    limit_nofile: Int64 | None = Field(default=None, description="open files, 0 = none")
-    limit_nproc: Int64 | None = Field(default=None, description="processes of the user")
+    limit_mem_mb: Int32 | None = Field(default=None, description="address space, 0 = none")
+    limit_cpu_s: Int32 | None = Field(default=None, description="CPU seconds, 0 = none")
+    limit_nofile: Int32 | None = Field(default=None, description="open files, 0 = none")
+    limit_nproc: Int32 | None = Field(default=None, description="processes of the user")
     description: str | None = None
-    agents: list[int] | None = Field(default=None, description="Ids of the target agents")
+    agents: list[Int32] | None = Field(default=None, description="Ids of the target agents")
 
     def rule_changes(self) -> dict[str, Any]:
         return self.changes(frozenset({"depends_on"}))
@@ -112,7 +112,7 @@ class RulePatch(Body):
 class RuleIn(RulePatch):
     """A new rule: `gid`, `name`, `execute` and (unless a daemon) `rule` are required."""
 
-    gid: Int64 | None = Field(description="The group the rule belongs to")
+    gid: Int32 | None = Field(description="The group the rule belongs to")
     name: str | None = Field(description="A name for people")
     execute: str | None = Field(description="The command")
 
@@ -125,12 +125,12 @@ class UserIn(Body):
 
 class UserPatch(Body):
     superadmin: bool | None = None
-    status: Int64 | None = Field(default=None, description="1 active, 0 disabled")
+    status: Int32 | None = Field(default=None, description="1 active, 0 disabled")
     password: str | None = Field(default=None, description="A new password (sessions end)")
 
 
 class GrantIn(Body):
-    user_id: Int64 | None = None
+    user_id: Int32 | None = None
     username: str | None = None
-    gid: Int64
+    gid: Int32
     role: str = Field(description=" | ".join(ROLES))

@@ -84,6 +84,11 @@ async def revoke_token(conn: AsyncConnection, token_id: int, now_us: int) -> Non
     await conn.execute(stmt.values(revoked_us=now_us))
 
 
+async def revoke_user_tokens(conn: AsyncConnection, user_id: int, now_us: int) -> None:
+    stmt = update(api_token).where(api_token.c.user_id == user_id, api_token.c.revoked_us == 0)
+    await conn.execute(stmt.values(revoked_us=now_us))
+
+
 async def touch_token(conn: AsyncConnection, token_id: int, now_us: int) -> None:
     stmt = update(api_token).where(api_token.c.id == token_id)
     await conn.execute(stmt.values(last_used_us=now_us))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,7 @@ from admin.permissions import User
 from admin.queries import audit, sessions, users
 from admin.queries import throttle as throttle_rows
 from admin.services import audited
+from admin.services.users import is_user_name
 
 WRONG_LOGIN = "wrong username or password"
 _US = 1_000_000
@@ -40,8 +43,18 @@ def _policies(cfg: AdminConfig) -> tuple[throttle.ThrottlePolicy, throttle.Throt
     return policy(cfg.admin_login_free_failures), policy(cfg.admin_login_addr_free_failures)
 
 
+def login_name(name: str) -> str:
+    """The one spelling of a typed user name: width and compatibility forms folded (NFKC),
+    case folded, so every variant of a name shares its login throttle."""
+    return unicodedata.normalize("NFKC", name).casefold().strip()
+
+
 def _keys(name: str, client: str) -> list[str]:
-    return [f"user:{name}"[:160], f"addr:{client}"[:160]]
+    """Throttle keys in ASCII: a name no user can have is hashed, or the database's collation
+    would fold "user:álice" into "user:alice" and mix their counts."""
+    if not is_user_name(name):
+        name = "~" + hashlib.sha256(name.encode()).hexdigest()[:40]
+    return [f"user:{name}", f"addr:{client}"[:160]]
 
 
 async def actor_of(conn: AsyncConnection, user_id: int, client: str) -> Actor | None:
@@ -57,14 +70,16 @@ async def login(
     engine: AsyncEngine, cfg: AdminConfig, name: str, password: str, client: str
 ) -> Actor:
     """Check a username and password; Throttled while backing off, Unauthorized if wrong."""
-    name = name.strip().lower()
+    name = login_name(name)
     now = now_us()
     keys = _keys(name, client)
     policies = dict(zip(keys, _policies(cfg), strict=True))
     async with engine.connect() as conn:
         states = await throttle_rows.load_states(conn, keys)
-        # No user name is longer than 64: a longer one must not match its first 64 characters.
-        row = await users.user_by_name(conn, name) if 0 < len(name) <= 64 else None
+        # Only a name that could exist is looked up, and only that very name is taken: the
+        # database's collation would also match "ádmin" to "admin", under another throttle key.
+        row = await users.user_by_name(conn, name) if is_user_name(name) else None
+        row = row if row is not None and row["name"] == name else None
     states = {k: throttle.current(s, policies[k], now) for k, s in states.items()}
     wait = max(throttle.wait_s(s, now) for s in states.values())
     if wait > 0:

@@ -19,6 +19,11 @@ from admin.services import audited
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.@-]{0,63}$")
 
 
+def is_user_name(name: str) -> bool:
+    """Whether `name` is spelt as user names are (lower-case ASCII, at most 64)."""
+    return bool(_NAME_RE.match(name))
+
+
 def checked_name(name: str) -> str:
     """User names are lower case: letters, digits and `_ . @ -`, at most 64."""
     name = name.strip().lower()
@@ -106,7 +111,10 @@ async def update_user(
         await _keeps_a_superadmin(conn, before, changes)
         await users.update_user(conn, user_id, changes, now)
         if "password_hash" in changes or changes.get("status") == 0:
+            # A reset is for a password that may be known to someone else: everything signed
+            # in with it (sessions, and the API tokens made with it) ends with it.
             await sessions.delete_user_sessions(conn, user_id)
+            await sessions.revoke_user_tokens(conn, user_id, now)
         after = await users.user_by_id(conn, user_id)
         shown = after or {}
         if "password_hash" in changes:
