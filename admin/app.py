@@ -204,15 +204,10 @@ class BodyGuard:
 
 
 async def _plain(send: Send, status: int, text: str) -> None:
-    body = json.dumps({"error": text, "reason": text}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    """An error answer in the API's own shape, sent before the request's body is read."""
+    body = json.dumps({"error": {"field": None, "reason": text}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

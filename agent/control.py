@@ -81,7 +81,12 @@ class Control:
 
     async def welcome(self, session: Session) -> AsyncIterator[list[Message]]:
         """AgentState and every daemon rule's status first, then every unacked event in seq
-        order, in batches."""
+        order, in batches.
+
+        A run missing from the state has ended, and its RunFinished was noted when it left
+        the table (in the same step): waiting for the journal to commit what is noted before
+        reading the unacked events puts that result in this resend, ahead of any pong, so the
+        center never takes a run that just finished for one it lost."""
         known = [*self.runs, *self.holding.runids()]
         yield [
             AgentState(
@@ -96,6 +101,7 @@ class Control:
             ),
             *self.daemons.statuses(),
         ]
+        await self._journal.committed()
         events = await self._journal.call(self._journal.outbox.unacked, 0)
         for i in range(0, len(events), RESEND_BATCH):
             batch = events[i : i + RESEND_BATCH]
@@ -190,7 +196,7 @@ class Control:
         """Remember the run id durably, then hand the run to its rule's overlap policy."""
         if self._journal.seen(msg.ref.runid) or msg.ref.runid in self.runs:
             return
-        self._journal.remember_run(msg.ref.runid, now_us())
+        self._journal.remember_run(msg.ref, now_us())
         self.oneshots.accept(msg)
 
     def _on_kill(self, session: Session, msg: Kill) -> list[Message]:

@@ -13,7 +13,8 @@ import structlog
 from agent.errors import StateDirError
 from agent.orphans import TrackedProcess
 from agent.outbox import Event, Outbox
-from protocol.messages import DaemonsWanted, RunFinished
+from protocol import statuses
+from protocol.messages import DaemonsWanted, RunFinished, RunRef
 
 T = TypeVar("T")
 RETRY_S = 1.0
@@ -26,6 +27,7 @@ class _Batch:
 
     events: list[Event] = dataclasses.field(default_factory=list)
     runids: dict[str, int] = dataclasses.field(default_factory=dict)
+    opened: list[RunFinished] = dataclasses.field(default_factory=list)
     acks: list[int] = dataclasses.field(default_factory=list)
     epoch: int | None = None
     daemons: DaemonsWanted | None = None  # the newest wanted set replaces any older one
@@ -50,6 +52,7 @@ class _Batch:
         return _Batch(
             self.events + newer.events,
             self.runids | newer.runids,
+            self.opened + newer.opened,
             self.acks + newer.acks,
             max(epochs) if epochs else None,
             newer.daemons or self.daemons,
@@ -116,9 +119,13 @@ class Journal:
         self._wake.set()
         return True
 
-    def remember_run(self, runid: str, seen_us: int) -> None:
-        """Note an accepted run id; it is durable after the next commit."""
-        self._pending.runids[runid] = seen_us
+    def remember_run(self, ref: RunRef, seen_us: int) -> None:
+        """Note an accepted run; it is durable after the next commit, and open (its outcome
+        owed to the center) until its RunFinished is committed."""
+        self._pending.runids[ref.runid] = seen_us
+        self._pending.opened.append(
+            RunFinished(seq=0, ref=ref, status=statuses.LOST, end_us=0, outcome_unknown=True)
+        )
         self._wake.set()
 
     def emit(self, event: Event) -> None:
@@ -205,6 +212,7 @@ class Journal:
             batch.events,
             epoch=batch.epoch,
             runids=batch.runids.items(),
+            opened=batch.opened,
             acks=batch.acks,
             daemons=batch.daemons,
             tracked=batch.tracked,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import os
 import signal
 
@@ -14,7 +15,6 @@ import structlog
 from protocol import statuses
 from protocol.messages import RunFinished, RunStarted
 
-ORPHAN_REASON = "orphaned by an agent crash; stopped at agent start"
 # psutil derives create_time from the boot time and clock ticks: the same process gives the
 # same figure; a reused pid started at another tick (10 ms) does not.
 SAME_START_S = 0.005
@@ -88,9 +88,21 @@ async def stop_orphans(entries: list[TrackedProcess]) -> list[TrackedProcess]:
     return alive
 
 
-def orphan_finished(entry: TrackedProcess, end_us: int) -> RunFinished:
-    """The final event of an orphan stopped at start: lost to the crash, so its rule may retry."""
+UNKNOWN = "outcome unknown: the agent restarted after accepting it"
+
+
+def orphan_finished(entry: TrackedProcess, end_us: int, *, was_running: bool) -> RunFinished:
+    """The final event of a run whose process the agent recorded, found at its next start: still
+    running (and stopped now) or ended meanwhile; either way its outcome is lost to the crash."""
     started = entry.started
+    when = dt.datetime.fromtimestamp(started.start_us / 1e6, dt.UTC).isoformat(
+        timespec="milliseconds"
+    )
+    found = (
+        "was still running and was stopped at agent start"
+        if was_running
+        else "had ended meanwhile; its exit status is lost"
+    )
     return RunFinished(
         seq=0,
         ref=started.ref,
@@ -98,8 +110,34 @@ def orphan_finished(entry: TrackedProcess, end_us: int) -> RunFinished:
         end_us=end_us,
         start_us=started.start_us,
         pid=started.pid,
-        reason=ORPHAN_REASON,
+        reason=f"{UNKNOWN}; its process (pid {started.pid}, started {when}) {found}",
         run_user=started.run_user,
         uid=started.uid,
         gid=started.gid,
+        outcome_unknown=True,
     )
+
+
+def unknown_outcomes(
+    open_runs: list[RunFinished],
+    recorded: list[TrackedProcess],
+    running: set[str],
+    end_us: int,
+) -> list[RunFinished]:
+    """Pure: the final events an agent owes for what it had accepted before it restarted: each
+    recorded process (`running`: those found still running), then each accepted run that had
+    no process recorded yet (it may or may not have started)."""
+    out = [orphan_finished(e, end_us, was_running=e.runid in running) for e in recorded]
+    with_process = {e.runid for e in recorded}
+    out += [
+        dataclasses.replace(
+            template,
+            status=statuses.LOST,
+            end_us=end_us,
+            reason=f"{UNKNOWN}, before a process of it was recorded (it may not have started)",
+            outcome_unknown=True,
+        )
+        for template in open_runs
+        if template.ref.runid not in with_process
+    ]
+    return out

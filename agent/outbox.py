@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS seen_runs (runid TEXT PRIMARY KEY, seen_us INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS desired (key TEXT PRIMARY KEY, frame BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS open_runs (runid TEXT PRIMARY KEY, frame BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS processes (
     runid TEXT PRIMARY KEY, pgid INTEGER NOT NULL, create_time REAL NOT NULL,
     grace_s REAL NOT NULL, started BLOB NOT NULL);
@@ -145,6 +146,7 @@ class Outbox:
         *,
         epoch: int | None = None,
         runids: Iterable[tuple[str, int]] = (),
+        opened: Iterable[RunFinished] = (),
         acks: list[int] | None = None,
         daemons: DaemonsWanted | None = None,
         tracked: list[TrackedProcess] | None = None,
@@ -161,6 +163,14 @@ class Outbox:
                 [(e.seq, e.CALL, e.ref.runid, encode(e)) for e in numbered],
             )
             db.executemany("INSERT OR IGNORE INTO seen_runs VALUES (?, ?)", new_runs)
+            db.executemany(
+                "INSERT OR IGNORE INTO open_runs VALUES (?, ?)",
+                [(f.ref.runid, encode(f)) for f in opened],
+            )
+            db.executemany(
+                "DELETE FROM open_runs WHERE runid = ?",
+                [(e.ref.runid,) for e in numbered if isinstance(e, RunFinished)],
+            )
             if numbered:
                 self._set_meta("last_seq", numbered[-1].seq)
             if epoch is not None and epoch > self.epoch:
@@ -259,6 +269,12 @@ class Outbox:
                 continue
             out.append(event)
         return out
+
+    def load_open_runs(self) -> list[RunFinished]:
+        """Runs accepted with no final event yet: each as the RunFinished to fill in if the
+        agent cannot tell how it ended (read at start, before the writer thread)."""
+        rows = self._db.execute("SELECT frame FROM open_runs ORDER BY rowid").fetchall()
+        return [m for (frame,) in rows if isinstance(m := _unpack(frame), RunFinished)]
 
     def load_daemons(self) -> DaemonsWanted | None:
         """The daemon rules last wanted (a complete set), or None if none was ever stored."""

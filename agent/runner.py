@@ -100,6 +100,10 @@ class RunHandle:
             self.stop_status, self.stop_reason = status, reason
             self._stop.set()
 
+    def withdraw_stop(self) -> None:
+        """The process had exited before the stop was asked for: its own exit is the outcome."""
+        self.stop_status = self.stop_reason = ""
+
     async def stop_requested(self) -> None:
         """Return once a stop was requested."""
         await self._stop.wait()
@@ -130,6 +134,14 @@ class _RunProtocol(asyncio.SubprocessProtocol):
         """The main process exited (its group may live on)."""
         if not self.exited.done():
             self.exited.set_result(None)
+
+
+def exited_already(pid: int) -> bool:
+    """Whether our child `pid` has exited, without reaping it (its watcher still will)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already
+        return True
 
 
 def signal_group(pgid: int, signum: int) -> bool:
@@ -356,7 +368,13 @@ class Runner:
                 timeout=timeout_s if timeout_s > 0 else None,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            if not protocol.exited.done():
+            if protocol.exited.done() or exited_already(pgid):
+                # It ended on its own, before any signal of ours: that is its outcome, even if
+                # a stop was asked meanwhile. (A frozen agent, SIGCONT'd, meets its timers and
+                # frames before the exit the kernel queued for it: the exit came first.)
+                handle.withdraw_stop()
+                await protocol.exited
+            else:
                 handle.request_stop(statuses.TIMEOUT, f"timed out after {timeout_s:g} s")
                 await terminate_group(pgid, protocol.exited, handle.msg.spec.kill_grace_s)
                 await protocol.exited

@@ -20,7 +20,7 @@ from agent.errors import AgentError
 from agent.identity import load_or_create_key
 from agent.journal import Journal
 from agent.metrics import AgentMetrics
-from agent.orphans import TrackedProcess, orphan_finished, stop_orphans
+from agent.orphans import TrackedProcess, stop_orphans, unknown_outcomes
 from agent.outbox import Outbox
 from agent.registration import Registrar
 from agent.runner import OUTPUT_DRAIN_S, Runner, now_us, signal_group
@@ -29,6 +29,7 @@ from agent.runspec import UserPolicy
 from agent.server import AgentServer, Sessions
 from agent.userswitch import choose_user_switch
 from protocol import auth
+from protocol.messages import RunFinished
 from protocol.metrics_http import start_metrics_server
 from protocol.settings import HostPort
 from protocol.tls import client_context, server_context
@@ -111,10 +112,11 @@ class AgentService:
             outbox.prune_runids(now_us())
             # Read before the writer thread owns the database.
             desired, orphans = outbox.load_daemons(), outbox.load_processes()
+            open_runs = outbox.load_open_runs()
             self._journal = journal = Journal(outbox, self.sessions.publish)
             journal.start()
             control = await self._build(journal, auth.key_hash(key))
-            await self._stop_orphans(orphans)
+            await self._settle_unknown(orphans, open_runs)
             assert self._server is not None
             self.port = await self._server.start()
         except BaseException:
@@ -209,26 +211,26 @@ class AgentService:
         )
         return control
 
-    async def _stop_orphans(self, recorded: list[TrackedProcess]) -> None:
-        """Processes a crashed agent left running are stopped (and reported `lost`, with the
-        reason) before any center can connect; the records of those that ended meanwhile are
-        dropped."""
+    async def _settle_unknown(
+        self, recorded: list[TrackedProcess], open_runs: list[RunFinished]
+    ) -> None:
+        """What a crashed agent had accepted is accounted for before any center connects: its
+        processes still running are stopped, and every accepted run without a final event is
+        reported `lost`, outcome unknown, with what the agent found of it (never "not
+        started": it may have run)."""
         journal = self._journal
-        if not recorded or journal is None:
+        if journal is None or not (recorded or open_runs):
             return
         stopped = await stop_orphans(recorded)
-        end_us = now_us()
-        for entry in stopped:
-            self.control.table.finish(orphan_finished(entry, end_us))
-        gone = {e.runid for e in recorded} - {e.runid for e in stopped}
-        for runid in gone:
-            journal.untrack(runid)
-        if gone:
-            log.info(
-                "agent.orphans_ended",
-                runids=sorted(gone),
-                note="ended while the agent was down; their outcome is unknown",
-            )
+        finals = unknown_outcomes(open_runs, recorded, {e.runid for e in stopped}, now_us())
+        for event in finals:
+            self.control.table.finish(event)
+        log.warning(
+            "agent.outcomes_unknown",
+            count=len(finals),
+            stopped=len(stopped),
+            runids=[e.ref.runid for e in finals][:50],
+        )
         await journal.committed()
 
     async def _start_metrics(self) -> None:

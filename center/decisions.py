@@ -23,10 +23,14 @@ def retry_backoff_us(rule: Rule, attempt: int) -> int:
 
 
 def plan_retry(
-    ref: RunRef, status: str, aid: int, rule: Rule | None, now_us: int
+    ref: RunRef, status: str, aid: int, rule: Rule | None, now_us: int, *, unknown: bool = False
 ) -> PlannedRun | None:
-    """The next attempt of a run that failed, timed out or was lost, if its rule allows one."""
+    """The next attempt of a run that failed, timed out or was lost, if its rule allows one.
+    A run whose outcome is `unknown` (it may have run) is retried only if its rule asks for at
+    least once (`retry_unknown = retry`); by default such a fire runs at most once."""
     if rule is None or not rule.enabled or rule.is_daemon or status not in RETRIED:
+        return None
+    if unknown and rule.retry_unknown != "retry":
         return None
     if ref.attempt >= rule.retries or ref.trigger == "daemon":
         return None

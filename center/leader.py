@@ -397,7 +397,12 @@ class Leader(PoolListener):
             for aid, msg in batch.finished_msgs
             if (
                 retry := plan_retry(
-                    msg.ref, msg.status, aid, self.rulebook.rules.get(msg.ref.task_id), now
+                    msg.ref,
+                    msg.status,
+                    aid,
+                    self.rulebook.rules.get(msg.ref.task_id),
+                    now,
+                    unknown=msg.outcome_unknown,
                 )
             )
         ]

@@ -26,6 +26,7 @@ class Recovered:
 
     resend: list[PlannedRun] = field(default_factory=list)
     lost: dict[str, str] = field(default_factory=dict)
+    unknown: set[str] = field(default_factory=set)  # of the lost: runs that may have run
 
 
 def recover_in_flight(
@@ -51,7 +52,10 @@ def recover_in_flight(
         elif status == statuses.DISPATCHED:
             out.lost[run.runid] = f"sent to agent {agent} but never started"
         elif known is not None:
-            out.lost[run.runid] = f"agent {agent} reconnected and no longer runs it"
+            out.lost[run.runid] = (
+                f"outcome unknown: agent {agent} reconnected, no longer runs it and sent no result"
+            )
+            out.unknown.add(run.runid)
     return out
 
 
@@ -217,7 +221,16 @@ class Recovery:
             r
             for run, _ in rows
             if run.runid in got.lost
-            if (r := plan_retry(run.ref, statuses.LOST, aid, rules.get(run.task_id), now))
+            if (
+                r := plan_retry(
+                    run.ref,
+                    statuses.LOST,
+                    aid,
+                    rules.get(run.task_id),
+                    now,
+                    unknown=run.runid in got.unknown,
+                )
+            )
         ]
         # The lost marks and their retries in one fenced write: no retry can be forgotten.
         await store.insert_planned(ctx.engine, ctx.lease, retries, 0, now, lost=got.lost)

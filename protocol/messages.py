@@ -269,6 +269,9 @@ class RunFinished(Message):
     run_user: str = ""
     uid: int = -1
     gid: int = -1
+    # The agent accepted the run, then restarted before it could tell how it ended: the run may
+    # have run, wholly or in part. `reason` says what the agent found of it.
+    outcome_unknown: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

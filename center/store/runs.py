@@ -133,9 +133,10 @@ async def record_reports(
                 _upsert(task_process, mysql, _STARTED_COLS, running_or_final), started
             )
         if finished:
-            await conn.execute(
-                _upsert(task_process, mysql, _FINISHED_COLS, statuses.FINAL), finished
-            )
+            # An agent's own final status wins over a `lost` the center wrote (a result that
+            # came late); never over another final status.
+            guard = statuses.FINAL - {statuses.LOST}
+            await conn.execute(_upsert(task_process, mysql, _FINISHED_COLS, guard), finished)
         if chunks:
             await conn.execute(insert(task_output), chunks)
 

@@ -1,4 +1,5 @@
-"""Processes left running by a killed agent are stopped by the next agent and reported `killed`."""
+"""What a killed agent had accepted: its processes still running are stopped by the next agent,
+and every accepted run is reported `lost` with its outcome unknown and what was found of it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import psutil
 
-from agent.orphans import ORPHAN_REASON, TrackedProcess, stop_orphans, track
+from agent.orphans import UNKNOWN, TrackedProcess, stop_orphans, track, unknown_outcomes
+from agent.outbox import Outbox
 from protocol import statuses
 from protocol.messages import AgentState, RunFinished, RunStarted
 from tests.agent.peer import WAIT_S, CenterPeer, exec_msg, processes_running, wait_for
@@ -54,9 +56,51 @@ async def test_orphan_of_a_killed_agent_is_stopped_at_restart(tmp_path: Path) ->
     assert state.running == []
     found = [e for e in logs if e["event"] == "agent.orphan_found"]
     assert len(found) == 1 and found[0]["runid"] == msg.ref.runid and found[0]["pid"] == run.pid
-    assert (finished.status, finished.reason) == (statuses.LOST, ORPHAN_REASON)
+    assert finished.status == statuses.LOST and finished.outcome_unknown
+    assert finished.reason.startswith(UNKNOWN) and f"pid {run.pid}" in finished.reason
+    assert "was still running and was stopped" in finished.reason
     assert (finished.pid, finished.start_us, finished.uid) == (run.pid, run.start_us, run.uid)
     assert finished.ref == msg.ref and finished.end_us >= run.start_us
+
+
+async def test_a_run_accepted_before_a_crash_is_reported_outcome_unknown(tmp_path: Path) -> None:
+    """An agent killed after it committed a run id but before it recorded a process: the next
+    agent reports that run lost with its outcome unknown, never as a run that did not start."""
+    msg = exec_msg("/bin/true")
+    outbox = Outbox.open(tmp_path / "state")
+    template = RunFinished(seq=0, ref=msg.ref, status=statuses.LOST, end_us=0)
+    outbox.commit([], runids=[(msg.ref.runid, 1)], opened=[template])
+    outbox.close()
+    proc = await start_agent(tmp_path)
+    try:
+        port = int((await wait_started(proc))["port"])  # type: ignore[call-overload]
+        peer = await CenterPeer.connect(port)
+        try:
+            finished = await peer.expect(RunFinished, msg.ref.runid)
+        finally:
+            await peer.close()
+    finally:
+        await stop_agent(proc)
+    assert finished.status == statuses.LOST and finished.outcome_unknown
+    assert finished.reason == (
+        f"{UNKNOWN}, before a process of it was recorded (it may not have started)"
+    )
+
+
+def test_unknown_outcomes_say_what_was_found() -> None:
+    """A recorded process still running, one that had ended, and a run with none recorded."""
+    refs = [exec_msg("x").ref for _ in range(3)]
+    recorded = [
+        TrackedProcess(RunStarted(seq=1, ref=ref, pid=100 + i, start_us=1), 100 + i, 1.0, 1.0)
+        for i, ref in enumerate(refs[:2])
+    ]
+    opened = [RunFinished(seq=0, ref=ref, status=statuses.LOST, end_us=0) for ref in refs]
+    out = unknown_outcomes(opened, recorded, {refs[0].runid}, end_us=9)
+    assert [e.ref.runid for e in out] == [r.runid for r in refs]
+    assert all(e.outcome_unknown and e.status == statuses.LOST and e.end_us == 9 for e in out)
+    assert "pid 100" in out[0].reason and "still running" in out[0].reason
+    assert "pid 101" in out[1].reason and "had ended" in out[1].reason
+    assert "before a process of it was recorded" in out[2].reason
 
 
 def _sleeper(*argv: str) -> subprocess.Popen[bytes]:
