@@ -165,6 +165,7 @@ class AgentServer:
         self._metrics = metrics or AgentMetrics()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False  # set at shutdown: cancelled connections end quietly
 
     @property
     def open_connections(self) -> int:
@@ -184,6 +185,7 @@ class AgentServer:
 
     async def close_connections(self) -> None:
         """Close every connection (authenticated or not) and wait for their tasks to end."""
+        self._closing = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()  # each task closes its own connection on the way out
@@ -213,6 +215,12 @@ class AgentServer:
                     await self._serve(conn, writer)
             finally:
                 await conn.close()
+        except asyncio.CancelledError:
+            # The shutdown cancels connections. asyncio's stream callback then calls
+            # task.exception() on the cancelled task, which raises and prints a traceback
+            # that is no JSON line: the cancellation ends here instead, as a normal close.
+            if not self._closing:
+                raise
         finally:
             self._tasks.discard(task)
 

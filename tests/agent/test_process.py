@@ -182,3 +182,27 @@ async def test_sigterm_stops_daemons_and_next_start_restores_them(tmp_path: Path
         async with asyncio.timeout(10.0):
             await proc.communicate()
     assert processes_running("/bin/sleep", "3101") == []
+
+
+async def test_sigterm_with_a_center_connected_logs_json_only(tmp_path: Path) -> None:
+    """SIGTERM while a center is connected and a job runs: every line the agent writes is one
+    JSON object (no traceback of the cancelled connection)."""
+    proc = await start_agent(tmp_path)
+    try:
+        started = await wait_started(proc)
+        peer = await CenterPeer.connect(int(started["port"]))  # type: ignore[call-overload]
+        msg = exec_msg("/bin/sleep 300")
+        await peer.send(msg)
+        await peer.expect(RunStarted, msg.ref.runid)
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10.0):
+            out, err = await proc.communicate()
+        await peer.close()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            async with asyncio.timeout(START_S):
+                await proc.wait()
+    assert proc.returncode == 0
+    lines = [line for line in (out + err).decode().splitlines() if line.strip()]
+    assert lines and all(isinstance(json.loads(line), dict) for line in lines), lines[:5]
