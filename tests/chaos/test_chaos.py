@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent.orphans import ORPHAN_REASON
+from agent.orphans import UNKNOWN
 from center.db import create_engine
 from center.tables import crontab, task_process
 from protocol import statuses
@@ -176,7 +176,7 @@ class ChaosRun:
         though the process may well have finished) or `killed` (the restarted agent stopped
         the orphaned process)."""
         began_us = row["start"] or max(row["sched_us"], row["due_us"])
-        orphan = row["status"] == statuses.LOST and row["reason"] == ORPHAN_REASON
+        orphan = row["status"] == statuses.LOST and row["reason"].startswith(UNKNOWN)
         return (row["status"] == statuses.LOST or orphan) and any(
             f.kind == "agent_kill"
             and self.cluster.agent(f.target).aid == row["aid"]
