@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from protocol import statuses
 from protocol.messages import DaemonsWanted, Exec, RunFinished, RunRef, RunSpec, make_runid
+from protocol.vocabulary import Trigger
 
-DAEMON_TRIGGER = "daemon"
+DAEMON_TRIGGER = Trigger.DAEMON
 LAST_LINE_CHARS = 200
 
 # ---------------------------------------------------------------- one-shot overlap

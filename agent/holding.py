@@ -10,6 +10,7 @@ import structlog
 from agent.runner import not_started
 from protocol import statuses
 from protocol.messages import Exec, RunFinished
+from protocol.vocabulary import Trigger
 
 log = structlog.get_logger("agent.holding")
 # Closer than this to its time, a run starts at once: a timer would only add its own jitter.
@@ -40,7 +41,7 @@ class Holding:
     def hold_if_early(self, msg: Exec, now_us: int) -> bool:
         """Hold a scheduled run that arrived before its time; False: start it now."""
         delay_us = msg.ref.sched_us - now_us
-        if msg.ref.trigger != "schedule" or delay_us < HOLD_MIN_US:
+        if msg.ref.trigger != Trigger.SCHEDULE or delay_us < HOLD_MIN_US:
             return False
         timer = asyncio.get_running_loop().call_later(delay_us / 1e6, self._due, msg.ref.runid)
         self._held[msg.ref.runid] = (timer, msg)

@@ -10,6 +10,8 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from protocol.vocabulary import Trigger
+
 # Spawning takes about a millisecond; the tail up to seconds shows a saturated agent.
 SPAWN_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 LATENESS_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -84,7 +86,7 @@ class AgentMetrics:
 
     def observe_receipt(self, trigger: str, sched_us: int, now_us: int) -> None:
         """An exec arrived: how late after its scheduled time (scheduled runs only)."""
-        if trigger == "schedule":
+        if trigger == Trigger.SCHEDULE:
             self.exec_lateness_s.observe(max(now_us - sched_us, 0) / 1e6)
 
     def limit_hit(self, limit: str, count: int = 1, **fields: Any) -> None:

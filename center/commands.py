@@ -15,6 +15,7 @@ from center.rules import Rule
 from center.runs import PlannedRun, plan_run
 from protocol import statuses
 from protocol.messages import Kill
+from protocol.vocabulary import CommandKind, RuleStatus, Trigger
 
 log = structlog.get_logger("center.commands")
 DONE, FAILED = "done", "failed"
@@ -31,7 +32,7 @@ def manual_runs(
     rule: Rule | None, agents: Mapping[int, AgentInfo], task_id: int, now_us: int
 ) -> Outcome:
     """Pure: the runs a "run now" of this rule means, or why there are none."""
-    if rule is None or rule.status < 0:
+    if rule is None or rule.status == RuleStatus.DELETED:
         return Outcome(FAILED, f"rule {task_id} does not exist")
     if rule.error:
         return Outcome(FAILED, f"rule {task_id} cannot run: {rule.error}")
@@ -40,7 +41,7 @@ def manual_runs(
     targets = listed_targets(rule, agents)
     if not targets:
         return Outcome(FAILED, f"rule {task_id} has no approved agent")
-    runs = tuple(plan_run(task_id, now_us, aid, trigger="manual") for aid in targets)
+    runs = tuple(plan_run(task_id, now_us, aid, trigger=Trigger.MANUAL) for aid in targets)
     return Outcome(DONE, f"started {len(runs)} run(s): {', '.join(r.runid for r in runs)}", runs)
 
 
@@ -117,13 +118,13 @@ class CommandRunner:
     async def _carry_out(self, command: store.Command) -> Outcome:
         rule = self._ctx.rulebook.rules.get(command.task_id)
         now = now_us()
-        if command.kind == "run":
+        if command.kind == CommandKind.RUN:
             outcome = manual_runs(rule, self._ctx.agents(), command.task_id, now)
             await self._ctx.add_runs(list(outcome.runs), now)
             return outcome
-        if command.kind == "kill":
+        if command.kind == CommandKind.KILL:
             return await self.kill_run(command, now)
-        if command.kind == "kill_rule":
+        if command.kind == CommandKind.KILL_RULE:
             return await self.kill_rule(rule, command, now)
         return Outcome(FAILED, f"unknown command kind {command.kind!r}")
 
@@ -134,9 +135,10 @@ RULE_WAIT_US = 10_000_000
 def _too_new(command: store.Command, ctx: LeaderContext) -> bool:
     """A command about a rule, or for agents, the center has not loaded yet, issued moments ago:
     an agent approved just before a "run now" reaches the center with its next agents poll."""
-    if command.kind not in ("run", "kill_rule") or now_us() - command.created_us >= RULE_WAIT_US:
+    kinds = (CommandKind.RUN, CommandKind.KILL_RULE)
+    if command.kind not in kinds or now_us() - command.created_us >= RULE_WAIT_US:
         return False
     rule = ctx.rulebook.rules.get(command.task_id)
     if rule is None:
         return True
-    return command.kind == "run" and not listed_targets(rule, ctx.agents())
+    return command.kind == CommandKind.RUN and not listed_targets(rule, ctx.agents())

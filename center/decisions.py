@@ -12,6 +12,7 @@ from center.rules import Rule
 from center.runs import PlannedRun, plan_run
 from protocol import statuses
 from protocol.messages import RunFinished, RunRef
+from protocol.vocabulary import RetryUnknown, Trigger
 
 RETRIED = frozenset({statuses.FAILED, statuses.TIMEOUT, statuses.LOST})
 MAX_BACKOFF_US = 86_400 * 1_000_000
@@ -30,9 +31,9 @@ def plan_retry(
     least once (`retry_unknown = retry`); by default such a fire runs at most once."""
     if rule is None or not rule.enabled or rule.is_daemon or status not in RETRIED:
         return None
-    if unknown and rule.retry_unknown != "retry":
+    if unknown and rule.retry_unknown != RetryUnknown.RETRY:
         return None
-    if ref.attempt >= rule.retries or ref.trigger == "daemon":
+    if ref.attempt >= rule.retries or ref.trigger == Trigger.DAEMON:
         return None
     return plan_run(
         ref.task_id,
@@ -40,7 +41,7 @@ def plan_retry(
         aid,
         attempt=ref.attempt + 1,
         instance=ref.instance,
-        trigger="retry",
+        trigger=Trigger.RETRY,
         first_runid=ref.first_runid or ref.runid,
         parent_runid=ref.parent_runid,
         due_us=now_us + retry_backoff_us(rule, ref.attempt),
@@ -127,7 +128,7 @@ def plan_dependents(
     child's run id comes from the parent's fire, so a broadcast parent starts it once)."""
     runs: list[PlannedRun] = []
     for _aid, msg in finished:
-        if msg.ref.trigger == "daemon":
+        if msg.ref.trigger == Trigger.DAEMON:
             continue
         for child in rulebook.dependents(msg.ref.task_id):
             if child.enabled and not child.error and wanted_by(child.depends_when, msg.status):
@@ -137,7 +138,7 @@ def plan_dependents(
                         msg.ref.sched_us,
                         aid,
                         instance=shard,
-                        trigger="dependency",
+                        trigger=Trigger.DEPENDENCY,
                         parent_runid=msg.ref.runid,
                         shard_total=child.shard_total,
                         due_us=now_us,

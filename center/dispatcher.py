@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from center.rules import Rule
 from center.runs import PlannedRun
 from protocol.messages import Exec, RunSpec
+from protocol.vocabulary import RuleStatus, Trigger
 
 WAIT_RETRY_US = 250_000
 
@@ -39,7 +40,7 @@ class DispatchQueue:
 
     def _when(self, run: PlannedRun) -> int:
         # Only fires go early: a retry, a manual or a catch-up run is due already.
-        ahead = self._ahead_us if run.trigger == "schedule" else 0
+        ahead = self._ahead_us if run.trigger == Trigger.SCHEDULE else 0
         return run.send_at_us - ahead
 
     def pop_due(self, now_us: int) -> list[PlannedRun]:
@@ -117,10 +118,14 @@ def decide_dispatch(
 
 def _refusal(run: PlannedRun, rule: Rule | None, still_fires: Callable[[PlannedRun], bool]) -> str:
     """Why a planned run must not be sent after all ("" when it may go)."""
-    if rule is None or rule.status < 0 or rule.error:
+    if rule is None or rule.status == RuleStatus.DELETED or rule.error:
         return f"rule {run.task_id} was deleted or broken before its start"
-    if not rule.enabled and run.trigger != "manual":  # a paused rule still runs by hand
+    if not rule.enabled and run.trigger != Trigger.MANUAL:  # a paused rule still runs by hand
         return f"rule {run.task_id} was paused before its start"
-    if run.trigger == "schedule" and rule.update_time != run.rule_version and not still_fires(run):
+    if (
+        run.trigger == Trigger.SCHEDULE
+        and rule.update_time != run.rule_version
+        and not still_fires(run)
+    ):
         return f"rule {run.task_id}'s schedule changed before this fire"
     return ""

@@ -9,6 +9,7 @@ from center.rules import Rule, run_spec
 from center.runs import PlannedRun
 from protocol.codec import encode
 from protocol.messages import Exec, RunSpec
+from protocol.vocabulary import Trigger
 
 ENCODE_SLICE = 2_000  # frames encoded between two yields to the event loop
 
@@ -36,7 +37,7 @@ class ExecFrames:
         burst never stalls the dispatch loop."""
         for i, run in enumerate(runs):
             rule = rules.get(run.task_id)
-            if rule is not None and run.trigger == "schedule":
+            if rule is not None and run.trigger == Trigger.SCHEDULE:
                 self._frames[run.runid] = (encode(self.exec_msg(run, rule)), rule.update_time)
             if i % ENCODE_SLICE == ENCODE_SLICE - 1:
                 await asyncio.sleep(0)

@@ -53,6 +53,7 @@ from protocol.messages import (
     Resources,
 )
 from protocol.tls import client_context
+from protocol.vocabulary import Trigger
 
 log = structlog.get_logger("center.leader")
 MAX_UNROUTED = 100_000
@@ -341,7 +342,7 @@ class Leader(PoolListener):
         self._held.update(
             (r.runid, r)
             for r in due
-            if r.runid in sent and r.trigger == "schedule" and r.sched_us > now
+            if r.runid in sent and r.trigger == Trigger.SCHEDULE and r.sched_us > now
         )
         self.queue.add(out.waiting, at_us=now + WAIT_RETRY_US)
         self._background(self._record_dispatch(out.sent, out.skipped, out.missed, now))

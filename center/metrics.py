@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from protocol.vocabulary import Trigger
+
 if TYPE_CHECKING:
     from center.reports import ReportBatch
     from center.rulebook import RuleBook
@@ -93,7 +95,7 @@ class CenterMetrics:
     def observe_reports(self, batch: ReportBatch) -> None:
         """Start lateness of scheduled runs, and outcomes by status."""
         for row in batch.started:
-            if row["trigger"] == "schedule" and row["start"]:
+            if row["trigger"] == Trigger.SCHEDULE and row["start"]:
                 self.start_lateness_s.observe(max(row["start"] - row["sched_us"], 0) / 1e6)
         for _aid, msg in batch.finished_msgs:
             self.runs.labels(status=msg.status).inc()

@@ -16,6 +16,7 @@ from center.routing import AgentInfo, choose
 from center.rulebook import RuleBook
 from center.runs import PlannedRun, plan_run
 from protocol import statuses
+from protocol.vocabulary import Trigger
 
 log = structlog.get_logger("center.recovery")
 
@@ -93,7 +94,7 @@ async def catch_up(
                     sched_us,
                     aid,
                     instance=shard,
-                    trigger="misfire",
+                    trigger=Trigger.MISFIRE,
                     shard_total=rule.shard_total,
                     due_us=now_us,
                 )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from center.routing import AgentInfo
 from center.rules import Rule
 from protocol.messages import DaemonStatus, Message, RunFinished, RunOutput, RunRef, RunStarted
+from protocol.vocabulary import Trigger
 
 
 class Verdict(enum.Enum):
@@ -75,6 +76,6 @@ def _judge_run(
         return Judgement(Verdict.REFUSE, f"run {ref.runid[:80]!r} is not one sent to it")
     if rule is not None and may_use(rule, aid, agents):
         return ACCEPTED
-    if ref.trigger == "daemon":
+    if ref.trigger == Trigger.DAEMON:
         return Judgement(Verdict.REFUSE, f"rule {ref.task_id} runs no daemon on it")
     return Judgement(Verdict.CHECK, f"rule {ref.task_id} does not (or no longer) use it")

@@ -7,8 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from center.rules import Rule, parse_selector
+from protocol.vocabulary import AgentStatus
 
-AGENT_PENDING, AGENT_ENABLED, AGENT_UNREACHABLE, AGENT_DELETED = 0, 1, 2, -1
+AGENT_PENDING, AGENT_ENABLED = AgentStatus.PENDING, AgentStatus.ENABLED
+AGENT_UNREACHABLE, AGENT_DELETED = AgentStatus.UNREACHABLE, AgentStatus.DELETED
 APPROVED = frozenset({AGENT_ENABLED, AGENT_UNREACHABLE})
 
 

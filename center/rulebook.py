@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from center.cronexpr import Schedule
 from center.errors import RuleError
 from center.rules import Rule, validate_rule
+from protocol.vocabulary import RuleStatus
 
 
 @dataclass(slots=True)
@@ -69,7 +70,7 @@ class RuleBook:
         old = self.rules.get(rule.id)
         self.schedules.pop(rule.id, None)
         try:
-            schedule = validate_rule(rule) if rule.status >= 0 else None
+            schedule = validate_rule(rule) if rule.status != RuleStatus.DELETED else None
             error = ""
         except RuleError as exc:
             schedule, error = None, f"{exc.field}: {exc.reason}"

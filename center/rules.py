@@ -13,12 +13,13 @@ from center.cronexpr import Schedule, parse_schedule
 from center.errors import RuleError
 from protocol.messages import RunSpec
 from protocol.rlimits import is_loader_variable, limit_problem
+from protocol.vocabulary import DependsWhen, Misfire, Overlap, RetryUnknown, Routing, RuleStatus
 
-OVERLAP_POLICIES = ("skip", "queue", "replace", "parallel")
-ROUTINGS = ("listed", "least_loaded", "round_robin", "hash")
-MISFIRE_POLICIES = ("skip", "once", "all")
-DEPENDS_WHEN = ("success", "failure", "always")
-RETRY_UNKNOWN = ("never", "retry")
+OVERLAP_POLICIES = tuple(Overlap)
+ROUTINGS = tuple(Routing)
+MISFIRE_POLICIES = tuple(Misfire)
+DEPENDS_WHEN = tuple(DependsWhen)
+RETRY_UNKNOWN = tuple(RetryUnknown)
 # One rule may not flood the database every group shares: runs it may make per minute
 # (fires in its busiest minute × shards), and instances or shards per fire.
 MAX_RUNS_PER_MINUTE = 600
@@ -28,7 +29,7 @@ _USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$", re.IGNORECASE)
 NOT_UNICODE = "must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-ENABLED, PAUSED, DELETED = 1, 0, -1
+ENABLED, PAUSED, DELETED = RuleStatus.ENABLED, RuleStatus.PAUSED, RuleStatus.DELETED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

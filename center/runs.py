@@ -8,6 +8,7 @@ from typing import Any
 
 from protocol import statuses
 from protocol.messages import RunFinished, RunRef, RunStarted, make_runid
+from protocol.vocabulary import Trigger
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -20,7 +21,7 @@ class PlannedRun:
     sched_us: int
     attempt: int = 0
     instance: int = 0
-    trigger: str = "schedule"
+    trigger: str = Trigger.SCHEDULE
     first_runid: str = ""
     parent_runid: str = ""
     shard_total: int = 0
@@ -60,7 +61,7 @@ def plan_run(
     *,
     attempt: int = 0,
     instance: int = 0,
-    trigger: str = "schedule",
+    trigger: str = Trigger.SCHEDULE,
     first_runid: str = "",
     parent_runid: str = "",
     shard_total: int = 0,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, status
 from admin.api.models import RuleIn, RulePatch
 from admin.services import rules
 from admin.web import ApiActor, Engine, Int64
+from protocol.vocabulary import CommandKind
 
 router = APIRouter(tags=["rules"])
 
@@ -60,10 +61,10 @@ async def delete_rule(task_id: Int64, actor: ApiActor, engine: Engine) -> None:
 @router.post("/rules/{task_id}/run", status_code=status.HTTP_202_ACCEPTED)
 async def run_now(task_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     """Run the rule now on its agents; poll GET /commands/{id} for the center's answer."""
-    return await rules.command(engine, actor, task_id, "run")
+    return await rules.command(engine, actor, task_id, CommandKind.RUN)
 
 
 @router.post("/rules/{task_id}/kill", status_code=status.HTTP_202_ACCEPTED)
 async def kill_rule(task_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     """Stop every running run of the rule."""
-    return await rules.command(engine, actor, task_id, "kill_rule")
+    return await rules.command(engine, actor, task_id, CommandKind.KILL_RULE)

@@ -17,6 +17,7 @@ from admin.queries.runs import RunFilter
 from admin.services import agents, groups, rules, runs
 from admin.web import Engine, Int64, PageSession, render
 from center.rules import DEPENDS_WHEN, MISFIRE_POLICIES, OVERLAP_POLICIES, RETRY_UNKNOWN, ROUTINGS
+from protocol.vocabulary import CommandKind
 
 router = APIRouter()
 _ZONES = sorted(available_timezones())
@@ -196,7 +197,7 @@ async def delete_rule(
 async def run_now(
     task_id: Int64, session: PageSession, engine: Engine, _form: CsrfForm
 ) -> Response:
-    await rules.command(engine, session.actor, task_id, "run")
+    await rules.command(engine, session.actor, task_id, CommandKind.RUN)
     return redirect(f"/rules/{task_id}")
 
 
@@ -204,5 +205,5 @@ async def run_now(
 async def kill_rule(
     task_id: Int64, session: PageSession, engine: Engine, _form: CsrfForm
 ) -> Response:
-    await rules.command(engine, session.actor, task_id, "kill_rule")
+    await rules.command(engine, session.actor, task_id, CommandKind.KILL_RULE)
     return redirect(f"/rules/{task_id}")

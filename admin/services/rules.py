@@ -14,8 +14,9 @@ from admin.permissions import Action
 from admin.queries import agents, groups, rules, runs
 from admin.services import audited
 from center.errors import RuleError
+from protocol.vocabulary import CommandKind, RuleStatus
 
-ENABLED, PAUSED, DELETED = 1, 0, -1
+ENABLED, PAUSED, DELETED = RuleStatus.ENABLED, RuleStatus.PAUSED, RuleStatus.DELETED
 PREVIEW_COUNT = 10
 
 
@@ -157,7 +158,9 @@ async def delete_rule(engine: AsyncEngine, actor: Actor, task_id: int) -> None:
         await audited(conn, actor, now, "rule.delete", target, before=before)
 
 
-async def command(engine: AsyncEngine, actor: Actor, task_id: int, kind: str) -> dict[str, Any]:
+async def command(
+    engine: AsyncEngine, actor: Actor, task_id: int, kind: CommandKind
+) -> dict[str, Any]:
     """Ask the leader center to run the rule now ("run") or stop its runs ("kill_rule")."""
     now = now_us()
     async with engine.begin() as conn:

@@ -18,6 +18,7 @@ from admin.queries import rules, runs
 from admin.queries.runs import RunFilter
 from admin.services import audited
 from protocol import statuses
+from protocol.vocabulary import CommandKind
 
 # A tail ends after this long; the browser's EventSource reconnects where it left off.
 TAIL_MAX_S = 300.0
@@ -56,7 +57,7 @@ async def kill_run(engine: AsyncEngine, actor: Actor, run_id: int) -> dict[str, 
         if run["status"] in statuses.FINAL:
             raise Conflict(f"the run is over already ({run['status']})")
         values = {
-            "kind": "kill",
+            "kind": CommandKind.KILL,
             "task_id": run["task_id"],
             "runid": run["runid"],
             "aid": run["aid"],

@@ -1,0 +1,86 @@
+"""The one vocabulary of UnitedCron: every status, policy and kind, shared by center, agent and
+admin. The values are what the database stores and the wire carries; they never change."""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class RunStatus(StrEnum):
+    PLANNED = "planned"  # row written by the leader; not yet sent
+    DISPATCHED = "dispatched"  # exec sent to the agent
+    RUNNING = "running"  # the agent reported the process started
+    SUCCESS = "success"  # exited 0
+    FAILED = "failed"  # exited non-zero, or could not start (reason says why)
+    TIMEOUT = "timeout"  # killed for running past timeout_s
+    KILLED = "killed"  # stopped on request (kill, replace, pause, shutdown) or by a signal
+    SKIPPED = "skipped"  # not started on purpose (overlap policy, rule paused before dispatch)
+    MISSED = "missed"  # its time passed with nobody to plan or run it (misfire policy skip)
+    LOST = "lost"  # its agent no longer knows it, or cannot tell how it ended (reason says)
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    RETRY = "retry"
+    MISFIRE = "misfire"
+    DEPENDENCY = "dependency"
+    DAEMON = "daemon"
+
+
+class Overlap(StrEnum):
+    """A one-shot rule at its process_num cap."""
+
+    SKIP = "skip"
+    QUEUE = "queue"
+    REPLACE = "replace"
+    PARALLEL = "parallel"
+
+
+class Misfire(StrEnum):
+    """Fires missed while no center led."""
+
+    SKIP = "skip"
+    ONCE = "once"
+    ALL = "all"
+
+
+class Routing(StrEnum):
+    LISTED = "listed"
+    LEAST_LOADED = "least_loaded"
+    ROUND_ROBIN = "round_robin"
+    HASH = "hash"
+
+
+class DependsWhen(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ALWAYS = "always"
+
+
+class RetryUnknown(StrEnum):
+    """A run whose outcome is unknown: `never` retried (at most once), or `retry`."""
+
+    NEVER = "never"
+    RETRY = "retry"
+
+
+class CommandKind(StrEnum):
+    """What an operator asks of the leader through center_command."""
+
+    RUN = "run"
+    KILL = "kill"
+    KILL_RULE = "kill_rule"
+
+
+class RuleStatus(IntEnum):
+    DELETED = -1
+    PAUSED = 0
+    ENABLED = 1
+
+
+class AgentStatus(IntEnum):
+    DELETED = -1
+    PENDING = 0  # also: disabled by an operator
+    ENABLED = 1
+    UNREACHABLE = 2
