@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pwd
+import time
+from collections.abc import Callable
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 
@@ -22,6 +24,41 @@ def lookup_account(name: str) -> Account | None:
         return None
     groups = tuple(os.getgrouplist(pw.pw_name, pw.pw_gid))
     return Account(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir, pw.pw_shell, groups)
+
+
+class AccountCache:
+    """Accounts looked up once per `ttl_s` (a user not found, for `miss_ttl_s`): with LDAP or
+    sssd behind NSS a lookup can take milliseconds, and a burst of a thousand runs as one user
+    must not make a thousand of them on the loop that answers pings. Called from threads."""
+
+    def __init__(
+        self,
+        lookup: Callable[[str], Account | None] = lookup_account,
+        ttl_s: float = 5.0,
+        miss_ttl_s: float = 1.0,
+    ) -> None:
+        self._lookup, self._ttl_s, self._miss_ttl_s = lookup, ttl_s, miss_ttl_s
+        self._entries: dict[str, tuple[float, Account | None]] = {}
+
+    def cached(self, name: str) -> bool:
+        """Whether `name` can be answered without a lookup now."""
+        entry = self._entries.get(name)
+        return entry is not None and entry[0] > time.monotonic()
+
+    def __call__(self, name: str) -> Account | None:
+        entry = self._entries.get(name)
+        now = time.monotonic()
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        account = self._lookup(name)
+        ttl_s = self._ttl_s if account is not None else self._miss_ttl_s
+        if len(self._entries) > MAX_CACHED:
+            self._entries.clear()
+        self._entries[name] = (now + ttl_s, account)
+        return account
+
+
+MAX_CACHED = 10_000
 
 
 def cwd_problem(path: str, account: Account) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from agent.accounts import cwd_problem, lookup_account, resolve_command
+from agent.accounts import AccountCache, cwd_problem, lookup_account, resolve_command
 from agent.descendants import end_tree
 from agent.errors import SpecError
 from agent.metrics import AgentMetrics
@@ -236,7 +236,7 @@ class Runner:
     ) -> None:
         self._policy = policy
         self._on_started = on_started
-        self._lookup = lookup
+        self._accounts = AccountCache(lookup)
         self._output_cap_bytes = output_cap_bytes
         self._switch = switch
         self._on_tracked = on_tracked
@@ -246,8 +246,7 @@ class Runner:
         """Run to the end and return the RunFinished (seq 0: the outbox numbers it)."""
         msg = handle.msg
         try:
-            launch = plan_launch(msg, self._policy, self._lookup, cwd_problem)
-            spawn = self._command(launch)
+            launch, spawn = await self._plan(msg)
         except SpecError as exc:
             return not_started(msg, statuses.FAILED, exc.reason, now_us())
         if handle.stop_status:
@@ -266,6 +265,18 @@ class Runner:
             # (in its group, or gone to a session of its own) outlives it.
             await end_tree(handle.runid, launch.account.uid, pid, handle.msg.spec.kill_grace_s)
         return self._finished(handle, launch, returncode, output.result())
+
+    async def _plan(self, msg: Exec) -> tuple[Launch, _Spawn]:
+        """The launch and its spawn; SpecError if the run cannot start. A user not looked up
+        lately is looked up (with the path checks) on a thread, off the loop."""
+        user = msg.spec.run_user
+        if not self._policy.switches_user or not user or self._accounts.cached(user):
+            return self._plan_now(msg)
+        return await asyncio.to_thread(self._plan_now, msg)
+
+    def _plan_now(self, msg: Exec) -> tuple[Launch, _Spawn]:
+        launch = plan_launch(msg, self._policy, self._accounts, cwd_problem)
+        return launch, self._command(launch)
 
     def _command(self, launch: Launch) -> _Spawn:
         """What to spawn: the privilege drop when switching, then, already as the run's user,

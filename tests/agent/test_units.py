@@ -212,3 +212,21 @@ def test_agent_key_is_made_once_private_and_kept(tmp_path: Path) -> None:
     with pytest.raises(StateDirError) as refused:
         load_or_create_key(tmp_path / KEY_FILE)  # a file, not a folder
     assert str(tmp_path / KEY_FILE) in str(refused.value)
+
+
+def test_account_cache_looks_each_user_up_once_per_ttl():
+    """A burst of runs as one user costs one NSS lookup; an unknown user is asked again soon."""
+    from agent.accounts import AccountCache
+
+    asked: list[str] = []
+
+    def lookup(name: str) -> Account | None:
+        asked.append(name)
+        return NOBODY if name == "nobody" else None
+
+    cache = AccountCache(lookup, ttl_s=60, miss_ttl_s=0)
+    assert not cache.cached("nobody")
+    assert [cache("nobody") for _ in range(1000)] == [NOBODY] * 1000
+    assert cache.cached("nobody") and asked == ["nobody"]
+    assert cache("ghost") is None and cache("ghost") is None
+    assert asked == ["nobody", "ghost", "ghost"]
