@@ -212,9 +212,9 @@ def rules_export(
     db_url: DbUrlOpt = None,
 ) -> None:
     """Print every rule as YAML (sorted by group and name, agents by name)."""
-    from center._rulefiles_store import export_text
     from center.config import DbConfig
     from center.rulefiles import RuleFileError
+    from center.store.rulefiles import export_text
 
     cfg = settings_or_exit(DbConfig, config, db_url=db_url)
     try:
@@ -249,9 +249,9 @@ def rules_import(
     db_url: DbUrlOpt = None,
 ) -> None:
     """Show what FILE changes (a dry run), or with --apply write it all in one transaction."""
-    from center._rulefiles_store import import_text
     from center.config import DbConfig
     from center.rulefiles import RuleFileError
+    from center.store.rulefiles import import_text
 
     cfg = settings_or_exit(DbConfig, config, db_url=db_url)
     try:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
 from center.agent_pool import AgentPool, LinkSettings, PoolListener
-from center.alerts.loop import AlertLoop
+from center.alert_loop import AlertLoop
 from center.commands import CommandRunner
 from center.config import CenterConfig
 from center.daemon_sync import DaemonSync

@@ -10,14 +10,12 @@ from functools import partial
 from typing import Protocol
 
 import structlog
-from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center.config import CenterConfig
 from center.errors import NotLeader
-from center.tables import cron_group, crontab, task_output, task_process
-from protocol import statuses
+from center.store import retention as retention_store
 
 # What the center's step runner handles itself (a database outage, a lost lease).
 RETRIED = (NotLeader, DBAPIError, OSError)
@@ -98,11 +96,9 @@ class Retention:
 
     async def _cutoffs(self) -> list[tuple[int | None, int]]:
         """(group id, days) per group, and (None, default) for runs of rules without one."""
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(cron_group.c.id, cron_group.c.retention_days))).all()
-        return [(int(gid), max(int(days), 1)) for gid, days in rows] + [
-            (None, self.settings.default_days)
-        ]
+        groups = await retention_store.group_retention_days(self.engine)
+        cutoffs: list[tuple[int | None, int]] = [(gid, max(days, 1)) for gid, days in groups]
+        return [*cutoffs, (None, self.settings.default_days)]
 
     async def _drain(self, done: Deleted, batch: Callable[[], Awaitable[tuple[int, int]]]) -> None:
         """Run one kind of batch until it deletes less than a full batch, pausing between."""
@@ -120,49 +116,10 @@ class Retention:
     async def _old_runs(self, gid: int | None, days: int, now: int) -> tuple[int, int]:
         """One batch: finished runs (and their chunks) of the group's rules older than `days`."""
         cutoff = now - days * _DAY_US
-        query = (
-            select(task_process.c.id, task_process.c.runid)
-            .where(task_process.c.sched_us < cutoff)
-            .where(task_process.c.status.in_(sorted(statuses.FINAL)))
-            .limit(self.settings.batch)
-        )
-        if gid is not None:
-            query = query.join(crontab, crontab.c.id == task_process.c.task_id).where(
-                crontab.c.gid == gid
-            )
-        else:
-            # Rules without a group, or with one that is gone, and runs of removed rules.
-            grouped = select(crontab.c.id).where(crontab.c.gid.in_(select(cron_group.c.id)))
-            query = query.where(task_process.c.task_id.not_in(grouped))
-        async with self.engine.begin() as conn:
-            rows = (await conn.execute(query)).all()
-            if not rows:
-                return 0, 0
-            runids = [r.runid for r in rows]
-            chunks = await conn.execute(delete(task_output).where(task_output.c.runid.in_(runids)))
-            await conn.execute(
-                delete(task_process).where(task_process.c.id.in_([r.id for r in rows]))
-            )
-        return len(rows), int(chunks.rowcount)
+        return await retention_store.delete_old_runs(self.engine, gid, cutoff, self.settings.batch)
 
     async def _old_chunks(self, before_us: int) -> tuple[int, int]:
         """One batch: output chunks of runs that finished before `before_us` (or are gone)."""
-        query = (
-            select(task_output.c.id)
-            .select_from(task_output)
-            .outerjoin(task_process, task_process.c.runid == task_output.c.runid)
-            .where(task_output.c.created_us < before_us)
-            .where(
-                task_process.c.id.is_(None)
-                | (
-                    task_process.c.status.in_(sorted(statuses.FINAL))
-                    & (task_process.c.updated_us < before_us)
-                )
-            )
-            .limit(self.settings.batch)
+        return 0, await retention_store.delete_old_chunks(
+            self.engine, before_us, self.settings.batch
         )
-        async with self.engine.begin() as conn:
-            ids = [r.id for r in (await conn.execute(query)).all()]
-            if ids:
-                await conn.execute(delete(task_output).where(task_output.c.id.in_(ids)))
-        return 0, len(ids)

@@ -6,7 +6,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from center.alerts.loop import AlertLoop
+from center.alert_loop import AlertLoop
 from center.tables import audit_log
 from tests.admin.seed import World
 from tests.admin.test_pages import _csrf, _session_client

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin.errors import Invalid
 from admin.services.alerts import checked
+from center.alert_loop import AlertLoop
 from center.alerts import model
-from center.alerts.loop import AlertLoop
 from center.tables import alert_notification
 from protocol.logs import configure_logging
 from tests.integration.cluster import add_group, center_config, now_us

@@ -231,7 +231,7 @@ async def _failed_run(engine: AsyncEngine, task_id: int, aid: int, at_us: int, n
 
 async def test_a_new_leader_neither_resends_nor_forgets(engine: AsyncEngine, db_url: str):
     """What was queued and sent is in the database: a second leader's loop sends nothing again."""
-    from center.alerts.loop import AlertLoop
+    from center.alert_loop import AlertLoop
     from tests.integration.cluster import center_config
 
     gid = await add_group(engine)
@@ -257,7 +257,7 @@ async def test_a_new_leader_neither_resends_nor_forgets(engine: AsyncEngine, db_
 
 async def test_a_failing_receiver_is_retried_with_backoff(engine: AsyncEngine, db_url: str):
     """A webhook answering 500 keeps the notification pending with the error, tried later."""
-    from center.alerts.loop import AlertLoop
+    from center.alert_loop import AlertLoop
     from tests.integration.cluster import center_config
 
     gid = await add_group(engine)

@@ -11,8 +11,8 @@ import yaml
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from center._rulefiles_store import export_text, import_text
 from center.rulefiles import ORDER, RuleFileError
+from center.store.rulefiles import export_text, import_text
 from center.tables import agents, crontab, crontab_agent
 from tests.admin.seed import add_agent
 from tests.integration.cluster import add_group, add_rule

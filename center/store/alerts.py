@@ -1,4 +1,4 @@
-"""The alerts' own SQL: channels, remembered states, the notification outbox, the run cursor."""
+"""The alerts' SQL: channels, remembered states, the notification outbox, the run cursor."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from center.alerts.model import (
 )
 from center.db import is_mysql
 from center.errors import NotLeader
-from center.store import LEASE_NAME, Lease
+from center.store.lease import LEASE_NAME, Lease
 from center.tables import (
     alert_channel,
     alert_notification,

@@ -12,7 +12,6 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from center.alerts import checks, outbox
 from center.alerts.model import (
     AGENT_OFFLINE,
     CRASH_LOOPING,
@@ -32,6 +31,8 @@ from center.alerts.senders import Destination, SendError, SmtpSettings, deliver
 from center.config import CenterConfig
 from center.errors import NotLeader
 from center.store import Lease
+from center.store import alert_checks as checks
+from center.store import alerts as outbox
 
 # What the center's step runner handles itself (a database outage, a lost lease).
 RETRIED = (NotLeader, DBAPIError, OSError)
