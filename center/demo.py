@@ -13,13 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import func, insert, select, update
-
 from center.db import create_engine, upgrade_database
 from center.runs_report import format_run
-from center.store import new_id
-from center.tables import agents, cron_group, crontab, crontab_agent, task_process
-from protocol import statuses
+from center.store import listing
 
 AGENT_NAME = "demo-agent"
 ADMIN_USER = "admin"
@@ -76,42 +72,9 @@ def sample_rules(run_user: str) -> list[dict[str, object]]:
 async def _seed(db_url: str, run_user: str) -> None:
     """A demo group, the local agent approved in it, and the sample rules on a fresh database."""
     engine = create_engine(db_url)
-    now = time.time_ns() // 1000
-    stamps = {"create_time": now, "update_time": now}
     try:
-        async with engine.begin() as conn:
-            gid = (
-                await conn.execute(select(cron_group.c.id).where(cron_group.c.name == "demo"))
-            ).scalar()
-            if gid is None:
-                gid = new_id(
-                    await conn.execute(
-                        insert(cron_group).values(
-                            name="demo", description="created by unitedcron demo", **stamps
-                        )
-                    )
-                )
-            aid = (
-                await conn.execute(select(agents.c.id).where(agents.c.name == AGENT_NAME))
-            ).scalar()
-            if aid is None:
-                aid = new_id(
-                    await conn.execute(
-                        insert(agents).values(
-                            name=AGENT_NAME, gid=gid, ip="127.0.0.1", port=0, status=1, **stamps
-                        )
-                    )
-                )
-            await conn.execute(update(agents).where(agents.c.id == aid).values(status=1))
-            if (await conn.execute(select(func.count()).select_from(crontab))).scalar():
-                return
-            for rule in sample_rules(run_user):
-                task_id = new_id(
-                    await conn.execute(
-                        insert(crontab).values(gid=gid, run_user=run_user, **stamps, **rule)
-                    )
-                )
-                await conn.execute(insert(crontab_agent).values(task_id=task_id, aid=aid))
+        rules = sample_rules(run_user)
+        await listing.seed_demo(engine, AGENT_NAME, run_user, rules, time.time_ns() // 1000)
     finally:
         await engine.dispose()
 
@@ -122,30 +85,9 @@ async def _tail_runs(db_url: str, stop: asyncio.Event) -> None:
     seen_us = time.time_ns() // 1000
     try:
         while not stop.is_set():
-            async with engine.connect() as conn:
-                rows = (
-                    (
-                        await conn.execute(
-                            select(
-                                task_process,
-                                crontab.c.name.label("rule_name"),
-                                agents.c.name.label("agent_name"),
-                            )
-                            .outerjoin(crontab, crontab.c.id == task_process.c.task_id)
-                            .outerjoin(agents, agents.c.id == task_process.c.aid)
-                            .where(
-                                task_process.c.updated_us > seen_us,
-                                task_process.c.status.in_(statuses.FINAL),
-                            )
-                            .order_by(task_process.c.updated_us)
-                        )
-                    )
-                    .mappings()
-                    .all()
-                )
-            for row in rows:
+            for row in await listing.finished_since(engine, seen_us):
                 seen_us = max(seen_us, row["updated_us"])
-                print(format_run(dict(row)), flush=True)
+                print(format_run(row), flush=True)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await stop.wait()

@@ -5,10 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TextIO
 
-from sqlalchemy import select
-
 from center.db import create_engine
-from center.tables import agents, crontab, task_process
+from center.store import listing
 
 
 def _when(us: int) -> str:
@@ -41,23 +39,13 @@ def format_run(row: dict[str, object]) -> str:
 
 async def print_runs(db_url: str, *, limit: int, task_id: int | None, out: TextIO) -> None:
     engine = create_engine(db_url)
-    query = (
-        select(task_process, crontab.c.name.label("rule_name"), agents.c.name.label("agent_name"))
-        .outerjoin(crontab, crontab.c.id == task_process.c.task_id)
-        .outerjoin(agents, agents.c.id == task_process.c.aid)
-        .order_by(task_process.c.sched_us.desc(), task_process.c.id.desc())
-        .limit(limit)
-    )
-    if task_id is not None:
-        query = query.where(task_process.c.task_id == task_id)
     try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
+        rows = await listing.newest_runs(engine, limit, task_id)
     finally:
         await engine.dispose()
     out.write(
         f"{'scheduled (UTC)':23} {'late':>7} {'rule':24} {'agent':16} {'status':10} "
         f"{'code':>4} {'took':>8}  output\n"
     )
-    for row in reversed(rows):
-        out.write(format_run(dict(row)) + "\n")
+    for row in rows:
+        out.write(format_run(row) + "\n")
