@@ -19,12 +19,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from admin import api, pages
-from admin.clock import now_us
 from admin.config import AdminConfig
 from admin.errors import AdminError, BadRequest, Invalid, NotFound, Refusal
 from admin.queries import audit
 from admin.web import CSP, SESSION_COOKIE, LoginRequired, render
 from center.db import create_engine
+from protocol.clock import now_us
 
 API_PREFIX = "/api/v1"
 ANONYMOUS_POSTS = ("/auth/token",)  # API calls with a body that come before any credential

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from admin import credentials
-from admin.clock import now_us
 from admin.errors import Conflict
 from admin.queries import audit, users
 from admin.services.users import checked_name
 from center.db import create_engine
+from protocol.clock import now_us
 
 
 async def add_user(

@@ -14,10 +14,11 @@ from agent.journal import Journal
 from agent.metrics import AgentMetrics
 from agent.oneshots import OneShots
 from agent.resources import current_resources
-from agent.runner import RunHandle, Runner, now_us
+from agent.runner import RunHandle, Runner
 from agent.runs import RunLimits, RunTable
 from agent.server import Session, Sessions
 from protocol import auth, statuses
+from protocol.clock import now_us
 from protocol.errors import UnknownCall
 from protocol.messages import (
     Ack,

@@ -11,9 +11,10 @@ import structlog
 from agent.daemon_instance import Instance
 from agent.decisions import DaemonPolicy, daemon_exec, launch_key, plan_wanted
 from agent.journal import Journal
-from agent.runner import RunHandle, now_us
+from agent.runner import RunHandle
 from agent.runs import RunTable
 from agent.server import Session, Sessions
+from protocol.clock import now_us
 from protocol.messages import DaemonStatus, DaemonsWanted, RunSpec
 
 STATUS_EVERY_S = 0.25

@@ -9,9 +9,10 @@ import time
 import structlog
 
 from agent.decisions import Overlap, RuleLoad, decide_overlap
-from agent.runner import RunHandle, not_started, now_us
+from agent.runner import RunHandle, not_started
 from agent.runs import RunTable
 from protocol import statuses
+from protocol.clock import now_us
 from protocol.messages import Exec
 
 log = structlog.get_logger("agent.oneshots")

@@ -30,6 +30,7 @@ from agent.userswitch import (
     setpriv_argv,
 )
 from protocol import statuses
+from protocol.clock import now_us
 from protocol.messages import Exec, RunFinished, RunStarted
 from protocol.rlimits import limit_reason
 
@@ -38,11 +39,6 @@ from protocol.rlimits import limit_reason
 OUTPUT_DRAIN_S = 1.0
 GROUP_POLL_S = 0.02
 log = structlog.get_logger("agent.runner")
-
-
-def now_us() -> int:
-    """Wall-clock microseconds since the epoch, the unit of every run time."""
-    return time.time_ns() // 1000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

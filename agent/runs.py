@@ -12,9 +12,10 @@ import structlog
 from agent.errors import StateDirError
 from agent.journal import Journal
 from agent.metrics import AgentMetrics
-from agent.runner import RunHandle, Runner, abandoned, log_finished, not_started, now_us
+from agent.runner import RunHandle, Runner, abandoned, log_finished, not_started
 from agent.server import LIVE_OUTPUT_BACKLOG_BYTES, Sessions
 from protocol import statuses
+from protocol.clock import now_us
 from protocol.messages import RunFinished, RunOutput
 
 DEFAULT_MAX_PROCESSES = 512

@@ -23,12 +23,13 @@ from agent.metrics import AgentMetrics
 from agent.orphans import TrackedProcess, stop_orphans, unknown_outcomes
 from agent.outbox import Outbox
 from agent.registration import Registrar
-from agent.runner import OUTPUT_DRAIN_S, Runner, now_us, signal_group
+from agent.runner import OUTPUT_DRAIN_S, Runner, signal_group
 from agent.runs import RunLimits
 from agent.runspec import UserPolicy
 from agent.server import AgentServer, Sessions
 from agent.userswitch import choose_user_switch
 from protocol import auth
+from protocol.clock import now_us
 from protocol.messages import RunFinished
 from protocol.metrics_http import start_metrics_server
 from protocol.settings import HostPort

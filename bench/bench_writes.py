@@ -46,11 +46,11 @@ from center.db import create_engine, safe_url, upgrade_database
 from center.intake import REPORT_BATCH, Intake
 from center.leader import PLAN_CHUNK
 from center.metrics import CenterMetrics
-from center.reports import now_us
 from center.runs import PlannedRun, finished_row, plan_run, planned_row
 from center.store._util import _IN_CHUNK
 from center.tables import task_process
 from protocol import statuses
+from protocol.clock import now_us
 from protocol.logs import configure_logging
 from protocol.messages import Message, RunFinished, RunStarted
 

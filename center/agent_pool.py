@@ -14,6 +14,7 @@ import structlog
 
 from center.routing import AgentInfo
 from protocol import auth
+from protocol.clock import now_ms
 from protocol.errors import ConnectionClosed, ProtocolError
 from protocol.messages import AgentState, Error, Message, Ping, Pong
 from protocol.stream import Connection, open_handshake
@@ -74,10 +75,6 @@ def identity_refusal(info: AgentInfo, conn: Connection, state: AgentState) -> st
     ):
         return f"the peer at {info.ip}:{info.port} cannot prove it holds {info.name!r}'s key"
     return None
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class AgentLink:
@@ -189,7 +186,7 @@ class AgentLink:
                 log.warning("agent.silent", aid=self.info.id, silent_s=round(s.offline_after_s, 1))
                 await conn.close()
                 return
-            conn.send(Ping(epoch=self._listener.ping_epoch(), sent_ms=_now_ms()))
+            conn.send(Ping(epoch=self._listener.ping_epoch(), sent_ms=now_ms()))
             await conn.drain()
             await asyncio.sleep(s.ping_interval_s)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -33,6 +32,7 @@ from center.errors import NotLeader
 from center.store import Lease
 from center.store import alert_checks as checks
 from center.store import alerts as outbox
+from protocol.clock import now_us
 
 # What the center's step runner handles itself (a database outage, a lost lease).
 RETRIED = (NotLeader, DBAPIError, OSError)
@@ -49,10 +49,6 @@ RETRY_BASE_S, RETRY_MAX_S = 10, 900
 class _Leading(Protocol):
     @property
     def lease(self) -> Lease: ...
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def smtp_settings(config: CenterConfig) -> SmtpSettings:

@@ -192,8 +192,8 @@ def import_united_cron(
 ) -> None:
     """Import the original PHP UnitedCron database; running it again changes nothing."""
     from center.config import DbConfig
-    from center.importer import ImportOptions
-    from center.importer import import_united_cron as run_import
+    from center.store.importer import ImportOptions
+    from center.store.importer import import_united_cron as run_import
 
     cfg = settings_or_exit(DbConfig, config, db_url=db_url)
     options = ImportOptions(source, cfg.db_url, timezone, role, table_prefix)

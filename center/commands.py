@@ -9,11 +9,11 @@ import structlog
 
 from center import store
 from center.leader_context import LeaderContext
-from center.reports import now_us
 from center.routing import AgentInfo, listed_targets
 from center.rules import Rule
 from center.runs import PlannedRun, plan_run
 from protocol import statuses
+from protocol.clock import now_us
 from protocol.messages import Kill
 from protocol.vocabulary import CommandKind, RuleStatus, Trigger
 

@@ -10,12 +10,12 @@ import secrets
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 
 from center.db import create_engine, upgrade_database
 from center.runs_report import format_run
 from center.store import listing
+from protocol.clock import now_us
 
 AGENT_NAME = "demo-agent"
 ADMIN_USER = "admin"
@@ -74,7 +74,7 @@ async def _seed(db_url: str, run_user: str) -> None:
     engine = create_engine(db_url)
     try:
         rules = sample_rules(run_user)
-        await listing.seed_demo(engine, AGENT_NAME, run_user, rules, time.time_ns() // 1000)
+        await listing.seed_demo(engine, AGENT_NAME, run_user, rules, now_us())
     finally:
         await engine.dispose()
 
@@ -82,7 +82,7 @@ async def _seed(db_url: str, run_user: str) -> None:
 async def _tail_runs(db_url: str, stop: asyncio.Event) -> None:
     """Print each run as it finishes."""
     engine = create_engine(db_url)
-    seen_us = time.time_ns() // 1000
+    seen_us = now_us()
     try:
         while not stop.is_set():
             for row in await listing.finished_since(engine, seen_us):

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
 from center.metrics import CenterMetrics
-from center.reports import ReportBatch, ReportBuffer, log_outcomes, now_us
+from center.reports import ReportBatch, ReportBuffer, log_outcomes
+from protocol.clock import now_us
 from protocol.messages import DaemonStatus, Message
 
 log = structlog.get_logger("center.intake")

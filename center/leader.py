@@ -30,7 +30,7 @@ from center.output_budget import OutputBudget
 from center.planner import Fire, Planner
 from center.recovery import Recovery
 from center.report_gate import ReportGate
-from center.reports import ReportBatch, now_us
+from center.reports import ReportBatch
 from center.retention import Retention, RetentionSettings
 from center.routing import (
     AGENT_UNREACHABLE,
@@ -44,6 +44,7 @@ from center.rulebook import RuleBook, RuleChanges
 from center.rules import Rule
 from center.runs import PlannedRun, plan_run
 from protocol import statuses
+from protocol.clock import now_us
 from protocol.messages import (
     Ack,
     AgentState,

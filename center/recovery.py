@@ -11,11 +11,11 @@ import structlog
 from center import store
 from center.decisions import misfire_plan, plan_retry
 from center.leader_context import LeaderContext
-from center.reports import now_us
 from center.routing import AgentInfo, choose
 from center.rulebook import RuleBook
 from center.runs import PlannedRun, plan_run
 from protocol import statuses
+from protocol.clock import now_us
 from protocol.vocabulary import Trigger
 
 log = structlog.get_logger("center.recovery")

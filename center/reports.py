@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,7 +95,3 @@ def log_outcomes(batch: ReportBatch) -> None:
             duration_ms=duration_ms,
             output_bytes=msg.output_bytes,
         )
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000

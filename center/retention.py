@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from center.config import CenterConfig
 from center.errors import NotLeader
 from center.store import retention as retention_store
+from protocol.clock import now_us
 
 # What the center's step runner handles itself (a database outage, a lost lease).
 RETRIED = (NotLeader, DBAPIError, OSError)
@@ -29,10 +29,6 @@ MAX_BATCHES_PER_STEP = 200
 class _Leading(Protocol):
     @property
     def epoch(self) -> int: ...
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
 from center.metrics import CenterMetrics
-from center.reports import now_us
+from protocol.clock import now_us
 
 EVENT_EVERY_S = 60.0  # at most one refused handshake per address per minute: no audit flood
 MAX_ADDRESSES = 10_000

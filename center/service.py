@@ -21,10 +21,10 @@ from center.leader import Leader, LeaderHooks
 from center.loops import Background, every, transient_errors
 from center.metrics import CenterMetrics
 from center.registration import Guard, RegistrationServer
-from center.reports import now_us
 from center.routing import AgentInfo
 from center.rulebook import RuleBook
 from center.security_events import SecurityEvents
+from protocol.clock import now_us
 from protocol.messages import Register, Resources
 from protocol.metrics_http import start_metrics_server
 from protocol.tls import server_context

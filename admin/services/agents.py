@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from admin.actor import Actor
-from admin.clock import now_us
 from admin.errors import Conflict, Forbidden, Invalid, NotFound
 from admin.permissions import Action, sees_pending_agents
 from admin.queries import agents, groups
 from admin.services import audited
 from center.rules import NOT_UNICODE, is_unicode
+from protocol.clock import now_us
 
 LABELS_BYTES = 4096
 _EDITABLE = frozenset({"status", "gid", "labels"})

@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from admin.actor import Actor
-from admin.clock import now_us
 from admin.errors import Conflict, Invalid, NotFound
 from admin.permissions import Action
 from admin.queries import alerts, groups
@@ -23,6 +22,7 @@ from center.alerts.model import (
     notification_row,
     probe_payload,
 )
+from protocol.clock import now_us
 
 _EMAIL_RE = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
 _HOST_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$")

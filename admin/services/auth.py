@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from admin import credentials, throttle
 from admin.actor import Actor
-from admin.clock import now_us
 from admin.config import AdminConfig
 from admin.errors import Invalid, NotFound, Throttled, Unauthorized
 from admin.permissions import User
@@ -20,6 +19,7 @@ from admin.queries import audit, sessions, users
 from admin.queries import throttle as throttle_rows
 from admin.services import audited
 from admin.services.users import is_user_name
+from protocol.clock import now_us
 
 WRONG_LOGIN = "wrong username or password"
 _US = 1_000_000

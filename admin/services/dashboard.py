@@ -8,9 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin.actor import Actor
 from admin.chart import HOURS, runs_chart
-from admin.clock import now_us
 from admin.permissions import sees_pending_agents
 from admin.queries import dashboard
+from protocol.clock import now_us
 
 ACTIVE_SHOWN = 20
 

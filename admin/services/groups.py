@@ -7,11 +7,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from admin.actor import Actor
-from admin.clock import now_us
 from admin.errors import Conflict, Invalid, NotFound
 from admin.permissions import Action
 from admin.queries import alerts, groups, users
 from admin.services import audited
+from protocol.clock import now_us
 
 NAME_CHARS = 64
 DESCRIPTION_CHARS = 255

@@ -8,12 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from admin import rulefields
 from admin.actor import Actor
-from admin.clock import now_us
 from admin.errors import Conflict, Forbidden, Invalid, NotFound
 from admin.permissions import Action
 from admin.queries import agents, groups, rules, runs
 from admin.services import audited
 from center.errors import RuleError
+from protocol.clock import now_us
 from protocol.vocabulary import CommandKind, RuleStatus
 
 ENABLED, PAUSED, DELETED = RuleStatus.ENABLED, RuleStatus.PAUSED, RuleStatus.DELETED

@@ -11,13 +11,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from admin.actor import Actor
-from admin.clock import now_us
 from admin.errors import Conflict, NotFound
 from admin.permissions import Action
 from admin.queries import rules, runs
 from admin.queries.runs import RunFilter
 from admin.services import audited
 from protocol import statuses
+from protocol.clock import now_us
 from protocol.vocabulary import CommandKind
 
 # A tail ends after this long; the browser's EventSource reconnects where it left off.

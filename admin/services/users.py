@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from admin import credentials
 from admin.actor import Actor
-from admin.clock import now_us
 from admin.errors import Conflict, Invalid, NotFound
 from admin.permissions import ADMIN, ROLES, Action
 from admin.queries import audit, groups, sessions, users
 from admin.services import audited
+from protocol.clock import now_us
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.@-]{0,63}$")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,13 +25,10 @@ from center.rulefiles import (
     plan,
 )
 from center.tables import agents, audit_log, cron_group, crontab, crontab_agent
+from protocol.clock import now_us
 
 DELETED = -1
 COLUMNS = [n for n in ORDER if n not in ("group", "agents", "depends_on", "env")]
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 @dataclass

@@ -10,7 +10,7 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config import AgentConfig
-from agent.runner import now_us
+from protocol.clock import now_us
 from protocol.messages import AgentState, Kill, RunFinished, RunStarted
 from tests.agent.peer import WAIT_S, CenterPeer, exec_msg, running
 

@@ -14,10 +14,10 @@ from center.agent_pool import AgentPool, LinkSettings, PoolListener
 from center.dispatcher import DispatchQueue
 from center.leader_context import LeaderContext
 from center.recovery import SWEEP_SILENT_US, Recovery
-from center.reports import now_us
 from center.rulebook import RuleBook
 from center.runs import plan_run
 from protocol import statuses
+from protocol.clock import now_us
 
 S = 1_000_000
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import URL
 
 from center.db import create_engine
-from center.importer import ImportOptions, import_united_cron
+from center.store.importer import ImportOptions, import_united_cron
 from center.tables import admin_grant, admin_user, agents, cron_group, crontab, crontab_agent
 from tests.conftest import _server_connection
 from tests.integration.test_processes import _env, _run

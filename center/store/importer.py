@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from center.tables import (
     crontab_agent,
     import_map,
 )
+from protocol.clock import now_us
 
 ROLES = ("viewer", "operator", "admin")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_]{0,32}$")
@@ -53,10 +53,6 @@ class Original:
 
     def __getitem__(self, name: str) -> list[dict[str, Any]]:
         return self.tables.get(name, [])
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 async def read_original(url: str, prefix: str = "") -> Original:
