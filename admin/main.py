@@ -13,28 +13,15 @@ import uvicorn
 
 from admin.app import create_app
 from admin.config import AdminConfig
-from center.db import current_revision, head_revision, safe_url
+from center.db import safe_url
+from center.db import schema_ready as db_schema_ready
 
 log = structlog.get_logger("admin")
 
 
 async def schema_ready(cfg: AdminConfig) -> int:
     """0 when the database is at the newest revision; otherwise log why and give the exit code."""
-    try:
-        found = await current_revision(cfg.db_url)
-    except Exception as exc:  # unreachable database: one clear line, no traceback
-        log.error("admin.database_unreachable", url=safe_url(cfg.db_url), reason=str(exc))
-        return 1
-    if found != head_revision():
-        log.error(
-            "admin.schema_outdated",
-            url=safe_url(cfg.db_url),
-            found=found,
-            wanted=head_revision(),
-            fix="run `unitedcron db upgrade`",
-        )
-        return 2
-    return 0
+    return await db_schema_ready(cfg.db_url, "admin")
 
 
 class AdminServer(uvicorn.Server):

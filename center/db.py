@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import structlog
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -314,3 +315,25 @@ def _revision_sync(conn: Connection) -> str | None:
 def _differences_sync(conn: Connection) -> list[Any]:
     context = MigrationContext.configure(conn, opts=COMPARE_OPTIONS)
     return list(compare_metadata(context, metadata))
+
+
+async def schema_ready(url: str, process: str) -> int:
+    """0 when the database answers and is at the newest revision; else one log line saying why
+    (`<process>.database_unreachable` or `<process>.schema_outdated`) and the exit code, 1 or
+    2. The one schema check of every process that needs the database."""
+    log = structlog.get_logger(process)
+    try:
+        found = await current_revision(url)
+    except Exception as exc:  # unreachable database: one clear line, no traceback
+        log.error(f"{process}.database_unreachable", url=safe_url(url), reason=str(exc))
+        return 1
+    if found != head_revision():
+        log.error(
+            f"{process}.schema_outdated",
+            url=safe_url(url),
+            found=found,
+            wanted=head_revision(),
+            fix="run `unitedcron db upgrade`",
+        )
+        return 2
+    return 0

@@ -7,7 +7,7 @@ import asyncio
 import structlog
 
 from center.config import CenterConfig
-from center.db import current_revision, head_revision, safe_url
+from center.db import schema_ready
 
 log = structlog.get_logger("center")
 
@@ -15,20 +15,9 @@ log = structlog.get_logger("center")
 async def _serve(config: CenterConfig) -> int:
     from center.service import CenterService
 
-    try:
-        found = await current_revision(config.db_url)
-    except Exception as exc:  # unreachable database: one clear line, no traceback
-        log.error("center.database_unreachable", url=safe_url(config.db_url), reason=str(exc))
-        return 1
-    if found != head_revision():
-        log.error(
-            "center.schema_outdated",
-            url=safe_url(config.db_url),
-            found=found,
-            wanted=head_revision(),
-            fix="run `unitedcron db upgrade`",
-        )
-        return 2
+    code = await schema_ready(config.db_url, "center")
+    if code:
+        return code
     await CenterService(config).serve()
     return 0
 

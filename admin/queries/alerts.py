@@ -6,6 +6,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin.queries import Row, clamp_limit, in_scope
+from center.store._util import new_id
 from center.tables import alert_channel, alert_notification, alert_state, cron_group
 
 
@@ -42,7 +43,7 @@ async def channel_by_name(conn: AsyncConnection, gid: int, name: str) -> Row | N
 async def insert_channel(conn: AsyncConnection, values: Row, now_us: int) -> int:
     stmt = insert(alert_channel).values(**values, create_time=now_us, update_time=now_us)
     result = await conn.execute(stmt)
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return new_id(result)
 
 
 async def update_channel(conn: AsyncConnection, channel_id: int, values: Row, now_us: int) -> None:
@@ -90,7 +91,7 @@ async def notifications(conn: AsyncConnection, channel_id: int, limit: int = 50)
 
 async def insert_notification(conn: AsyncConnection, values: Row) -> int:
     result = await conn.execute(insert(alert_notification).values(**values))
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return new_id(result)
 
 
 async def notification_by_id(conn: AsyncConnection, note_id: int) -> Row | None:

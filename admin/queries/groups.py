@@ -6,6 +6,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin.queries import Row, in_scope
+from center.store._util import new_id
 from center.tables import agents, cron_group, crontab
 
 DELETED = -1
@@ -54,7 +55,7 @@ async def group_by_name(conn: AsyncConnection, name: str) -> Row | None:
 async def insert_group(conn: AsyncConnection, values: Row, now_us: int) -> int:
     stmt = insert(cron_group).values(**values, create_time=now_us, update_time=now_us)
     result = await conn.execute(stmt)
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return new_id(result)
 
 
 async def update_group(conn: AsyncConnection, gid: int, values: Row, now_us: int) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin.queries import Row, clamp_limit, in_scope
+from center.store._util import new_id
 from center.tables import agents, cron_group, crontab, crontab_agent, daemon_state, task_process
 from protocol import statuses
 
@@ -77,7 +78,7 @@ async def targets_of(conn: AsyncConnection, task_ids: list[int]) -> dict[int, li
 async def insert_rule(conn: AsyncConnection, values: Row, now_us: int) -> int:
     stmt = insert(crontab).values(**values, create_time=now_us, update_time=now_us)
     result = await conn.execute(stmt)
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return new_id(result)
 
 
 async def update_rule(conn: AsyncConnection, task_id: int, values: Row, now_us: int) -> None:

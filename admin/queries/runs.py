@@ -9,6 +9,7 @@ from sqlalchemy import Select, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin.queries import Row, clamp_limit, in_scope
+from center.store._util import new_id
 from center.tables import agents, center_command, crontab, task_output, task_process
 
 _LIST_COLUMNS = [c for c in task_process.c if c.name != "result"]
@@ -97,7 +98,7 @@ async def output_chunks(
 
 async def insert_command(conn: AsyncConnection, values: Row) -> int:
     result = await conn.execute(insert(center_command).values(**values))
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return new_id(result)
 
 
 async def command_by_id(conn: AsyncConnection, command_id: int) -> Row | None:

@@ -6,6 +6,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin.queries import Row
+from center.store._util import new_id
 from center.tables import admin_session, api_token
 
 
@@ -56,7 +57,7 @@ _TOKEN_PUBLIC = [c for c in api_token.c if c.name != "token_hash"]
 
 async def insert_token(conn: AsyncConnection, row: Row) -> int:
     result = await conn.execute(insert(api_token).values(**row))
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return new_id(result)
 
 
 async def token_by_hash(conn: AsyncConnection, token_hash: str) -> Row | None:

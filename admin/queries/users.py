@@ -8,6 +8,7 @@ from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin.queries import Row, in_scope
+from center.store._util import new_id
 from center.tables import admin_grant, admin_session, admin_user, api_token, cron_group
 
 _PUBLIC = [c for c in admin_user.c if c.name != "password_hash"]
@@ -55,7 +56,7 @@ async def insert_user(
             update_time=now_us,
         )
     )
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return new_id(result)
 
 
 async def update_user(conn: AsyncConnection, user_id: int, values: Row, now_us: int) -> None:

@@ -14,6 +14,7 @@ from center import _import_rows as rows
 from center.cronexpr import parse_schedule
 from center.db import create_engine, current_revision, head_revision, normalize_url, safe_url
 from center.errors import RuleError
+from center.store._util import new_id as inserted_id
 from center.tables import (
     admin_grant,
     admin_user,
@@ -203,7 +204,7 @@ class _Run:
     async def _write(self, table: Table, new_id: int, values: dict[str, Any]) -> int:
         if not new_id:
             result = await self.conn.execute(insert(table).values(**values))
-            return int(result.inserted_primary_key[0])  # type: ignore[index]
+            return inserted_id(result)
         if values:
             await self.conn.execute(update(table).where(table.c.id == new_id).values(**values))
         return new_id

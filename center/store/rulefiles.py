@@ -24,6 +24,7 @@ from center.rulefiles import (
     parse,
     plan,
 )
+from center.store._util import new_id
 from center.tables import agents, audit_log, cron_group, crontab, crontab_agent
 from protocol.clock import now_us
 
@@ -136,7 +137,7 @@ class _Writer:
         values = _columns(entry) | {"gid": gid}
         if change.kind == "add":
             result = await self.conn.execute(insert(crontab).values(**values, create_time=self.now))
-            self.ids[change.key] = int(result.inserted_primary_key[0])  # type: ignore[index]
+            self.ids[change.key] = new_id(result)
         task_id = self.ids[change.key]
         await self._write(task_id, values)
         await _targets(
