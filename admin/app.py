@@ -23,7 +23,7 @@ from admin.config import AdminConfig
 from admin.errors import AdminError, BadRequest, Invalid, NotFound, Refusal
 from admin.queries import audit
 from admin.web import CSP, SESSION_COOKIE, LoginRequired, render
-from center.db import create_engine
+from center.store.db import create_engine
 from protocol.clock import now_us
 
 API_PREFIX = "/api/v1"

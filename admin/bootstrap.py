@@ -8,7 +8,7 @@ from admin import credentials
 from admin.errors import Conflict
 from admin.queries import audit, users
 from admin.services.users import checked_name
-from center.db import create_engine
+from center.store.db import create_engine
 from protocol.clock import now_us
 
 

@@ -13,8 +13,8 @@ import uvicorn
 
 from admin.app import create_app
 from admin.config import AdminConfig
-from center.db import safe_url
-from center.db import schema_ready as db_schema_ready
+from center.store.db import safe_url
+from center.store.db import schema_ready as db_schema_ready
 
 log = structlog.get_logger("admin")
 

@@ -28,7 +28,7 @@ import psutil
 from _common import free_port, pct  # bench/ is on sys.path when run as a script
 from sqlalchemy import func, insert, select
 
-from center.db import create_engine, upgrade_database
+from center.store.db import create_engine, upgrade_database
 from center.tables import agents, crontab, crontab_agent, task_process
 
 SECRET = "bench-secret-0123456789abcdef"

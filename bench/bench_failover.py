@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from center.db import create_engine
+from center.store.db import create_engine
 from center.tables import task_process
 from protocol import statuses
 from tests.chaos.cluster import Cluster

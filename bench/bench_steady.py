@@ -42,7 +42,7 @@ from _common import free_port, pct  # bench/ is on sys.path when run as a script
 from sqlalchemy import func, insert, select
 
 from center.cronexpr import parse_schedule
-from center.db import create_engine, upgrade_database
+from center.store.db import create_engine, upgrade_database
 from center.tables import agents, crontab, crontab_agent, task_process
 
 SECRET = "bench-steady-secret-0123456789abcdef"

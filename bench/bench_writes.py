@@ -16,7 +16,7 @@ Run: .venv/bin/python bench/bench_writes.py [N] [--sqlite-only]   (N runs, defau
 #
 # For reference, the same final rows through the bare driver (sqlite3, pymysql): executemany of
 # REPORT_BATCH rows per commit, and single-row commits (on at most SINGLE_ROWS rows).
-# SQLite is a temp file (WAL, synchronous=NORMAL, as center.db.create_engine sets it up);
+# SQLite is a temp file (WAL, synchronous=NORMAL, as center.store.db.create_engine sets it up);
 # MariaDB is `UNITEDCRON_TEST_MYSQL` (default root@127.0.0.1:3306), in a throwaway database
 # dropped at the end; unreachable, only SQLite is measured. Prints figures, asserts nothing.
 
@@ -42,12 +42,12 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
-from center.db import create_engine, safe_url, upgrade_database
 from center.intake import REPORT_BATCH, Intake
 from center.leader import PLAN_CHUNK
 from center.metrics import CenterMetrics
 from center.runs import PlannedRun, finished_row, plan_run, planned_row
 from center.store._util import _IN_CHUNK
+from center.store.db import create_engine, safe_url, upgrade_database
 from center.tables import task_process
 from protocol import statuses
 from protocol.clock import now_us

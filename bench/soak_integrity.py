@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from center.db import create_engine, upgrade_database
+from center.store.db import create_engine, upgrade_database
 from center.tables import crontab, task_process
 from protocol import statuses
 from tests.chaos.integrity import (

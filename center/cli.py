@@ -147,7 +147,7 @@ def user_add(
 def db_upgrade(config: ConfigOpt = None, db_url: DbUrlOpt = None) -> None:
     """Create the schema, or migrate it to the newest version."""
     from center.config import DbConfig
-    from center.db import safe_url, upgrade_database
+    from center.store.db import safe_url, upgrade_database
 
     cfg = settings_or_exit(DbConfig, config, db_url=db_url)
     try:

@@ -12,9 +12,9 @@ import socket
 import sys
 from pathlib import Path
 
-from center.db import create_engine, upgrade_database
 from center.runs_report import format_run
 from center.store import listing
+from center.store.db import create_engine, upgrade_database
 from protocol.clock import now_us
 
 AGENT_NAME = "demo-agent"

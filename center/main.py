@@ -7,7 +7,7 @@ import asyncio
 import structlog
 
 from center.config import CenterConfig
-from center.db import schema_ready
+from center.store.db import schema_ready
 
 log = structlog.get_logger("center")
 

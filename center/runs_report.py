@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TextIO
 
-from center.db import create_engine
 from center.store import listing
+from center.store.db import create_engine
 
 
 def _when(us: int) -> str:

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
 from center.config import CenterConfig
-from center.db import create_engine
 from center.errors import NotLeader
 from center.leader import Leader, LeaderHooks
 from center.loops import Background, every, transient_errors
@@ -24,6 +23,7 @@ from center.registration import Guard, RegistrationServer
 from center.routing import AgentInfo
 from center.rulebook import RuleBook
 from center.security_events import SecurityEvents
+from center.store.db import create_engine
 from protocol.clock import now_us
 from protocol.messages import Register, Resources
 from protocol.metrics_http import start_metrics_server

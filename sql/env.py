@@ -1,6 +1,6 @@
 """Alembic environment: UnitedCron's migrations, run through the async engine.
 
-`center.db.upgrade_database()` hands in an open connection (`config.attributes`); the
+`center.store.db.upgrade_database()` hands in an open connection (`config.attributes`); the
 `alembic` command line (`alembic -c sql/alembic.ini -x url=... upgrade head`) makes its own.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection
 
-from center.db import COMPARE_OPTIONS, create_engine, normalize_url
+from center.store.db import COMPARE_OPTIONS, create_engine, normalize_url
 from center.tables import metadata
 
 config = context.config

@@ -3,7 +3,7 @@
 * `sqlite_url`, `mysql_url` — a fresh, empty database of that kind (no schema).
 * `empty_db_url` — the same, once per backend (ids `sqlite`, `mysql`).
 * `db_url` — `empty_db_url` upgraded to the newest schema revision.
-* `engine` — an AsyncEngine (center.db.create_engine) on `db_url`, disposed afterwards.
+* `engine` — an AsyncEngine (center.store.db.create_engine) on `db_url`, disposed afterwards.
 
 The MySQL server is `UNITEDCRON_TEST_MYSQL` (default mysql+aiomysql://root@127.0.0.1:3306);
 without one, MySQL tests are skipped — except under `CI=true`, where they fail.
@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from center.db import create_engine, safe_url, upgrade_database
+from center.store.db import create_engine, safe_url, upgrade_database
 
 MYSQL_SERVER_ENV = "UNITEDCRON_TEST_MYSQL"
 DEFAULT_MYSQL_SERVER = "mysql+aiomysql://root@127.0.0.1:3306"

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from center.db import is_mysql
+from center.store.db import is_mysql
 
 Row = dict[str, Any]
 MAX_LIMIT = 1000

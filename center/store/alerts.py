@@ -19,8 +19,8 @@ from center.alerts.model import (
     notification_row,
     payload,
 )
-from center.db import is_mysql
 from center.errors import NotLeader
+from center.store.db import is_mysql
 from center.store.lease import LEASE_NAME, Lease
 from center.tables import (
     alert_channel,

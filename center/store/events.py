@@ -12,7 +12,7 @@ from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from center.db import is_mysql
+from center.store.db import is_mysql
 from center.tables import (
     audit_log,
     center_command,

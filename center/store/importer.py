@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from center import _import_rows as rows
 from center.cronexpr import parse_schedule
-from center.db import create_engine, current_revision, head_revision, normalize_url, safe_url
 from center.errors import RuleError
 from center.store._util import new_id as inserted_id
+from center.store.db import create_engine, current_revision, head_revision, normalize_url, safe_url
 from center.tables import (
     admin_grant,
     admin_user,

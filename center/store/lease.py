@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from center.db import insert_ignore
 from center.errors import NotLeader
+from center.store.db import insert_ignore
 from center.tables import (
     leader_lease,
 )

@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from center.db import create_engine
 from center.rulefiles import (
     BOOLS,
     ORDER,
@@ -25,6 +24,7 @@ from center.rulefiles import (
     plan,
 )
 from center.store._util import new_id
+from center.store.db import create_engine
 from center.tables import agents, audit_log, cron_group, crontab, crontab_agent
 from protocol.clock import now_us
 

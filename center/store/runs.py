@@ -11,9 +11,9 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from center.db import insert_ignore, is_mysql
 from center.runs import PlannedRun, planned_row
 from center.store._util import _chunks, _statuses_sql
+from center.store.db import insert_ignore, is_mysql
 from center.store.lease import Lease, _fence
 from center.tables import (
     task_output,

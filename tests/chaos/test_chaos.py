@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.orphans import UNKNOWN
-from center.db import create_engine
+from center.store.db import create_engine
 from center.tables import crontab, task_process
 from protocol import statuses
 from tests.chaos import invariants as inv

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from center.db import create_engine, upgrade_database
+from center.store.db import create_engine, upgrade_database
 from center.tables import crontab, task_process
 from protocol import statuses
 from tests.chaos.integrity import (

@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
-from center.db import create_engine, upgrade_database
+from center.store.db import create_engine, upgrade_database
 from tests.chaos.known_bugs import LEASE_DEADLOCK
 from tests.chaos.procs import now_us
 

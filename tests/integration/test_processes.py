@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from center.db import create_engine
+from center.store.db import create_engine
 from center.tables import task_process
 from protocol import statuses
 from tests.integration.cluster import SECRET, add_rule, approve_agent, poll, runs_of

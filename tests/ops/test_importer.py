@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
-from center.db import create_engine
+from center.store.db import create_engine
 from center.store.importer import ImportOptions, import_united_cron
 from center.tables import admin_grant, admin_user, agents, cron_group, crontab, crontab_agent
 from tests.conftest import _server_connection

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from center.db import create_engine
+from center.store.db import create_engine
 from center.tables import task_process
 from protocol import statuses
 from tests.integration.cluster import SECRET, add_rule, approve_agent, poll, runs_of

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from center.db import upgrade_database
+from center.store.db import upgrade_database
 from center.tables import task_process
 from protocol import statuses
 from tests.integration.cluster import (

@@ -18,9 +18,9 @@ from admin.actor import Actor
 from admin.permissions import User
 from admin.services.agents import delete_agent
 from agent.service import AgentService
-from center.db import upgrade_database
 from center.routing import AGENT_PENDING
 from center.service import CenterService
+from center.store.db import upgrade_database
 from center.tables import agents, audit_log, task_process
 from protocol import auth, statuses
 from protocol.messages import (

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from center.db import upgrade_database
+from center.store.db import upgrade_database
 from center.tables import audit_log, task_output, task_process
 from protocol import statuses
 from protocol.messages import (

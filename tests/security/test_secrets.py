@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from center.db import create_engine, upgrade_database
+from center.store.db import create_engine, upgrade_database
 from center.tables import task_process
 from protocol import statuses
 from protocol.errors import AuthError

@@ -1,4 +1,4 @@
-"""center.db plumbing: engines, URL handling and INSERT IGNORE on both backends."""
+"""center.store.db plumbing: engines, URL handling and INSERT IGNORE on both backends."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from center.db import create_engine, insert_ignore, is_mysql
+from center.store.db import create_engine, insert_ignore, is_mysql
 from center.tables import task_process
 
 TIMEOUT_S = 30.0

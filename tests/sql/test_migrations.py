@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select, text
 
-from center.db import (
+from center.errors import StoreUnavailable
+from center.store.db import (
     create_engine,
     current_revision,
     head_revision,
     schema_differences,
     upgrade_database,
 )
-from center.errors import StoreUnavailable
 from center.tables import MYSQL_OPTIONS, cron_group, metadata
 
 TIMEOUT_S = 60.0
