@@ -7,13 +7,14 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from admin.api.models import AgentPatch, ApproveIn
+from admin.api.responses import AgentOut
 from admin.services import agents
 from admin.web import ApiActor, Engine, Int64
 
 router = APIRouter(tags=["agents"])
 
 
-@router.get("/agents")
+@router.get("/agents", response_model=list[AgentOut], response_model_exclude_unset=True)
 async def list_agents(
     actor: ApiActor, engine: Engine, gid: Int64 | None = None, status: Int64 | None = None
 ) -> list[dict[str, Any]]:
@@ -21,19 +22,19 @@ async def list_agents(
     return await agents.list_agents(engine, actor, gid, status)
 
 
-@router.get("/agents/pending")
+@router.get("/agents/pending", response_model=list[AgentOut], response_model_exclude_unset=True)
 async def list_pending(actor: ApiActor, engine: Engine) -> list[dict[str, Any]]:
     """Agents that registered and wait for approval (superadmins and group admins)."""
     return await agents.list_pending(engine, actor)
 
 
-@router.get("/agents/{aid}")
+@router.get("/agents/{aid}", response_model=AgentOut, response_model_exclude_unset=True)
 async def get_agent(aid: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     """The agent, with what runs on it now (`runs`) and the rules that list it (`rules`)."""
     return await agents.get_agent(engine, actor, aid)
 
 
-@router.post("/agents/{aid}/approve")
+@router.post("/agents/{aid}/approve", response_model=AgentOut, response_model_exclude_unset=True)
 async def approve_agent(
     aid: Int64, body: ApproveIn, actor: ApiActor, engine: Engine
 ) -> dict[str, Any]:
@@ -41,7 +42,7 @@ async def approve_agent(
     return await agents.approve_agent(engine, actor, aid, body.gid)
 
 
-@router.patch("/agents/{aid}")
+@router.patch("/agents/{aid}", response_model=AgentOut, response_model_exclude_unset=True)
 async def update_agent(
     aid: Int64, body: AgentPatch, actor: ApiActor, engine: Engine
 ) -> dict[str, Any]:

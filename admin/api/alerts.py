@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 from pydantic import Field
 
 from admin.api.models import Body
+from admin.api.responses import ChannelOut, NotificationOut
 from admin.services import alerts
 from admin.web import ApiActor, Engine, Int32, Int64
 
@@ -36,7 +37,7 @@ class ChannelIn(ChannelPatch):
     target: str | None = Field(description="The URL, or comma-separated emails")
 
 
-@router.get("/alert-channels")
+@router.get("/alert-channels", response_model=list[ChannelOut], response_model_exclude_unset=True)
 async def list_channels(
     actor: ApiActor, engine: Engine, gid: Int64 | None = None
 ) -> list[dict[str, Any]]:
@@ -44,19 +45,28 @@ async def list_channels(
     return await alerts.list_channels(engine, actor, gid)
 
 
-@router.post("/alert-channels", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/alert-channels",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ChannelOut,
+    response_model_exclude_unset=True,
+)
 async def create_channel(body: ChannelIn, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     """Needs the admin role in `gid`; a webhook without a `secret` gets a random one."""
     return await alerts.create_channel(engine, actor, body.changes())
 
 
-@router.get("/alert-channels/{channel_id}")
+@router.get(
+    "/alert-channels/{channel_id}", response_model=ChannelOut, response_model_exclude_unset=True
+)
 async def get_channel(channel_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     """The channel with its open conditions (`open`) and its latest `notifications`."""
     return await alerts.get_channel(engine, actor, channel_id)
 
 
-@router.patch("/alert-channels/{channel_id}")
+@router.patch(
+    "/alert-channels/{channel_id}", response_model=ChannelOut, response_model_exclude_unset=True
+)
 async def update_channel(
     channel_id: Int64, body: ChannelPatch, actor: ApiActor, engine: Engine
 ) -> dict[str, Any]:
@@ -68,7 +78,12 @@ async def delete_channel(channel_id: Int64, actor: ApiActor, engine: Engine) -> 
     await alerts.delete_channel(engine, actor, channel_id)
 
 
-@router.post("/alert-channels/{channel_id}/test", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/alert-channels/{channel_id}/test",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=NotificationOut,
+    response_model_exclude_unset=True,
+)
 async def send_test(channel_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     """Queue a test notification; the leader center sends it (see `notifications`)."""
     return await alerts.send_test(engine, actor, channel_id)

@@ -7,13 +7,19 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 
 from admin.api.models import LoginIn, PasswordIn
+from admin.api.responses import TokenOut, UserOut
 from admin.services import auth, users
 from admin.web import ApiActor, Config, Engine, Int64, client_of
 
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/auth/token", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/auth/token",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TokenOut,
+    response_model_exclude_unset=True,
+)
 async def create_token(
     body: LoginIn, request: Request, engine: Engine, cfg: Config
 ) -> dict[str, Any]:
@@ -23,18 +29,20 @@ async def create_token(
     return row | {"token": token}
 
 
-@router.get("/auth/tokens")
+@router.get("/auth/tokens", response_model=list[TokenOut], response_model_exclude_unset=True)
 async def list_tokens(actor: ApiActor, engine: Engine) -> list[dict[str, Any]]:
     """Your tokens (a superadmin sees everyone's): prefix, name, use and expiry, never the token."""
     return await auth.list_tokens(engine, actor)
 
 
-@router.delete("/auth/tokens/{token_id}")
+@router.delete(
+    "/auth/tokens/{token_id}", response_model=TokenOut, response_model_exclude_unset=True
+)
 async def revoke_token(token_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     return await auth.revoke_token(engine, actor, token_id)
 
 
-@router.get("/me")
+@router.get("/me", response_model=UserOut, response_model_exclude_unset=True)
 async def me(actor: ApiActor, engine: Engine) -> dict[str, Any]:
     """Your account with your roles."""
     return await users.get_user(engine, actor, actor.user.id)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from admin.api.models import RuleIn, RulePatch
+from admin.api.responses import CommandOut, PreviewOut, RuleOut
 from admin.services import rules
 from admin.web import ApiActor, Engine, Int64
 from protocol.vocabulary import CommandKind
@@ -14,7 +15,7 @@ from protocol.vocabulary import CommandKind
 router = APIRouter(tags=["rules"])
 
 
-@router.get("/rules")
+@router.get("/rules", response_model=list[RuleOut], response_model_exclude_unset=True)
 async def list_rules(
     actor: ApiActor,
     engine: Engine,
@@ -26,25 +27,30 @@ async def list_rules(
     return await rules.list_rules(engine, actor, gid=gid, name=name, status=status)
 
 
-@router.get("/rules/preview")
+@router.get("/rules/preview", response_model=PreviewOut, response_model_exclude_unset=True)
 async def preview(actor: ApiActor, rule: str, timezone: str = "UTC") -> dict[str, Any]:
     """The next 10 fire times of an expression, as wall-clock times in the time zone."""
     return {"fires": rules.preview(rule, timezone)}
 
 
-@router.post("/rules", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/rules",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RuleOut,
+    response_model_exclude_unset=True,
+)
 async def create_rule(body: RuleIn, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     """Needs the admin role in `gid`; every field is checked as the center would check it."""
     return await rules.create_rule(engine, actor, body.rule_changes())
 
 
-@router.get("/rules/{task_id}")
+@router.get("/rules/{task_id}", response_model=RuleOut, response_model_exclude_unset=True)
 async def get_rule(task_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     """The rule with `agents`, `error` (set by the center), daemon states and recent commands."""
     return await rules.get_rule(engine, actor, task_id)
 
 
-@router.patch("/rules/{task_id}")
+@router.patch("/rules/{task_id}", response_model=RuleOut, response_model_exclude_unset=True)
 async def update_rule(
     task_id: Int64, body: RulePatch, actor: ApiActor, engine: Engine
 ) -> dict[str, Any]:
@@ -58,13 +64,23 @@ async def delete_rule(task_id: Int64, actor: ApiActor, engine: Engine) -> None:
     await rules.delete_rule(engine, actor, task_id)
 
 
-@router.post("/rules/{task_id}/run", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/rules/{task_id}/run",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CommandOut,
+    response_model_exclude_unset=True,
+)
 async def run_now(task_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     """Run the rule now on its agents; poll GET /commands/{id} for the center's answer."""
     return await rules.command(engine, actor, task_id, CommandKind.RUN)
 
 
-@router.post("/rules/{task_id}/kill", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/rules/{task_id}/kill",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CommandOut,
+    response_model_exclude_unset=True,
+)
 async def kill_rule(task_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     """Stop every running run of the rule."""
     return await rules.command(engine, actor, task_id, CommandKind.KILL_RULE)

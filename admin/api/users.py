@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin.api.models import GrantIn, UserIn, UserPatch
+from admin.api.responses import AuditOut, GrantOut, UserOut
 from admin.errors import Invalid
 from admin.queries import users as user_rows
 from admin.services import users
@@ -17,24 +18,29 @@ from admin.web import ApiActor, Engine, Int64
 router = APIRouter(tags=["users"])
 
 
-@router.get("/users")
+@router.get("/users", response_model=list[UserOut], response_model_exclude_unset=True)
 async def list_users(actor: ApiActor, engine: Engine) -> list[dict[str, Any]]:
     """Everyone for superadmins and group admins; yourself for the others."""
     return await users.list_users(engine, actor)
 
 
-@router.post("/users", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    response_model_exclude_unset=True,
+)
 async def create_user(body: UserIn, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     """Superadmins only. Names are stored in lower case."""
     return await users.create_user(engine, actor, body.name, body.password, body.superadmin)
 
 
-@router.get("/users/{user_id}")
+@router.get("/users/{user_id}", response_model=UserOut, response_model_exclude_unset=True)
 async def get_user(user_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     return await users.get_user(engine, actor, user_id)
 
 
-@router.patch("/users/{user_id}")
+@router.patch("/users/{user_id}", response_model=UserOut, response_model_exclude_unset=True)
 async def update_user(
     user_id: Int64, body: UserPatch, actor: ApiActor, engine: Engine
 ) -> dict[str, Any]:
@@ -47,7 +53,7 @@ async def delete_user(user_id: Int64, actor: ApiActor, engine: Engine) -> None:
     await users.delete_user(engine, actor, user_id)
 
 
-@router.get("/grants")
+@router.get("/grants", response_model=list[GrantOut], response_model_exclude_unset=True)
 async def list_grants(
     actor: ApiActor, engine: Engine, gid: Int64 | None = None, user_id: Int64 | None = None
 ) -> list[dict[str, Any]]:
@@ -67,13 +73,18 @@ async def _user_id(engine: AsyncEngine, body: GrantIn) -> int:
     return int(row["id"])
 
 
-@router.post("/grants", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/grants",
+    status_code=status.HTTP_201_CREATED,
+    response_model=GrantOut,
+    response_model_exclude_unset=True,
+)
 async def put_grant(body: GrantIn, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     """Give a user a role in a group (replacing their role there): admins of the group."""
     return await users.put_grant(engine, actor, await _user_id(engine, body), body.gid, body.role)
 
 
-@router.get("/grants/{grant_id}")
+@router.get("/grants/{grant_id}", response_model=GrantOut, response_model_exclude_unset=True)
 async def get_grant(grant_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     return await users.get_grant(engine, actor, grant_id)
 
@@ -90,7 +101,7 @@ class AuditQuery(BaseModel):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=list[AuditOut], response_model_exclude_unset=True)
 async def list_audit(
     actor: ApiActor, engine: Engine, q: Annotated[AuditQuery, Query()]
 ) -> list[dict[str, Any]]:

@@ -1,0 +1,112 @@
+"""What the API answers, as pydantic models: the OpenAPI document gets a schema for every 2xx
+answer. Each model names the fields a client relies on, typed with the shared vocabulary;
+other columns pass through unchanged (extra="allow"), so answers keep their shape."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from protocol.vocabulary import (
+    AgentStatus,
+    CommandKind,
+    Misfire,
+    Overlap,
+    RetryUnknown,
+    Routing,
+    RuleStatus,
+    RunStatus,
+    Trigger,
+)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class AgentOut(Out):
+    """An agent: `status` -1 deleted, 0 pending or disabled, 1 enabled, 2 unreachable."""
+
+    id: int
+    name: str
+    gid: int | None = None
+    status: AgentStatus
+
+
+class GroupOut(Out):
+    id: int
+    name: str
+    retention_days: int | None = None
+
+
+class RuleOut(Out):
+    """A rule with every column of `crontab` (see the README's rule reference)."""
+
+    id: int
+    gid: int | None = None
+    name: str
+    rule: str
+    execute: str
+    status: RuleStatus
+    overlap: Overlap | None = None
+    routing: Routing | None = None
+    misfire: Misfire | None = None
+    retry_unknown: RetryUnknown | None = None
+
+
+class PreviewOut(Out):
+    fires: list[str]
+
+
+class RunOut(Out):
+    """One run on one agent (`task_process`)."""
+
+    id: int
+    runid: str
+    task_id: int
+    aid: int
+    status: RunStatus
+    trigger: Trigger | None = None
+    sched_us: int
+
+
+class OutputOut(Out):
+    """Live output from an offset; `final` once the run has ended."""
+
+
+class CommandOut(Out):
+    """A command for the leader center (run now, kill), and what became of it."""
+
+    id: int
+    kind: CommandKind | None = None
+    status: str | None = None
+
+
+class UserOut(Out):
+    id: int
+    name: str
+
+
+class GrantOut(Out):
+    id: int
+
+
+class TokenOut(Out):
+    """An API token; `token` itself only in the answer that creates it."""
+
+    id: int
+
+
+class ChannelOut(Out):
+    id: int
+    gid: int
+    name: str
+    kind: str
+
+
+class NotificationOut(Out):
+    id: int
+
+
+class AuditOut(Out):
+    id: int
+    action: str
