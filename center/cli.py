@@ -167,7 +167,7 @@ def runs(
 ) -> None:
     """Print the newest runs with their status, exit code and first line of output."""
     from center.config import DbConfig
-    from center.runs_report import print_runs
+    from center.run_listing import print_runs
 
     cfg = settings_or_exit(DbConfig, config, db_url=db_url)
     asyncio.run(print_runs(cfg.db_url, limit=limit, task_id=rule, out=sys.stdout))

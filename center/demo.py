@@ -12,7 +12,7 @@ import socket
 import sys
 from pathlib import Path
 
-from center.runs_report import format_run
+from center.run_listing import format_run
 from center.store import listing
 from center.store.db import create_engine, upgrade_database
 from protocol.clock import now_us

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
 from center.metrics import CenterMetrics
-from center.reports import ReportBatch, ReportBuffer, log_outcomes
+from center.report_buffer import ReportBatch, ReportBuffer, log_outcomes
 from protocol.clock import now_us
 from protocol.messages import DaemonStatus, Message
 

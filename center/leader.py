@@ -29,8 +29,8 @@ from center.metrics import CenterMetrics
 from center.output_budget import OutputBudget
 from center.planner import Fire, Planner
 from center.recovery import Recovery
+from center.report_buffer import ReportBatch
 from center.report_gate import ReportGate
-from center.reports import ReportBatch
 from center.retention import Retention, RetentionSettings
 from center.routing import (
     AGENT_UNREACHABLE,

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from protocol.vocabulary import Trigger
 
 if TYPE_CHECKING:
-    from center.reports import ReportBatch
+    from center.report_buffer import ReportBatch
     from center.rulebook import RuleBook
 
 # Lateness is about milliseconds; the tail up to seconds shows a saturated center.

@@ -16,7 +16,7 @@ from center.output_budget import OutputBudget
 from center.report_guard import Verdict, judge_report, parse_runid
 from protocol.messages import Ack, Message, RunFinished, RunOutput, RunStarted
 
-log = structlog.get_logger("center.reports")
+log = structlog.get_logger("center.report_buffer")
 MAX_CAPPED_NOTED = 10_000  # runs whose dropped output was logged, before the set starts over
 
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from admin.app import create_app
 from admin.main import server_for
 from agent.outbox import FILE_NAME, Outbox
-from center.runs_report import format_run
+from center.run_listing import format_run
 from tests.admin.conftest import BASE_URL, admin_config
 from tests.admin.seed import PASSWORD, add_user
 from tests.admin.server import running_admin

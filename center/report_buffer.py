@@ -11,7 +11,7 @@ import structlog
 from center.runs import finished_row, started_row
 from protocol.messages import Message, RunFinished, RunOutput, RunStarted
 
-log = structlog.get_logger("center.reports")
+log = structlog.get_logger("center.report_buffer")
 
 
 @dataclass(slots=True)
