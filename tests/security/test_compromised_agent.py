@@ -24,16 +24,12 @@ from center.store.db import upgrade_database
 from center.tables import agents, audit_log, task_process
 from protocol import auth, statuses
 from protocol.messages import (
-    AgentState,
     Exec,
     Message,
-    Ping,
-    Pong,
-    Register,
     RunRef,
     RunSpec,
 )
-from protocol.stream import Connection, accept_handshake, open_handshake
+from protocol.stream import Connection, open_handshake
 from tests.integration.cluster import (
     SECRET,
     add_group,
@@ -45,6 +41,7 @@ from tests.integration.cluster import (
     running_center,
     runs_of,
 )
+from tests.security.peers import FakeAgent, register_as
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -112,58 +109,13 @@ def _existing(paths: list[Path]) -> list[bool]:
     return [p.exists() for p in paths]
 
 
-class _Impostor:
-    """Listens like an agent: proves itself with the secret, answers pings, keeps the execs."""
-
-    def __init__(self, name: str = "web-1") -> None:
-        self.name = name
-        self.execs: list[Exec] = []
-        self.server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = Connection(reader, writer)
-        with contextlib.suppress(Exception):
-            secrets = (SECRET.encode(),)
-            await accept_handshake(conn, secrets, name=self.name, expect_role="center")
-            conn.send(AgentState(epoch=0, running=[], agent_name=self.name))
-            await conn.drain()
-            while True:
-                message = await conn.recv()
-                if isinstance(message, Ping):
-                    conn.send(Pong(sent_ms=message.sent_ms))
-                    await conn.drain()
-                elif isinstance(message, Exec):
-                    self.execs.append(message)
-        await conn.close()
-
-
-async def _register_as(center_port: int, name: str, port: int) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", center_port)
-    conn = Connection(reader, writer)
-    try:
-        await open_handshake(conn, (SECRET.encode(),), role="agent", name=name)
-        conn.send(Register(name=name, host="127.0.0.1", port=port))
-        await conn.drain()
-        await conn.recv()
-    finally:
-        await conn.close()
-
-
 async def test_a_host_cannot_take_over_another_agents_runs(
     db_url: str, engine: AsyncEngine, tmp_path: Path
 ):
     """A compromised host registers, again and again, under the name of an approved agent with
     its own address: it never receives that agent's runs (nor their environment)."""
     gid = await add_group(engine)
-    impostor = _Impostor()
+    impostor = FakeAgent()
     async with (
         running_center(db_url) as center,
         running_agent(tmp_path, center.registration_port, name="web-1"),
@@ -172,7 +124,7 @@ async def test_a_host_cannot_take_over_another_agents_runs(
         aid = await approve_agent(engine, "web-1", gid)
         await add_rule(engine, [aid], gid=gid, env='{"DEPLOY_TOKEN": "t0ps3cret"}')
         for _ in range(50):  # the real agent registers every second: register more often
-            await _register_as(center.registration_port, "web-1", impostor_port)
+            await register_as(center.registration_port, "web-1", impostor_port)
             await asyncio.sleep(0.2)
             if impostor.execs:
                 break
@@ -274,7 +226,7 @@ async def test_the_center_checks_who_answers_at_an_agents_address(
     address). That host answers as itself, or claims web-1's name without web-1's key: the
     center sends it nothing, and says so in the audit log."""
     gid = await add_group(engine)
-    impostor = _Impostor(answers_as)
+    impostor = FakeAgent(answers_as)
     async with impostor as port, running_center(db_url):
         async with engine.begin() as conn:
             result = await conn.execute(

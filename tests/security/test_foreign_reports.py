@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 import psutil
@@ -15,20 +14,14 @@ from center.store.db import upgrade_database
 from center.tables import audit_log, task_output, task_process
 from protocol import statuses
 from protocol.messages import (
-    AgentState,
     Message,
-    Ping,
-    Pong,
-    Register,
     RunFinished,
     RunOutput,
     RunRef,
     RunStarted,
     make_runid,
 )
-from protocol.stream import Connection, accept_handshake, open_handshake
 from tests.integration.cluster import (
-    SECRET,
     add_group,
     add_rule,
     approve_agent,
@@ -38,6 +31,7 @@ from tests.integration.cluster import (
     running_center,
     runs_of,
 )
+from tests.security.peers import FakeAgent, register_as
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -48,52 +42,6 @@ async def db_url(sqlite_url: str) -> str:
     async with asyncio.timeout(60):
         await upgrade_database(sqlite_url)
     return sqlite_url
-
-
-class _RogueAgent:
-    """An agent host of group B with the secret: once the center dials it, it reports
-    whatever it is given, then answers pings."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.reports: asyncio.Queue[list[Message]] = asyncio.Queue()
-        self.server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = Connection(reader, writer)
-        with contextlib.suppress(Exception):
-            await accept_handshake(conn, (SECRET.encode(),), name=self.name, expect_role="center")
-            conn.send(AgentState(epoch=0, running=[], agent_name=self.name))
-            await conn.drain()
-            reports = await self.reports.get()
-            conn.send_many(reports)
-            await conn.drain()
-            while True:
-                message = await conn.recv()
-                if isinstance(message, Ping):
-                    conn.send(Pong(sent_ms=message.sent_ms))
-                    await conn.drain()
-        await conn.close()
-
-
-async def _register(center_port: int, name: str, port: int) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", center_port)
-    conn = Connection(reader, writer)
-    try:
-        await open_handshake(conn, (SECRET.encode(),), role="agent", name=name)
-        conn.send(Register(name=name, host="127.0.0.1", port=port))
-        await conn.drain()
-        await conn.recv()
-    finally:
-        await conn.close()
 
 
 def _forged(ref: RunRef, seq: int) -> list[Message]:
@@ -119,7 +67,7 @@ async def test_an_agent_cannot_report_another_groups_runs(
     own id: both are refused and audited; A's run goes on, no retry is planned on B and no row
     as root appears."""
     gid_a, gid_b = await add_group(engine, "a"), await add_group(engine, "b")
-    rogue = _RogueAgent("rogue-b")
+    rogue = FakeAgent("rogue-b")
     async with (
         running_center(db_url) as center,
         running_agent(tmp_path, center.registration_port, name="agent-a"),
@@ -129,7 +77,7 @@ async def test_an_agent_cannot_report_another_groups_runs(
         task_id = await add_rule(engine, [aid_a], gid=gid_a, execute="/bin/sleep 4", retries=2)
         running = task_process.c.status == statuses.RUNNING
         victim = (await poll(lambda: runs_of(engine, task_id, running), 15))[0]
-        await _register(center.registration_port, rogue.name, rogue_port)
+        await register_as(center.registration_port, rogue.name, rogue_port)
         aid_b = await approve_agent(engine, rogue.name, gid_b)
         ref_a = RunRef(runid=victim.runid, task_id=task_id, sched_us=victim.sched_us)
         own = RunRef(
@@ -167,7 +115,7 @@ async def test_an_output_flood_is_bounded(db_url: str, engine: AsyncEngine, tmp_
     """An agent streams 1 MiB output frames for a run of its own as fast as it can: the center
     stores at most the rule's bound, its memory stays flat, and another agent's rule runs on."""
     gid = await add_group(engine, "ops")
-    rogue = _RogueAgent("flooder")
+    rogue = FakeAgent("flooder")
     async with (
         running_center(db_url) as center,
         running_agent(tmp_path, center.registration_port, name="honest"),
@@ -175,7 +123,7 @@ async def test_an_output_flood_is_bounded(db_url: str, engine: AsyncEngine, tmp_
     ):
         honest = await approve_agent(engine, "honest", gid)
         good = await add_rule(engine, [honest], gid=gid)
-        await _register(center.registration_port, rogue.name, rogue_port)
+        await register_as(center.registration_port, rogue.name, rogue_port)
         aid = await approve_agent(engine, rogue.name, gid)
         bound = 64 * 1024
         flooded = await add_rule(engine, [aid], gid=gid, output_max_bytes=bound)
