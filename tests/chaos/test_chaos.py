@@ -45,6 +45,7 @@ TAKEOVER_MAX_S = 5.0
 # 3 s, plus one poll of the agents (0.5 s here), plus 0.5 s for a loaded machine.
 OFFLINE_MAX_S = 3.0 + 1.0
 RETRIES = 2
+AT_LEAST_ONCE = {"retries": RETRIES, "retry_backoff_s": 1, "retry_unknown": "retry"}
 # Each rule's command runs in `cwd` (the side-effect directory) with a shell: append the run
 # id to agent-<aid>.out, and exit 0 unless told otherwise.
 APPEND = 'a=${UNITEDCRON_RUNID#*-*-}; echo "$UNITEDCRON_RUNID" >> "agent-${a%%-*}.out"'
@@ -115,12 +116,13 @@ class ChaosRun:
             ("on-a1", [a1.aid], {"execute": APPEND}),
             ("on-a2", [a2.aid], {"execute": APPEND}),
             ("on-both", both, {"execute": APPEND}),
-            ("flaky", both, {"execute": FLAKY, "retries": RETRIES, "retry_backoff_s": 1}),
+            # The retried rules ask for at least once: a run lost with its agent is run again.
+            ("flaky", both, {"execute": FLAKY, **AT_LEAST_ONCE}),
             # Still running when its agent is killed: lost on reconnect, then retried.
             (
                 "slow",
                 both,
-                {"execute": SLOW, "process_num": 3, "retries": RETRIES, "retry_backoff_s": 1},
+                {"execute": SLOW, "process_num": 3, **AT_LEAST_ONCE},
             ),
         ):
             task_id = await add_rule(self.engine, aids, name=name, **common, **extra)
