@@ -285,7 +285,12 @@ class Runner:
         if "=" in executable:  # env would take it for NAME=VALUE
             raise SpecError(f"command {executable!r}: a path with '=' in it cannot be started")
         argv, carrier = post_drop_argv(
-            switch, launch.cwd, launch.env, [executable, *launch.argv[1:]], launch.limits
+            switch,
+            launch.cwd,
+            launch.env,
+            [executable, *launch.argv[1:]],
+            launch.limits,
+            rule_env=launch.rule_env,
         )
         if not launch.switch:
             return _Spawn(argv, carrier)

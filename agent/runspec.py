@@ -58,6 +58,7 @@ class Launch:
     account: Account
     switch: bool
     limits: Rlimits = NO_LIMITS
+    rule_env: bool = False  # the rule sets variables of its own (not only the agent's)
 
 
 Lookup = Callable[[str], Account | None]
@@ -180,7 +181,7 @@ def plan_launch(msg: Exec, policy: UserPolicy, lookup: Lookup, cwd_problem: CwdC
     env = build_env(account, msg.ref, spec, (msg.shard_index, msg.shard_total))
     cwd = choose_cwd(spec, account, cwd_problem)
     limits = spec.limits.or_defaults(policy.default_limits)
-    return Launch(argv, env, cwd, account, switch, limits)
+    return Launch(argv, env, cwd, account, switch, limits, bool(spec.env))
 
 
 def spawn_failure_reason(exc: BaseException, launch: Launch) -> str:

@@ -179,14 +179,22 @@ def post_drop_argv(
     env: Mapping[str, str],
     argv: list[str],
     limits: Rlimits,
+    *,
+    rule_env: bool = True,
 ) -> tuple[list[str], dict[str, str]]:
     """Pure: (argv, environment) of what runs as the run's user before its command: prlimit
     sets the limits, env enters `cwd` and sets `env`, then the command. The returned
-    environment holds the values under carrier names only; `argv[0]` must be a path."""
+    environment holds the values under carrier names only; `argv[0]` must be a path.
+
+    A run in `/` whose rule sets no variable of its own needs no `env` step (one exec less
+    per run): the agent's own variables (PATH, HOME, UNITEDCRON_RUNID…) are safe before the
+    drop, and `/` is entered as root with nothing to gain."""
+    prefix = [switch.prlimit, *prlimit_options(limits), "--"] if limits else []
+    if not rule_env and cwd == "/":
+        return [*prefix, *argv], dict(env)
     carrier = {f"{CARRIER}{i}": value for i, value in enumerate(env.values())}
     assigns = " ".join(f"{name}=${{{CARRIER}{i}}}" for i, name in enumerate(env))
-    out = [switch.prlimit, *prlimit_options(limits), "--"] if limits else []
-    out += [switch.env, "-i", "-C", cwd, *(["-S", assigns] if assigns else []), *argv]
+    out = [*prefix, switch.env, "-i", "-C", cwd, *(["-S", assigns] if assigns else []), *argv]
     return out, carrier
 
 

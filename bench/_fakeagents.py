@@ -93,7 +93,8 @@ class FakeAgent:
 
 
 async def main(count: int, secret: str, out: Path) -> None:
-    agents = [FakeAgent(f"fake-{i}", (secret.encode(),)) for i in range(count)]
+    # Named as the benchmarks seed them (agent-1, agent-2, …): the center checks who answers.
+    agents = [FakeAgent(f"agent-{i + 1}", (secret.encode(),)) for i in range(count)]
     ports = [await a.start() for a in agents]
     print(json.dumps({"ports": ports}), flush=True)
     stop = asyncio.Event()

@@ -137,15 +137,19 @@ async def test_command_that_cannot_be_executed_names_the_reason(
     agent: AgentService, center: CenterPeer, open_dir: Path
 ) -> None:
     """A command that passes the checks but cannot be executed (its interpreter is missing)
-    fails with a reason naming it, from the post-drop env that tried it (exit 127)."""
+    fails with a reason naming it: after setpriv tried it (exit 127), or at the fork."""
     script = open_dir / "script"
     script.write_text("#!/nonexistent/interpreter\n")
     script.chmod(0o755)
     finished = await center.run(exec_msg(str(script)))
     assert finished.status == statuses.FAILED
-    assert finished.code == 127 and finished.reason == (
-        f"cannot start {str(script)!r}: /usr/bin/env: '{script}': No such file or directory"
-    )
+    if agent.config.agent_user_switch == "setpriv":
+        assert finished.code == 127 and finished.reason == (
+            f"cannot start {str(script)!r}: setpriv: failed to execute {script}: "
+            f"No such file or directory"
+        )
+    else:
+        assert finished.reason.startswith(f"command {str(script)!r}: not found")
 
 
 def _tree(root: Path) -> Path:
@@ -261,3 +265,15 @@ def test_post_drop_argv(env: dict[str, str], limits: Rlimits, expected: list[str
     assert list(carrier.values()) == list(env.values())
     assert not set(carrier) & set(env)
     assert all(value not in argv for value in env.values())
+
+
+def test_no_env_step_in_root_dir_without_rule_variables() -> None:
+    """A run in / whose rule sets no variables execs its command right after the drop, with
+    the agent's own variables; with a rule variable or another directory, env comes first."""
+    base = {"PATH": "/usr/bin", "UNITEDCRON_RUNID": "1-2-3-0-0"}
+    argv, env = post_drop_argv(FORK_SWITCH, "/", base, ["/bin/x"], NO_LIMITS, rule_env=False)
+    assert (argv, env) == (["/bin/x"], base)
+    argv, _ = post_drop_argv(FORK_SWITCH, "/", base, ["/bin/x"], NO_LIMITS, rule_env=True)
+    assert argv[0] == "/usr/bin/env"
+    argv, _ = post_drop_argv(FORK_SWITCH, "/tmp", base, ["/bin/x"], NO_LIMITS, rule_env=False)
+    assert argv[0] == "/usr/bin/env"
