@@ -343,7 +343,7 @@ class Runner:
         status, code, signum, reason = _exit_outcome(returncode, handle)
         if status == statuses.FAILED:
             failure = launcher_failure(code, captured.data, self._switch)
-            limit = limit_reason(launch.limits, True, signum, captured.data)
+            limit = limit_reason(launch.limits, signum, captured.data)
             if failure is not None:
                 reason = f"cannot start {launch.argv[0]!r}: {failure}"
             elif limit is not None:

@@ -120,7 +120,6 @@ class Leader(PoolListener):
             queue=self.queue,
             wake=self.wake,
             grace_us=self.grace_us,
-            background=self._background,
         )
         self._gate = ReportGate(
             self.ctx,
@@ -348,6 +347,7 @@ class Leader(PoolListener):
         self.queue.add(out.waiting, at_us=now + WAIT_RETRY_US)
         self._background(self._record_dispatch(out.sent, out.skipped, out.missed, now))
         for old_runid, run in out.rerouted:
+            self._frames.forget(old_runid)  # the moved run has its own id and frame
             self._background(self._rerouted(old_runid, run, now))
 
     def _observe_sent(self, due: list[PlannedRun], sent: frozenset[str]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,8 +14,6 @@ from center.dispatcher import DispatchQueue
 from center.routing import AgentInfo
 from center.rulebook import RuleBook
 from center.runs import PlannedRun
-
-Background = Callable[[Awaitable[None]], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,7 +28,6 @@ class LeaderContext:
     queue: DispatchQueue
     wake: asyncio.Event
     grace_us: int
-    background: Background
 
     @property
     def epoch(self) -> int:

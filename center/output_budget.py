@@ -22,7 +22,6 @@ class OutputBudget:
     worth."""
 
     rate_bytes_s: float
-    dropped_bytes: int = 0
     _runs: OrderedDict[str, int] = field(default_factory=OrderedDict)
     _agents: dict[int, _Bucket] = field(default_factory=dict)
 
@@ -31,7 +30,6 @@ class OutputBudget:
         run's bound (the rule's output_max_bytes) and the agent's rate."""
         used = self._runs.get(runid, 0)
         if used + size > run_limit or not self._take(aid, size, now_s):
-            self.dropped_bytes += size
             return False
         self._runs[runid] = used + size
         self._runs.move_to_end(runid)

@@ -70,13 +70,11 @@ def limit_problem(field: str, value: int) -> str | None:
     return None
 
 
-def limit_reason(
-    limits: Rlimits, status_failed: bool, signum: int | None, output: bytes
-) -> str | None:
+def limit_reason(limits: Rlimits, signum: int | None, output: bytes) -> str | None:
     """Pure: which limit most likely ended a failed run, from its signal and output; None if
     nothing points at one. SIGXCPU (and the KILL at the hard limit one second later) is the
     kernel's own word; the others show only as the job's complaint about a failed call."""
-    if not status_failed or not limits:
+    if not limits:
         return None
     tail = output[-4096:]
     if limits.cpu_s and signum in (SIGXCPU, SIGKILL):

@@ -68,4 +68,3 @@ def test_output_budget_bounds_each_run_and_each_agent():
     assert not budget.admit(1, "r3", 100, run_limit=1000, now_s=0.0)  # agent's burst spent
     assert budget.admit(2, "r4", 100, run_limit=1000, now_s=0.0)  # another agent's own
     assert budget.admit(1, "r3", 100, run_limit=1000, now_s=1.0)  # refilled
-    assert budget.dropped_bytes == 160

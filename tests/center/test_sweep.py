@@ -66,7 +66,6 @@ def _leader(engine: AsyncEngine, lease: Any) -> LeaderContext:
         queue=DispatchQueue(),
         wake=asyncio.Event(),
         grace_us=3600 * S,
-        background=lambda work: None,
     )
 
 
