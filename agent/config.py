@@ -24,6 +24,7 @@ from protocol.settings import (
     parse_host_port,
 )
 from protocol.tls import TlsFiles, tls_files
+from protocol.vocabulary import TlsMode
 
 MIB = 1 << 20
 
@@ -124,8 +125,10 @@ class AgentConfig(ProcessSettings):
     agent_allow_loader_env: bool = False
     # Prometheus /metrics; empty turns it off. Loopback by default: figures are not public.
     agent_metrics_listen: OptionalHostPortField = HostPort("127.0.0.1", 9601)
-    # Mutual TLS on the agent port and towards the centers' registration ports, under the
-    # secret handshake: all three PEM files, or none.
+    # Mutual TLS 1.3 on the agent port and towards the centers, from the cluster's built-in PKI
+    # (a key made here, a certificate signed once approved), unless the operator's own PEM files
+    # are given (all three), or plain text is asked for by name (a warning at every start).
+    insecure_plaintext: bool = False
     agent_tls_ca: Path | None = None
     agent_tls_cert: Path | None = None
     agent_tls_key: Path | None = None
@@ -134,15 +137,23 @@ class AgentConfig(ProcessSettings):
     def _tls_complete(self) -> AgentConfig:
         """All three TLS files or none, said with the settings' names."""
         try:
-            tls_files(self.agent_tls_ca, self.agent_tls_cert, self.agent_tls_key)
+            files = tls_files(self.agent_tls_ca, self.agent_tls_cert, self.agent_tls_key)
         except ValueError as exc:
             raise ValueError(f"agent_tls_ca, agent_tls_cert, agent_tls_key: {exc}") from None
+        if files and self.insecure_plaintext:
+            raise ValueError("insecure_plaintext and agent_tls_* exclude each other")
         return self
 
     @property
     def tls(self) -> TlsFiles | None:
-        """The TLS files, or None when TLS is off."""
+        """The operator's TLS files, or None (the built-in PKI, or plain text)."""
         return tls_files(self.agent_tls_ca, self.agent_tls_cert, self.agent_tls_key)
+
+    @property
+    def tls_mode(self) -> TlsMode:
+        if self.insecure_plaintext:
+            return TlsMode.PLAINTEXT
+        return TlsMode.FILES if self.tls else TlsMode.BUILTIN
 
     def default_limits(self) -> Rlimits:
         """The per-run limits for rules that leave theirs at 0."""

@@ -54,6 +54,12 @@ class AgentMetrics:
             ["limit"],
             registry=r,
         )
+        self.tls_refused = Counter(
+            "unitedcron_agent_tls_refused",
+            "Connections refused for their TLS: plain text, another CA, not a center's "
+            "certificate, or none of ours yet.",
+            registry=r,
+        )
         for limit in LIMITS:
             self.limit_hits.labels(limit=limit)  # every series exists from the start, at 0
         self.processes = Gauge(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
+import contextlib
 from collections.abc import Callable
 
 import structlog
 
 from agent import __version__
 from agent.config import AgentConfig
+from agent.enrolment import AgentTls
 from protocol.errors import ConnectionClosed, ProtocolError
 from protocol.messages import Error, Register, Registered, Resources
 from protocol.settings import HostPort
@@ -18,6 +19,7 @@ from protocol.stream import Connection, open_handshake
 CONNECT_TIMEOUT_S = 5.0
 ATTEMPT_TIMEOUT_S = 10.0
 FIRST_RETRY_S = 0.5
+ENROL_EVERY_S = 2.0  # waiting for a certificate: ask again this often, so approval takes soon
 STATUS_TEXT = {
     0: "pending: an operator must approve this agent",
     1: "enabled",
@@ -32,8 +34,8 @@ class RegistrationError(Exception):
 
 
 class Registrar:
-    """Keeps every configured center told where this agent listens (over mutual TLS when
-    `tls`, a client context, is given)."""
+    """Keeps every configured center told where this agent listens, and takes the CAs and
+    the certificate the built-in PKI hands back."""
 
     def __init__(
         self,
@@ -41,8 +43,8 @@ class Registrar:
         advertise: HostPort,
         resources: Callable[[], Resources],
         *,
+        tls: AgentTls,
         key: str = "",
-        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._config = config
         self._key = key
@@ -50,6 +52,7 @@ class Registrar:
         self._resources = resources
         self._tls = tls
         self.last: dict[HostPort, Registered] = {}
+        self._soon = {center: asyncio.Event() for center in config.agent_center}
 
     async def run(self) -> None:
         """Register with every center forever (cancel to stop)."""
@@ -77,7 +80,22 @@ class Registrar:
                 retry_s = min(retry_s * 2, interval_s)
                 await asyncio.sleep(delay_s)
                 continue
-            await asyncio.sleep(interval_s)
+            await self._pause(
+                center, min(interval_s, ENROL_EVERY_S) if self._tls.waiting else interval_s
+            )
+
+    def register_soon(self) -> None:
+        """Register again now: a center dialled us while we wait for a certificate, so we were
+        approved, and the certificate is waiting for us at the next registration."""
+        for event in self._soon.values():
+            event.set()
+
+    async def _pause(self, center: HostPort, delay_s: float) -> None:
+        soon = self._soon[center]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay_s):
+                await soon.wait()
+        soon.clear()
 
     def _note(self, center: HostPort, reply: Registered) -> None:
         """Remember the center's answer and log it."""
@@ -91,6 +109,7 @@ class Registrar:
             agent_id=reply.agent_id,
             status=reply.status,
             meaning=STATUS_TEXT.get(reply.status, "unknown status"),
+            certificate=reply.note or None,
         )
 
     def register_message(self) -> Register:
@@ -106,6 +125,7 @@ class Registrar:
             users=list(config.agent_allowed_users),
             allow_root=config.agent_allow_root,
             agent_key=self._key,
+            csr=self._tls.csr,
         )
 
     async def register_once(self, center: HostPort) -> Registered:
@@ -121,10 +141,13 @@ class Registrar:
     async def _exchange(self, center: HostPort) -> Registered:
         """Connect, authenticate as an agent, send Register, read the answer."""
         config = self._config
+        context = self._tls.registration_context()
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
-            reader, writer = await asyncio.open_connection(center.host, center.port, ssl=self._tls)
+            reader, writer = await asyncio.open_connection(center.host, center.port, ssl=context)
         conn = Connection(reader, writer, max_frame_bytes=config.agent_max_frame_bytes)
         try:
+            if context is not None and (problem := self._tls.center_problem(conn.peer_cert_der)):
+                raise RegistrationError(f"not a center of this cluster: {problem}")
             await open_handshake(
                 conn, config.secret, role="agent", name=config.agent_name, version=__version__
             )
@@ -137,4 +160,5 @@ class Registrar:
             raise RegistrationError(f"center refused: {reply.code}: {reply.message}")
         if not isinstance(reply, Registered):
             raise RegistrationError(f"center answered {reply.CALL!r} instead of 'registered'")
+        self._tls.accept(reply)
         return reply

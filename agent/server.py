@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 import structlog
 
 from agent.config import AgentConfig
+from agent.enrolment import AgentTls
 from agent.metrics import AgentMetrics
 from agent.outbox import Event
-from protocol.errors import ConnectionClosed, FrameTooLarge, ProtocolError
+from protocol.errors import ConnectionClosed, FrameTooLarge, ProtocolError, TlsNotReady, TlsRefused
 from protocol.messages import Message
 from protocol.stream import HANDSHAKE_TIMEOUT_S, Connection, accept_handshake
 
@@ -155,9 +155,11 @@ class AgentServer:
         sessions: Sessions,
         handler: Handler,
         *,
-        tls: ssl.SSLContext | None = None,
+        tls: AgentTls | None = None,
         metrics: AgentMetrics | None = None,
+        on_uncertified: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_uncertified = on_uncertified  # a center dialled before we had a certificate
         self._config = config
         self._sessions = sessions
         self._handler = handler
@@ -225,16 +227,32 @@ class AgentServer:
             self._tasks.discard(task)
 
     async def _start_tls(self, writer: asyncio.StreamWriter) -> bool:
-        """Mutual TLS when configured: True once the peer showed a certificate of the cluster
-        CA; else one log line and the connection is dropped."""
-        if self._tls is None:
+        """Mutual TLS unless plain text was asked for: True once the peer showed a center's
+        certificate from the cluster's CAs; else one log line, a count, and the connection is
+        dropped (a plain-text client, another CA, an agent's certificate, no certificate of
+        ours yet)."""
+        tls = self._tls
+        if tls is None:
             return True
         try:
+            context = tls.link.server_context()
+            if context is None:
+                return True
             async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
-                await writer.start_tls(self._tls)
-        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+                await writer.start_tls(context)
+            ssl_object = writer.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+            if problem := tls.center_problem(der):
+                raise TlsRefused(problem)
+        except TlsNotReady as exc:
+            log.info("agent.tls_not_ready", peer=_peer(writer), reason=str(exc))
+            self._on_uncertified()
+            writer.transport.abort()
+            return False
+        except (OSError, TimeoutError, TlsRefused) as exc:  # SSLError: an OSError
             reason = str(exc) or f"no TLS handshake within {HANDSHAKE_TIMEOUT_S:g} s"
             log.warning("agent.tls_refused", peer=_peer(writer), reason=reason)
+            self._metrics.tls_refused.inc()
             writer.transport.abort()
             return False
         return True
@@ -242,9 +260,10 @@ class AgentServer:
     async def _handshake(self, conn: Connection) -> bool:
         """True if the peer is a center holding the secret; else refuse it and log once."""
         config = self._config
+        binding = self._tls.link.binding if self._tls else b""
         try:
             await accept_handshake(
-                conn, config.secret, name=config.agent_name, expect_role="center"
+                conn, config.secret, name=config.agent_name, expect_role="center", binding=binding
             )
         except ProtocolError as exc:
             log.warning("agent.handshake_refused", peer=conn.peer, reason=str(exc))

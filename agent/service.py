@@ -16,6 +16,7 @@ import structlog
 from agent.accounts import own_account
 from agent.config import AgentConfig
 from agent.control import Control
+from agent.enrolment import AgentTls
 from agent.errors import AgentError
 from agent.identity import load_or_create_key
 from agent.journal import Journal
@@ -33,7 +34,6 @@ from protocol.clock import now_us
 from protocol.messages import RunFinished
 from protocol.metrics_http import start_metrics_server
 from protocol.settings import HostPort
-from protocol.tls import client_context, server_context
 
 TICK_S = 0.25  # live output is coalesced to at most one chunk per run per tick
 PRUNE_EVERY_S = 60.0
@@ -85,6 +85,7 @@ class AgentService:
         self._control: Control | None = None
         self._server: AgentServer | None = None
         self.registrar: Registrar | None = None
+        self.tls = AgentTls(config)
 
     @property
     def control(self) -> Control:
@@ -110,6 +111,7 @@ class AgentService:
         )
         try:
             key = load_or_create_key(config.agent_state_dir)
+            self.tls.start()
             outbox.prune_runids(now_us())
             # Read before the writer thread owns the database.
             desired, orphans = outbox.load_daemons(), outbox.load_processes()
@@ -131,10 +133,7 @@ class AgentService:
         # next complete set reconciles them.
         control.daemons.restore(desired)
         self.advertise = config.advertise_address(self.port)
-        client_tls = client_context(config.tls) if config.tls else None
-        self.registrar = Registrar(
-            config, self.advertise, control.resources, key=key, tls=client_tls
-        )
+        self.registrar = Registrar(config, self.advertise, control.resources, key=key, tls=self.tls)
         self._background = [
             asyncio.create_task(self.registrar.run(), name="registration"),
             asyncio.create_task(self._tick(), name="tick"),
@@ -150,7 +149,8 @@ class AgentService:
             epoch=journal.epoch,
             outbox=outbox.count,
             user=own_account().name,
-            tls=config.tls is not None,
+            tls=config.tls_mode.value,
+            certificate=not self.tls.waiting,
             metrics_port=self.metrics_port or None,
             state_dir=str(config.agent_state_dir),
         )
@@ -198,9 +198,13 @@ class AgentService:
             metrics=metrics,
             key_hash=key_hash,
         )
-        server_tls = server_context(config.tls) if config.tls else None
         self._server = server = AgentServer(
-            config, self.sessions, control, tls=server_tls, metrics=metrics
+            config,
+            self.sessions,
+            control,
+            tls=self.tls,
+            metrics=metrics,
+            on_uncertified=self._register_soon,
         )
         outbox = journal.outbox
         outbox.on_full = metrics.limit_hits.labels(limit="outbox").inc
@@ -211,6 +215,10 @@ class AgentService:
             sessions=lambda: len(self.sessions),
         )
         return control
+
+    def _register_soon(self) -> None:
+        if self.registrar is not None:
+            self.registrar.register_soon()
 
     async def _settle_unknown(
         self, recorded: list[TrackedProcess], open_runs: list[RunFinished]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,10 +13,12 @@ import structlog
 
 from center.routing import AgentInfo
 from protocol import auth
-from protocol.clock import now_ms
+from protocol.clock import now_ms, now_us
 from protocol.errors import ConnectionClosed, ProtocolError
 from protocol.messages import AgentState, Error, Message, Ping, Pong
 from protocol.stream import Connection, open_handshake
+from protocol.tls import LinkTls
+from protocol.vocabulary import CertRole
 
 log = structlog.get_logger("center.agent_pool")
 
@@ -31,7 +32,7 @@ class LinkSettings:
     reconnect_max_s: float
     max_frame_bytes: int
     connect_timeout_s: float = 3.0
-    tls: ssl.SSLContext | None = None
+    tls: LinkTls | None = None  # None: plain text
 
 
 class PoolListener:
@@ -140,10 +141,16 @@ class AgentLink:
 
     async def _session(self) -> None:
         s = self._settings
+        context = s.tls.client_context() if s.tls else None
         async with asyncio.timeout(s.connect_timeout_s):
-            reader, writer = await asyncio.open_connection(self.info.ip, self.info.port, ssl=s.tls)
+            reader, writer = await asyncio.open_connection(
+                self.info.ip, self.info.port, ssl=context
+            )
         conn = Connection(reader, writer, max_frame_bytes=s.max_frame_bytes)
         try:
+            if s.tls and (problem := self._cert_problem(s.tls, conn)):
+                self._listener.on_identity_refused(self.info.id, problem)
+                raise IdentityRefused(problem)
             await open_handshake(conn, s.secrets, role="center", name=s.center_name)
             state = await asyncio.wait_for(conn.recv(), s.connect_timeout_s)
             if not isinstance(state, AgentState):
@@ -167,6 +174,12 @@ class AgentLink:
                 self.down_since_mono = self._last_seen_mono  # silent since then, not since now
                 self._listener.on_disconnected(self.info.id)
             await conn.close()
+
+    def _cert_problem(self, tls: LinkTls, conn: Connection) -> str:
+        """Why the certificate at the agent's address is not the agent's: another role, another
+        name, or revoked ("" when it is), before a byte of ours is sent."""
+        problem = tls.peer_problem(conn.peer_cert_der, CertRole.AGENT, self.info.name, now_us())
+        return f"certificate at {self.info.ip}:{self.info.port}: {problem}" if problem else ""
 
     async def _serve(self, conn: Connection) -> None:
         # A plain task, not a TaskGroup: the reconnect loop must see ConnectionClosed itself,

@@ -18,6 +18,7 @@ from protocol.settings import (
     SecretsField,
 )
 from protocol.tls import TlsFiles, tls_files
+from protocol.vocabulary import TlsMode
 
 DEFAULT_DB_URL = "sqlite+aiosqlite:///./unitedcron.db"
 
@@ -78,7 +79,10 @@ class CenterConfig(ProcessSettings):
     # Limits of the registration port: connections at once, and attempts per address.
     center_max_connections: int = Field(default=512, ge=1, le=100_000)
     center_registrations_per_minute: float = Field(default=60, ge=0, le=100_000)
-    # Mutual TLS on both ports, under the secret handshake: all three PEM files, or none.
+    # Every link is mutual TLS 1.3 from the cluster's built-in PKI unless the operator's own
+    # PEM files are given (all three), or plain text is asked for by name (a warning each start).
+    insecure_plaintext: bool = False
+    center_agent_cert_days: int = Field(default=90, ge=1, le=3650)
     center_tls_ca: Path | None = None
     center_tls_cert: Path | None = None
     center_tls_key: Path | None = None
@@ -99,7 +103,9 @@ class CenterConfig(ProcessSettings):
 
     @model_validator(mode="after")
     def _tls_complete(self) -> CenterConfig:
-        tls_files(self.center_tls_ca, self.center_tls_cert, self.center_tls_key)
+        files = tls_files(self.center_tls_ca, self.center_tls_cert, self.center_tls_key)
+        if files and self.insecure_plaintext:
+            raise ValueError("insecure_plaintext and center_tls_* exclude each other")
         if self.center_send_ahead_ms and self.center_send_ahead_ms >= self.center_lookahead_ms:
             raise ValueError("center_send_ahead_ms must be below center_lookahead_ms")
         return self
@@ -107,6 +113,12 @@ class CenterConfig(ProcessSettings):
     @property
     def tls(self) -> TlsFiles | None:
         return tls_files(self.center_tls_ca, self.center_tls_cert, self.center_tls_key)
+
+    @property
+    def tls_mode(self) -> TlsMode:
+        if self.insecure_plaintext:
+            return TlsMode.PLAINTEXT
+        return TlsMode.FILES if self.tls else TlsMode.BUILTIN
 
     @field_validator("db_url")
     @classmethod

@@ -53,7 +53,7 @@ from protocol.messages import (
     Pong,
     Resources,
 )
-from protocol.tls import client_context
+from protocol.tls import LinkTls
 from protocol.vocabulary import Trigger
 
 log = structlog.get_logger("center.leader")
@@ -92,6 +92,7 @@ class Leader(PoolListener):
         agents: Mapping[int, AgentInfo],
         hooks: LeaderHooks,
         metrics: CenterMetrics,
+        tls: LinkTls | None = None,
     ) -> None:
         self.metrics = metrics
         self.config, self.engine, self.lease = config, engine, lease
@@ -110,7 +111,7 @@ class Leader(PoolListener):
         self._frames = ExecFrames(lease.epoch)
         self._background = Background()
         self.intake = Intake(engine, metrics)
-        self.pool = AgentPool(_link_settings(config), self)
+        self.pool = AgentPool(_link_settings(config, tls), self)
         self.ctx = LeaderContext(
             engine=engine,
             lease=lease,
@@ -494,7 +495,7 @@ class Leader(PoolListener):
             self._hooks.security_event("agent.identity_refused", self.ctx.agent_name(aid), reason)
 
 
-def _link_settings(c: CenterConfig) -> LinkSettings:
+def _link_settings(c: CenterConfig, tls: LinkTls | None) -> LinkSettings:
     return LinkSettings(
         secrets=c.secret,
         center_name=c.center_name,
@@ -502,5 +503,5 @@ def _link_settings(c: CenterConfig) -> LinkSettings:
         offline_after_s=c.center_offline_after_s,
         reconnect_max_s=c.center_reconnect_max_s,
         max_frame_bytes=c.center_max_frame_bytes,
-        tls=client_context(c.tls) if c.tls else None,
+        tls=tls,
     )

@@ -78,6 +78,13 @@ class CenterMetrics:
         self.handshakes_refused = Counter(
             "unitedcron_handshakes_refused", "Peers that failed the secret handshake.", registry=r
         )
+        self.tls_refused = Counter(
+            "unitedcron_tls_refused",
+            "Peers refused for their TLS: handshake (plain text, another CA, expired), "
+            "certificate (role, name, revoked) or csr.",
+            ["kind"],
+            registry=r,
+        )
         self.reports_refused = Counter(
             "unitedcron_reports_refused",
             "Agent reports refused: about a run or rule that is not the agent's.",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,15 +13,18 @@ from sqlalchemy.exc import DBAPIError
 
 from center.errors import AgentKeyMismatch
 from center.limits import Buckets
+from protocol.clock import now_us
 from protocol.errors import AuthError, ConnectionClosed, ProtocolError
 from protocol.messages import Register, Registered
 from protocol.settings import is_wildcard
 from protocol.stream import Connection, accept_handshake
+from protocol.tls import LinkTls
+from protocol.vocabulary import CertRole
 
 log = structlog.get_logger("center.registration")
 
-# (register message, address to dial) -> (agent id, status)
-RegisterFn = Callable[[Register, str], Awaitable[tuple[int, int]]]
+# (register message, address to dial) -> the answer (agent id, status, its certificate)
+RegisterFn = Callable[[Register, str], Awaitable[Registered]]
 EXCHANGE_TIMEOUT_S = 10.0
 LIMIT_LOG_EVERY_S = 60.0
 
@@ -34,6 +36,7 @@ class Guard:
     max_connections: int
     per_address_per_minute: float
     refused: Callable[[str, str], None]  # (peer address, reason): a failed handshake
+    tls_refused: Callable[[str, str, str], None]  # (peer address, kind, reason)
     limited: Callable[[str, str], None]  # (limit name, peer address)
 
 
@@ -46,8 +49,11 @@ class RegistrationServer:
         name: str,
         register: RegisterFn,
         max_frame_bytes: int,
+        *,
         guard: Guard,
+        tls: LinkTls,
     ) -> None:
+        self._tls = tls
         self._secrets = secrets
         self._name = name
         self._register = register
@@ -58,8 +64,10 @@ class RegistrationServer:
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> int:
-        self._server = await asyncio.start_server(self._handle, host, port, ssl=tls)
+    async def start(self, host: str, port: int) -> int:
+        # TLS is started per connection (not by start_server): a failed TLS handshake is then
+        # ours to log and count, and each connection gets the context current at its start.
+        self._server = await asyncio.start_server(self._handle, host, port)
         bound = int(self._server.sockets[0].getsockname()[1])
         log.info("center.registration_listening", host=host, port=bound)
         return bound
@@ -103,6 +111,9 @@ class RegistrationServer:
             writer.close()
             return
         self._handlers.add(task)
+        if not await self._start_tls(writer, peer_ip):
+            self._handlers.discard(task)
+            return
         conn = Connection(reader, writer, max_frame_bytes=self._max_frame_bytes)
         try:
             async with asyncio.timeout(EXCHANGE_TIMEOUT_S):
@@ -124,26 +135,58 @@ class RegistrationServer:
             await conn.close()
             self._handlers.discard(task)
 
+    async def _start_tls(self, writer: asyncio.StreamWriter, peer_ip: str) -> bool:
+        """TLS first (unless plain text was asked for): True when it is up; else the peer
+        (a plain-text client, a certificate of another CA, expired) is logged, counted, dropped."""
+        context = self._tls.server_context()
+        if context is None:
+            return True
+        try:
+            async with asyncio.timeout(EXCHANGE_TIMEOUT_S):
+                await writer.start_tls(context)
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            reason = str(exc) or "no TLS handshake in time"
+            log.warning("center.tls_refused", peer=peer_ip, reason=reason)
+            self._guard.tls_refused(peer_ip, "handshake", reason)
+            writer.transport.abort()
+            return False
+        return True
+
     async def _exchange(self, conn: Connection) -> None:
-        await accept_handshake(conn, self._secrets, name=self._name, expect_role="agent")
+        await accept_handshake(
+            conn, self._secrets, name=self._name, expect_role="agent", binding=self._tls.binding
+        )
         message = await conn.recv()
         if not isinstance(message, Register):
             raise ProtocolError(f"expected register, got {type(message).__name__}")
+        self._check_certificate(conn, message)
         peer_ip = conn.peer.rsplit(":", 1)[0].strip("[]")
         host = message.host if message.host and not is_wildcard(message.host) else peer_ip
         started = time.monotonic()
         try:
-            aid, status = await self._register(message, host)
+            reply = await self._register(message, host)
         except AgentKeyMismatch as exc:  # another host, holding the secret, took this name
             raise AuthError(str(exc)) from exc
         log.info(
             "agent.registered",
-            aid=aid,
+            aid=reply.agent_id,
             name=message.name,
             address=f"{host}:{message.port}",
-            status=status,
+            status=reply.status,
             store_ms=round((time.monotonic() - started) * 1000, 1),
         )
-        conn.send(Registered(agent_id=aid, status=status))
+        conn.send(reply)
         with contextlib.suppress(ConnectionClosed):
             await conn.drain()
+
+    def _check_certificate(self, conn: Connection, message: Register) -> None:
+        """An agent that shows a certificate must show its own: an agent's, in its name, not
+        revoked. One without (enrolling, or an operator's PKI) is left to the handshake."""
+        der = conn.peer_cert_der
+        if der is None:
+            return
+        problem = self._tls.peer_problem(der, CertRole.AGENT, message.name, now_us())
+        if problem:
+            peer_ip = conn.peer.rsplit(":", 1)[0].strip("[]")
+            self._guard.tls_refused(peer_ip, "certificate", problem)
+            raise AuthError(f"agent {message.name[:64]!r}: {problem}")

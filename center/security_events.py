@@ -26,13 +26,23 @@ class SecurityEvents:
 
     def handshake_refused(self, peer_ip: str, reason: str) -> None:
         self._metrics.handshakes_refused.inc()
+        if self._first_in_a_while(peer_ip):
+            self.record("handshake.refused", peer_ip, reason)
+
+    def tls_refused(self, peer_ip: str, kind: str, reason: str) -> None:
+        """A peer refused for its TLS or certificate (kind: handshake, certificate, csr)."""
+        self._metrics.tls_refused.labels(kind=kind).inc()
+        if self._first_in_a_while(f"tls {peer_ip}"):
+            self.record(f"tls.{kind}_refused", peer_ip, reason)
+
+    def _first_in_a_while(self, key: str) -> bool:
         mono = time.monotonic()
-        if mono - self._refused_at.get(peer_ip, -EVENT_EVERY_S) < EVENT_EVERY_S:
-            return
+        if mono - self._refused_at.get(key, -EVENT_EVERY_S) < EVENT_EVERY_S:
+            return False
         if len(self._refused_at) > MAX_ADDRESSES:
             self._refused_at.clear()
-        self._refused_at[peer_ip] = mono
-        self.record("handshake.refused", peer_ip, reason)
+        self._refused_at[key] = mono
+        return True
 
     def record(self, action: str, client: str, reason: str) -> None:
         """An audit_log row, written with the next flush (callers throttle)."""

@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
+from center.cluster_tls import APPROVED, CenterTls
 from center.config import CenterConfig
 from center.errors import NotLeader
 from center.leader import Leader, LeaderHooks
@@ -23,11 +24,12 @@ from center.registration import Guard, RegistrationServer
 from center.routing import AgentInfo
 from center.rulebook import RuleBook
 from center.security_events import SecurityEvents
+from center.store import pki as pki_store
 from center.store.db import create_engine
 from protocol.clock import now_us
-from protocol.messages import Register, Resources
+from protocol.messages import Register, Registered, Resources
 from protocol.metrics_http import start_metrics_server
-from protocol.tls import server_context
+from protocol.vocabulary import TlsMode
 
 log = structlog.get_logger("center")
 FINGERPRINT_EVERY_S = 5.0
@@ -71,10 +73,12 @@ class CenterService:
         self._leadership = asyncio.Lock()
         self._rules_loaded = False
         self._background = Background()
+        self.tls = CenterTls(config)
         guard = Guard(
             max_connections=config.center_max_connections,
             per_address_per_minute=config.center_registrations_per_minute,
             refused=self.security.handshake_refused,
+            tls_refused=self.security.tls_refused,
             limited=lambda limit, _peer: self.metrics.limit_hits.labels(limit=limit).inc(),
         )
         self._registration = RegistrationServer(
@@ -82,15 +86,16 @@ class CenterService:
             config.center_name,
             self._register,
             config.center_max_frame_bytes,
-            guard,
+            guard=guard,
+            tls=self.tls.link,
         )
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         c = self.config
-        tls = server_context(c.tls) if c.tls else None
-        self.registration_port = await self._registration.start(*c.center_listen, tls)
+        await self.tls.start(self.engine)
+        self.registration_port = await self._registration.start(*c.center_listen)
         if c.center_metrics_listen is not None:
             self._metrics_server = await start_metrics_server(
                 self.metrics.registry, *c.center_metrics_listen
@@ -197,6 +202,7 @@ class CenterService:
                 fenced_out=self._fenced_out,
                 security_event=self.security.record,
             ),
+            tls=None if self.tls.mode is TlsMode.PLAINTEXT else self.tls.link,
         )
         await leader.open()
         self.leader = leader
@@ -271,6 +277,7 @@ class CenterService:
         else:
             leader.observe()
         await self.security.flush(self.engine)
+        await self.tls.refresh(self.engine)
         self.agents = await store.load_agents(self.engine)
         beats, self._heartbeats = list(self._heartbeats.values()), {}
         await store.record_heartbeats(self.engine, beats)
@@ -278,8 +285,25 @@ class CenterService:
             leader.set_agents(self.agents)
             await leader.mark_reachability(self.config.center_offline_after_s)
 
-    async def _register(self, message: Register, host: str) -> tuple[int, int]:
-        return await store.register_agent(self.engine, message, host, now_us())
+    async def _register(self, message: Register, host: str) -> Registered:
+        """Record the agent; under the built-in PKI, answer with the CAs and its certificate."""
+        aid, status = await store.register_agent(self.engine, message, host, now_us())
+        on_file = ""
+        if message.csr and status in APPROVED:
+            on_file = await pki_store.agent_cert(self.engine, aid)
+        enrolment = self.tls.enrol(message, status, on_file)
+        if enrolment.issued is not None:
+            await pki_store.save_agent_cert(self.engine, aid, enrolment.issued, now_us())
+        if enrolment.refused:
+            log.warning("center.csr_refused", aid=aid, agent=message.name, reason=enrolment.refused)
+            self.security.tls_refused(host, "csr", f"agent {message.name}: {enrolment.refused}")
+        return Registered(
+            agent_id=aid,
+            status=status,
+            ca=enrolment.ca,
+            cert=enrolment.cert,
+            note=enrolment.note,
+        )
 
     # ------------------------------------------------------------ from the leader
 

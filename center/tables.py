@@ -94,6 +94,13 @@ agents = Table(
     # SHA-256 (hex) of the key the agent first registered with; '' until then, or after an
     # operator forgot it. A registration under this name with another key is refused.
     Column("key_hash", String(64), nullable=False, server_default=""),
+    # Built-in PKI: the CSR of its last registration, and the certificate a center signed for it
+    # once approved (the serial, expiry and fingerprint are what the admin shows).
+    Column("csr_pem", Text, nullable=False, server_default=""),
+    Column("cert_pem", Text, nullable=False, server_default=""),
+    Column("cert_serial", String(40), nullable=False, server_default=""),
+    Column("cert_not_after", BigInteger, nullable=False, server_default="0"),
+    Column("cert_fingerprint", String(64), nullable=False, server_default=""),
     *_times(),
     sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
@@ -437,6 +444,35 @@ import_map = Table(
     Column("orig_hash", String(64), nullable=False),
     Column("imported_us", BigInteger, nullable=False),
     PrimaryKeyConstraint("source", "orig_table", "orig_id"),
+    **MYSQL_OPTIONS,
+)
+
+# The cluster's CAs (built-in PKI). Every center can sign, so the key is here, sealed with
+# AES-GCM under a key derived from the cluster secret (`seal_id` says which secret).
+# state: active (signs agents), retiring (trusted; signs centers) or retired (no longer trusted).
+cluster_ca = Table(
+    "cluster_ca",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(16), nullable=False),
+    Column("cert_pem", Text, nullable=False),
+    Column("key_sealed", Text, nullable=False),
+    Column("key_id", String(64), nullable=False, unique=True),
+    Column("not_after", BigInteger, nullable=False),
+    *_times(),
+    sqlite_autoincrement=True,
+    **MYSQL_OPTIONS,
+)
+
+# Certificates no center accepts any more (their agent was deleted), by serial (hex).
+cert_revoked = Table(
+    "cert_revoked",
+    metadata,
+    Column("serial", String(40), primary_key=True),
+    Column("aid", Integer, nullable=False),
+    Column("reason", String(200), nullable=False, server_default=""),
+    Column("not_after", BigInteger, nullable=False, server_default="0"),
+    Column("create_time", BigInteger, nullable=False, server_default="0"),
     **MYSQL_OPTIONS,
 )
 

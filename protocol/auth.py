@@ -6,6 +6,11 @@ directions use different labels, so one can never be reflected as the other.
 Several secrets may be held at once so that the cluster secret can be rotated
 without downtime: the server proves with each, the client with the first that
 matched, and each side accepts any secret it holds.
+
+Under TLS every proof also covers a channel binding (the hash of the server's certificate as
+each side sees it): a relay that ends TLS with a certificate of its own breaks the proofs, so
+the handshake cannot be passed through it even where the client cannot check the certificate
+yet (an agent enrolling before it knows the cluster's CA).
 """
 
 from __future__ import annotations
@@ -20,27 +25,36 @@ _CLIENT_LABEL = b"unitedcron/1 client proof\x00"
 _IDENTITY_LABEL = b"unitedcron/1 agent identity\x00"
 
 
-def _mac(secret: bytes, label: bytes, client_nonce: bytes, server_nonce: bytes) -> bytes:
-    return hmac.new(secret, label + client_nonce + server_nonce, hashlib.sha256).digest()
+def _mac(
+    secret: bytes, label: bytes, client_nonce: bytes, server_nonce: bytes, binding: bytes
+) -> bytes:
+    message = label + client_nonce + server_nonce + binding
+    return hmac.new(secret, message, hashlib.sha256).digest()
 
 
 def server_proofs(
-    secrets: tuple[bytes, ...], client_nonce: bytes, server_nonce: bytes
+    secrets: tuple[bytes, ...], client_nonce: bytes, server_nonce: bytes, binding: bytes = b""
 ) -> list[bytes]:
-    return [_mac(s, _SERVER_LABEL, client_nonce, server_nonce) for s in secrets]
+    return [_mac(s, _SERVER_LABEL, client_nonce, server_nonce, binding) for s in secrets]
 
 
-def client_proof(secret: bytes, client_nonce: bytes, server_nonce: bytes) -> bytes:
-    return _mac(secret, _CLIENT_LABEL, client_nonce, server_nonce)
+def client_proof(
+    secret: bytes, client_nonce: bytes, server_nonce: bytes, binding: bytes = b""
+) -> bytes:
+    return _mac(secret, _CLIENT_LABEL, client_nonce, server_nonce, binding)
 
 
 def match_server(
-    secrets: tuple[bytes, ...], proofs: list[bytes], client_nonce: bytes, server_nonce: bytes
+    secrets: tuple[bytes, ...],
+    proofs: list[bytes],
+    client_nonce: bytes,
+    server_nonce: bytes,
+    binding: bytes = b"",
 ) -> bytes | None:
     """The client's secret that one of the server's proofs was made with, or None."""
     found = None
     for secret in secrets:
-        expected = _mac(secret, _SERVER_LABEL, client_nonce, server_nonce)
+        expected = _mac(secret, _SERVER_LABEL, client_nonce, server_nonce, binding)
         for proof in proofs[:8]:
             # Compare every pair: the time taken must not say which secret matched.
             if hmac.compare_digest(expected, proof) and found is None:
@@ -49,11 +63,16 @@ def match_server(
 
 
 def check_client(
-    secrets: tuple[bytes, ...], proof: bytes, client_nonce: bytes, server_nonce: bytes
+    secrets: tuple[bytes, ...],
+    proof: bytes,
+    client_nonce: bytes,
+    server_nonce: bytes,
+    binding: bytes = b"",
 ) -> bool:
     ok = False
     for secret in secrets:
-        ok |= hmac.compare_digest(_mac(secret, _CLIENT_LABEL, client_nonce, server_nonce), proof)
+        expected = _mac(secret, _CLIENT_LABEL, client_nonce, server_nonce, binding)
+        ok |= hmac.compare_digest(expected, proof)
     return ok
 
 

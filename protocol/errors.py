@@ -6,8 +6,10 @@ ProtocolError                 the peer broke the protocol
 ├── PayloadError              a payload is not a msgpack map {"call": str, "params": map}
 ├── UnknownCall               the call name is not one this side knows
 ├── BadParams                 a field of params is missing, of the wrong type or out of range
-└── AuthError                 the handshake failed (wrong secret, wrong order, timeout, hang-up)
+├── AuthError                 the handshake failed (wrong secret, wrong order, timeout, hang-up)
+└── TlsRefused                the peer's certificate may not act as it claims (role, name, revoked)
 ConnectionClosed              the peer closed the connection (not an error of the protocol)
+TlsNotReady                   the built-in PKI has given this process no certificate yet
 """
 
 from __future__ import annotations
@@ -64,3 +66,11 @@ class ConnectionClosed(Exception):
     def __init__(self, peer: str) -> None:
         super().__init__(f"connection to {peer} closed")
         self.peer = peer
+
+
+class TlsRefused(ProtocolError):
+    code = "tls"
+
+
+class TlsNotReady(Exception):
+    """The built-in PKI has not given this process a certificate yet."""

@@ -150,6 +150,7 @@ class Register(Message):
     users: list[str] = field(default_factory=list)  # the users it may run as ([]: any but root)
     allow_root: bool = False
     agent_key: str = ""  # random, kept in the agent's state dir: its name is bound to it
+    csr: str = ""  # built-in PKI: a PEM request for a certificate of its own key, in its name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +158,9 @@ class Registered(Message):
     CALL = "registered"
     agent_id: int
     status: int
+    ca: str = ""  # built-in PKI: the CAs to trust (PEM bundle)
+    cert: str = ""  # built-in PKI: the agent's certificate, once approved
+    note: str = ""  # why no certificate came (pending approval, a refused CSR, …)
 
 
 # ---------------------------------------------------------------- control (center -> agent:9501)

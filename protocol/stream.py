@@ -6,7 +6,7 @@ import asyncio
 import os
 from collections import deque
 
-from protocol import auth
+from protocol import auth, certs
 from protocol.codec import MessageDecoder, encode, encode_many
 from protocol.errors import AuthError, ConnectionClosed, ProtocolError
 from protocol.framing import MAX_FRAME_BYTES
@@ -38,6 +38,15 @@ class Connection:
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.peer_name = ""
         self.session_nonce = b""  # the client's hello nonce: fresh for every connection
+
+    @property
+    def peer_cert_der(self) -> bytes | None:
+        """The peer's TLS certificate (DER), checked or not; None on a plain-text stream."""
+        ssl_object = self._writer.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return None
+        der = ssl_object.getpeercert(binary_form=True)
+        return bytes(der) if der else None
 
     async def recv(self) -> Message:
         """The next message; raises ConnectionClosed at EOF, ProtocolError on bad input."""
@@ -114,9 +123,11 @@ async def accept_handshake(
     *,
     name: str,
     expect_role: str,
+    binding: bytes = b"",
     timeout_s: float = HANDSHAKE_TIMEOUT_S,
 ) -> Hello:
-    """Server side: prove ourselves, check the client; return the client's hello.
+    """Server side: prove ourselves, check the client; return the client's hello. Under TLS,
+    `binding` is `certs.channel_binding` of our own certificate.
 
     Raises AuthError for a failed handshake (including a peer that hangs up or stays silent),
     and any other ProtocolError for bytes that are not the protocol at all.
@@ -125,7 +136,7 @@ async def accept_handshake(
     conn._decoder.max_frame_bytes = min(limit, HANDSHAKE_MAX_FRAME_BYTES)
     try:
         async with asyncio.timeout(timeout_s):
-            hello = await _accept_steps(conn, secrets, name=name, expect_role=expect_role)
+            hello = await _accept_steps(conn, secrets, name, expect_role, binding)
     except TimeoutError:
         raise AuthError(f"handshake not completed within {timeout_s:g} s") from None
     except ConnectionClosed as exc:
@@ -137,7 +148,7 @@ async def accept_handshake(
 
 
 async def _accept_steps(
-    conn: Connection, secrets: tuple[bytes, ...], *, name: str, expect_role: str
+    conn: Connection, secrets: tuple[bytes, ...], name: str, expect_role: str, binding: bytes
 ) -> Hello:
     hello = await conn.recv()
     if not isinstance(hello, Hello):
@@ -147,13 +158,13 @@ async def _accept_steps(
     if not auth.nonce_ok(hello.nonce):
         raise AuthError("hello nonce must be 32 bytes")
     server_nonce = os.urandom(auth.NONCE_BYTES)
-    proofs = auth.server_proofs(secrets, hello.nonce, server_nonce)
+    proofs = auth.server_proofs(secrets, hello.nonce, server_nonce, binding)
     conn.send(Challenge(nonce=server_nonce, proofs=proofs))
     await conn.drain()
     answer = await conn.recv()
     if not isinstance(answer, Auth):
         raise AuthError(f"expected auth, got {_describe(answer)}")
-    if not auth.check_client(secrets, answer.proof, hello.nonce, server_nonce):
+    if not auth.check_client(secrets, answer.proof, hello.nonce, server_nonce, binding):
         raise AuthError(f"{hello.role} {hello.name[:64]!r} failed authentication")
     conn.send(Welcome(name=name))
     await conn.drain()
@@ -169,7 +180,8 @@ async def open_handshake(
     version: str = "",
     timeout_s: float = HANDSHAKE_TIMEOUT_S,
 ) -> Welcome:
-    """Client side: check the server's proof before proving ourselves.
+    """Client side: check the server's proof before proving ourselves (under TLS, bound to the
+    certificate the server showed us).
 
     Raises AuthError for a failed handshake (including a server that hangs up or stays silent).
     """
@@ -189,6 +201,8 @@ async def _open_steps(
 ) -> Welcome:
     nonce = os.urandom(auth.NONCE_BYTES)
     conn.session_nonce = nonce
+    cert = conn.peer_cert_der
+    binding = certs.channel_binding(cert) if cert else b""
     conn.send(Hello(role=role, name=name, nonce=nonce, version=version))
     await conn.drain()
     challenge = await conn.recv()
@@ -196,10 +210,10 @@ async def _open_steps(
         raise AuthError(f"expected challenge, got {_describe(challenge)}")
     if not auth.nonce_ok(challenge.nonce):
         raise AuthError("challenge nonce must be 32 bytes")
-    secret = auth.match_server(secrets, challenge.proofs, nonce, challenge.nonce)
+    secret = auth.match_server(secrets, challenge.proofs, nonce, challenge.nonce, binding)
     if secret is None:
         raise AuthError(f"server at {conn.peer} does not know the cluster secret")
-    conn.send(Auth(proof=auth.client_proof(secret, nonce, challenge.nonce)))
+    conn.send(Auth(proof=auth.client_proof(secret, nonce, challenge.nonce, binding)))
     await conn.drain()
     welcome = await conn.recv()
     if not isinstance(welcome, Welcome):

@@ -84,3 +84,28 @@ class AgentStatus(IntEnum):
     PENDING = 0  # also: disabled by an operator
     ENABLED = 1
     UNREACHABLE = 2
+
+
+class CertRole(StrEnum):
+    """What a cluster certificate may act as (its subject's OU): a center never takes an agent's."""
+
+    CENTER = "center"
+    AGENT = "agent"
+
+
+class TlsMode(StrEnum):
+    """How a link is protected: the built-in PKI (default), the operator's own files, or nothing
+    (only behind UNITEDCRON_INSECURE_PLAINTEXT, with a warning at every start)."""
+
+    BUILTIN = "builtin"
+    FILES = "files"
+    PLAINTEXT = "plaintext"
+
+
+class CaState(StrEnum):
+    """A cluster CA's part: `active` signs new agent certificates; `retiring` is still trusted
+    (and signs the centers' own, so agents that know only it accept them) until retired."""
+
+    ACTIVE = "active"
+    RETIRING = "retiring"
+    RETIRED = "retired"

@@ -112,7 +112,7 @@ def _registered_values(reg: Register, ip: str, now_us: int) -> dict[str, Any]:
         "outbox": reg.resources.outbox,
         "heart_beat_time": now_us,
         "update_time": now_us,
-    }
+    } | ({"csr_pem": reg.csr} if reg.csr else {})
 
 
 async def set_agent_status(

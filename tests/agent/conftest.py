@@ -52,6 +52,10 @@ def make_config(state_dir: Path) -> Callable[..., AgentConfig]:
             "agent_metrics_listen": "",  # tests that scrape ask for 127.0.0.1:0
         }
         settings.update(overrides)
+        # These tests play the center with plain-text peers (tests/agent/peer.py); the TLS
+        # tests give files, and tests/security and tests/integration cover the built-in PKI.
+        if not any(name.startswith("agent_tls_") for name in settings):
+            settings.setdefault("insecure_plaintext", True)
         return AgentConfig(**settings)
 
     return make

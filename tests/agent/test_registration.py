@@ -18,8 +18,9 @@ from tests.agent.peer import SECRETS, WAIT_S, running, wait_for
 class RegistrationListener:
     """A test center's registration port: records each Register, answers Registered."""
 
-    def __init__(self, status: int = 0) -> None:
+    def __init__(self, status: int = 0, binding: bytes = b"") -> None:
         self.status = status
+        self.binding = binding  # under TLS: certs.channel_binding of our certificate
         self.registers: asyncio.Queue[Register] = asyncio.Queue()
         self.server: asyncio.Server | None = None
 
@@ -31,7 +32,9 @@ class RegistrationListener:
     async def on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection(reader, writer)
         try:
-            await accept_handshake(conn, SECRETS, name="test-center", expect_role="agent")
+            await accept_handshake(
+                conn, SECRETS, name="test-center", expect_role="agent", binding=self.binding
+            )
             register = await conn.recv()
             assert isinstance(register, Register)
             conn.send(Registered(agent_id=42, status=self.status))

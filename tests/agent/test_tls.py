@@ -13,11 +13,12 @@ from pydantic import ValidationError
 
 from agent.config import AgentConfig
 from agent.service import AgentService, RunState
+from protocol.certs import channel_binding, first_der
 from protocol.codec import encode
 from protocol.errors import AuthError, ConnectionClosed
 from protocol.messages import AgentState, Hello
 from protocol.stream import Connection
-from protocol.tls import TlsFiles, client_context, server_context
+from protocol.tls import TlsFiles, files_context
 from tests.agent.certs import Certs
 from tests.agent.peer import WAIT_S, CenterPeer, exec_msg, running, wait_for
 from tests.agent.test_registration import RegistrationListener
@@ -46,7 +47,7 @@ async def test_tls_center_runs_a_job(make_config: Callable[..., AgentConfig], ce
     """A center with a certificate of the cluster CA gets through TLS and the secret handshake
     and runs a job, reported back over the TLS connection."""
     async with running(make_config(**_tls_settings(certs.agent))) as agent:
-        peer = await CenterPeer.connect(agent.port, tls=client_context(certs.center))
+        peer = await CenterPeer.connect(agent.port, tls=files_context(certs.center, server=False))
         try:
             assert isinstance(await peer.recv(), AgentState)
             assert peer.conn._writer.get_extra_info("ssl_object") is not None
@@ -73,7 +74,7 @@ async def test_plain_tcp_client_gets_nothing_through(
                     await conn.recv()
                 await conn.close()
             await wait_for(lambda: bool(_refusals(logs)))
-            await _nothing_ran(agent, client_context(certs.center), msg.ref.runid)
+            await _nothing_ran(agent, files_context(certs.center, server=False), msg.ref.runid)
     refused = _refusals(logs)
     assert len(refused) == 1 and str(refused[0]["peer"]).startswith("127.0.0.1:")
     assert refused[0]["reason"]
@@ -87,10 +88,10 @@ async def test_certificate_of_another_ca_is_refused(
     with structlog.testing.capture_logs() as logs:
         async with running(make_config(**_tls_settings(certs.agent))) as agent:
             with pytest.raises((AuthError, ConnectionClosed, OSError)):
-                peer = await CenterPeer.connect(agent.port, tls=client_context(certs.rogue))
+                peer = await CenterPeer.connect(agent.port, tls=files_context(certs.rogue, server=False))
                 await peer.close()
             await wait_for(lambda: bool(_refusals(logs)))
-            await _nothing_ran(agent, client_context(certs.center), "none")
+            await _nothing_ran(agent, files_context(certs.center, server=False), "none")
     refused = _refusals(logs)
     assert len(refused) == 1 and "certificate" in str(refused[0]["reason"]).lower()
 
@@ -112,9 +113,10 @@ async def test_client_without_certificate_is_refused(
 
 async def test_registration_over_tls(make_config: Callable[..., AgentConfig], certs: Certs) -> None:
     """The agent registers through mutual TLS with a registration port that requires it."""
-    listener = RegistrationListener()
+    binding = channel_binding(first_der(certs.center.cert.read_bytes()))
+    listener = RegistrationListener(binding=binding)
     listener.server = await asyncio.start_server(
-        listener.on_connect, "127.0.0.1", 0, ssl=server_context(certs.center)
+        listener.on_connect, "127.0.0.1", 0, ssl=files_context(certs.center, server=True)
     )
     try:
         config = make_config(agent_center=listener.address, **_tls_settings(certs.agent))
