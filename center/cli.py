@@ -22,6 +22,8 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
 user_app = typer.Typer(no_args_is_help=True, help="Accounts of the admin web app.")
 app.add_typer(user_app, name="user")
+pki_app = typer.Typer(no_args_is_help=True, help="The cluster's built-in PKI (its CAs).")
+app.add_typer(pki_app, name="pki")
 rules_app = typer.Typer(no_args_is_help=True, help="Rules as YAML files, to keep them in git.")
 app.add_typer(rules_app, name="rules")
 
@@ -145,17 +147,65 @@ def user_add(
 
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOpt = None, db_url: DbUrlOpt = None) -> None:
-    """Create the schema, or migrate it to the newest version."""
-    from center.config import DbConfig
+    """Create the schema, or migrate it to the newest version; with UNITEDCRON_SECRET set,
+    also create the cluster's CA if there is none."""
+    from center.config import PkiConfig
+    from center.pki_admin import ensure_ca
     from center.store.db import safe_url, upgrade_database
 
-    cfg = settings_or_exit(DbConfig, config, db_url=db_url)
+    cfg = settings_or_exit(PkiConfig, config, db_url=db_url)
     try:
         revision = asyncio.run(upgrade_database(cfg.db_url))
+        made = cfg.secret is not None and asyncio.run(
+            ensure_ca(cfg.db_url, cfg.secret, cfg.center_name)
+        )
     except Exception as exc:  # one line for the operator, not a traceback
         typer.echo(f"unitedcron: db upgrade failed for {safe_url(cfg.db_url)}: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"schema of {safe_url(cfg.db_url)} is at revision {revision}")
+    if made:
+        typer.echo("created the cluster's CA (its key sealed under the cluster secret)")
+
+
+@pki_app.command("status")
+def pki_status(config: ConfigOpt = None, db_url: DbUrlOpt = None) -> None:
+    """The trusted CAs and every approved agent's certificate."""
+    from center.config import PkiConfig
+    from center.pki_admin import status
+
+    cfg = settings_or_exit(PkiConfig, config, db_url=db_url)
+    typer.echo("\n".join(asyncio.run(status(cfg.db_url))))
+
+
+@pki_app.command("rotate")
+def pki_rotate(config: ConfigOpt = None, db_url: DbUrlOpt = None) -> None:
+    """Make a new CA the signing one; the old stays trusted until `pki retire`."""
+    from center.config import PkiConfig
+    from center.pki_admin import rotate
+
+    cfg = settings_or_exit(PkiConfig, config, db_url=db_url)
+    if not cfg.secret:
+        typer.echo("unitedcron: pki rotate needs UNITEDCRON_SECRET (it seals the key)", err=True)
+        raise typer.Exit(1)
+    typer.echo(asyncio.run(rotate(cfg.db_url, cfg.secret, cfg.center_name)))
+
+
+@pki_app.command("retire")
+def pki_retire(
+    config: ConfigOpt = None,
+    db_url: DbUrlOpt = None,
+    force: Annotated[
+        bool, typer.Option(help="Even if agents still hold old certificates.")
+    ] = False,
+) -> None:
+    """Stop trusting the CAs a rotation replaced."""
+    from center.config import PkiConfig
+    from center.pki_admin import retire
+
+    cfg = settings_or_exit(PkiConfig, config, db_url=db_url)
+    done, message = asyncio.run(retire(cfg.db_url, force=force))
+    typer.echo(message, err=not done)
+    raise typer.Exit(0 if done else 1)
 
 
 @app.command()

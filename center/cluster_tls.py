@@ -110,7 +110,11 @@ class CenterTls:
         """Every trusted CA, PEM: what agents are told to trust."""
         return "".join(ca.cert_pem for ca in self._cas.values())
 
-    def _signing_ca(self) -> pki.ClusterCa:
+    @property
+    def trusted_key_ids(self) -> list[str]:
+        return list(self._cas)
+
+    def signing_ca(self) -> pki.ClusterCa:
         return next(ca for ca in self._cas.values() if ca.state == CaState.ACTIVE)
 
     def enrol(self, reg: Register, status: int, cert_on_file: str) -> Enrolment:
@@ -125,7 +129,7 @@ class CenterTls:
             return Enrolment(ca=bundle, note=problem, refused=problem)
         if status not in APPROVED:
             return Enrolment(ca=bundle, note="waiting for an operator to approve this agent")
-        at_us, ca = now_us(), self._signing_ca()
+        at_us, ca = now_us(), self.signing_ca()
         current = certs.inspect_cert(cert_on_file) if cert_on_file else None
         if not pki.needs_new_cert(current, certs.csr_public_der(reg.csr), ca.key_id, at_us):
             return Enrolment(ca=bundle, cert=cert_on_file)

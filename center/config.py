@@ -41,6 +41,14 @@ class DbConfig(ProcessSettings):
         return check_db_url(value)
 
 
+class PkiConfig(DbConfig):
+    """Settings of `pki` and `db upgrade`: the database, and the cluster secret that seals
+    the CA's key (optional for `db upgrade`, which then leaves the CA to the first center)."""
+
+    secret: SecretsField | None = Field(default=None, repr=False)
+    center_name: str = Field(default_factory=_default_name)
+
+
 def check_db_url(value: str) -> str:
     if not value.startswith(("sqlite+aiosqlite://", "mysql+aiomysql://")):
         raise ValueError("must start with sqlite+aiosqlite:// or mysql+aiomysql://")

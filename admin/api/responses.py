@@ -30,6 +30,9 @@ class AgentOut(Out):
     name: str
     gid: int | None = None
     status: AgentStatus
+    cert_serial: str = ""  # built-in PKI: its certificate's serial (hex), "" before approval
+    cert_not_after: int = 0  # µs since the epoch
+    cert_fingerprint: str = ""  # SHA-256 of the certificate (hex)
 
 
 class GroupOut(Out):

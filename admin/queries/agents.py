@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin.queries import Row, in_scope
-from center.tables import agents, cron_group, crontab, crontab_agent, task_process
+from center.tables import agents, cert_revoked, cron_group, crontab, crontab_agent, task_process
 from protocol import statuses
 
 PENDING, ENABLED, UNREACHABLE, DELETED = 0, 1, 2, -1
@@ -115,3 +115,16 @@ async def agents_by_ids(conn: AsyncConnection, aids: list[int]) -> dict[int, Row
         agents.c.id.in_(aids)
     )
     return {int(r["id"]): dict(r) for r in (await conn.execute(query)).mappings()}
+
+
+async def revoke_cert(conn: AsyncConnection, aid: int, cert: Row, reason: str, now_us: int) -> None:
+    """Every center refuses this certificate (`cert_serial`, `cert_not_after` of the agent's
+    row) from its next agents poll on."""
+    serial, not_after_us = cert["cert_serial"], cert["cert_not_after"]
+    exists = await conn.scalar(select(cert_revoked.c.serial).where(cert_revoked.c.serial == serial))
+    if exists is None:
+        await conn.execute(
+            insert(cert_revoked).values(
+                serial=serial, aid=aid, reason=reason, not_after=not_after_us, create_time=now_us
+            )
+        )

@@ -42,6 +42,8 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     }
     row["pending"] = row["status"] == agents.PENDING and row["gid"] is None
     row["key_bound"] = bool(row.pop("key_hash", ""))  # the hash itself stays in the database
+    row.pop("cert_pem", None)  # the certificate is shown by serial, expiry and fingerprint
+    row["csr_sent"] = bool(row.pop("csr_pem", ""))
     return row
 
 
@@ -171,6 +173,20 @@ async def _changes(
     return changes
 
 
+# A deleted agent keeps its row (its runs name it) and loses what bound it: group, key, CSR and
+# certificate. If it registers again it is a pending agent like any new one.
+FORGOTTEN: dict[str, Any] = {
+    "status": agents.DELETED,
+    "gid": None,
+    "key_hash": "",
+    "csr_pem": "",
+    "cert_pem": "",
+    "cert_serial": "",
+    "cert_not_after": 0,
+    "cert_fingerprint": "",
+}
+
+
 async def delete_agent(engine: AsyncEngine, actor: Actor, aid: int) -> None:
     """Forget an agent (status -1, no group) and take it out of every rule.
 
@@ -180,7 +196,8 @@ async def delete_agent(engine: AsyncEngine, actor: Actor, aid: int) -> None:
     async with engine.begin() as conn:
         before = await _visible(conn, actor, aid, Action.EDIT)
         await agents.detach(conn, aid, now)
-        forgotten = {"status": agents.DELETED, "gid": None, "key_hash": ""}
-        await agents.update_agent(conn, aid, forgotten, now)
+        if before.get("cert_serial"):  # no center accepts its certificate from now on
+            await agents.revoke_cert(conn, aid, before, "agent deleted", now)
+        await agents.update_agent(conn, aid, FORGOTTEN, now)
         target = ("agent", aid, before["gid"])
         await audited(conn, actor, now, "agent.delete", target, before=before)

@@ -25,6 +25,7 @@ def agent_env(tmp_path: Path, **settings: str) -> dict[str, str]:
         "UNITEDCRON_AGENT_KILL_GRACE_S": "1",
         "UNITEDCRON_LOG_FORMAT": "json",
         "UNITEDCRON_AGENT_METRICS_LISTEN": "",
+        "UNITEDCRON_INSECURE_PLAINTEXT": "true",  # the test plays a plain-text center
     }
     env.update(settings)
     return env

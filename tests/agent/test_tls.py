@@ -88,7 +88,9 @@ async def test_certificate_of_another_ca_is_refused(
     with structlog.testing.capture_logs() as logs:
         async with running(make_config(**_tls_settings(certs.agent))) as agent:
             with pytest.raises((AuthError, ConnectionClosed, OSError)):
-                peer = await CenterPeer.connect(agent.port, tls=files_context(certs.rogue, server=False))
+                peer = await CenterPeer.connect(
+                    agent.port, tls=files_context(certs.rogue, server=False)
+                )
                 await peer.close()
             await wait_for(lambda: bool(_refusals(logs)))
             await _nothing_ran(agent, files_context(certs.center, server=False), "none")

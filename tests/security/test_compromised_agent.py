@@ -18,11 +18,12 @@ from admin.actor import Actor
 from admin.permissions import User
 from admin.services.agents import delete_agent
 from agent.service import AgentService
+from center import pki
 from center.routing import AGENT_PENDING
 from center.service import CenterService
 from center.store.db import upgrade_database
 from center.tables import agents, audit_log, task_process
-from protocol import auth, statuses
+from protocol import auth, certs, statuses
 from protocol.messages import (
     Exec,
     Message,
@@ -30,6 +31,7 @@ from protocol.messages import (
     RunSpec,
 )
 from protocol.stream import Connection, open_handshake
+from protocol.tls import TlsMaterial, material_context
 from tests.integration.cluster import (
     SECRET,
     add_group,
@@ -54,9 +56,14 @@ async def db_url(sqlite_url: str) -> str:
     return sqlite_url
 
 
-async def _as_center(port: int, messages: list[Message]) -> None:
-    """Connect to an agent as a center would, with the cluster secret, and send `messages`."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def _as_center(center: CenterService, agent: AgentService, messages: list[Message]) -> None:
+    """Connect to an agent as a center would, with the cluster secret and a center's certificate
+    (a compromised center host), and send `messages`."""
+    await poll(lambda: _certified(agent), 15)
+    ca, trusted = center.tls.signing_ca(), center.tls.bundle
+    material = TlsMaterial(*pki.center_identity(ca, "rogue", now_us()), trusted)
+    context = material_context(material, trusted, server=False)
+    reader, writer = await asyncio.open_connection("127.0.0.1", agent.port, ssl=context)
     conn = Connection(reader, writer)
     try:
         async with asyncio.timeout(10):
@@ -67,6 +74,10 @@ async def _as_center(port: int, messages: list[Message]) -> None:
             await asyncio.sleep(2)  # time for the agent to act on them, if it would
     finally:
         await conn.close()
+
+
+async def _certified(agent: AgentService) -> bool | None:
+    return None if agent.tls.waiting else True
 
 
 def _exec(n: int, run_user: str, marker: Path) -> Exec:
@@ -89,7 +100,7 @@ def open_folder() -> Iterator[Path]:
 
 
 async def test_a_rogue_center_cannot_run_outside_the_agents_policy(
-    db_url: str, tmp_path: Path, open_folder: Path
+    db_url: str, engine: AsyncEngine, tmp_path: Path, open_folder: Path
 ):
     """With the secret, posing as a center to another agent, it asks for a job as root and as
     a user the agent does not allow: neither runs (the agent's run_user policy is its own).
@@ -101,7 +112,8 @@ async def test_a_rogue_center_cannot_run_outside_the_agents_policy(
         running_center(db_url) as center,
         running_agent(tmp_path, center.registration_port, agent_allowed_users="nobody") as agent,
     ):
-        await _as_center(agent.port, execs)
+        await approve_agent(engine, "agent-1", await add_group(engine))
+        await _as_center(center, agent, execs)
     assert _existing(markers) == [False, False, True]
 
 
@@ -169,8 +181,8 @@ async def test_a_rogue_epoch_does_not_lock_the_leader_out(
 ):
     """A rogue center sends one harmless exec with a huge epoch: the agent goes on running
     the real leader's rules."""
-    async with _a_rule_running(db_url, engine, tmp_path) as (_, agent, task_id):
-        await _as_center(agent.port, [_exec(1, "nobody", Path("/nonexistent/x"))])
+    async with _a_rule_running(db_url, engine, tmp_path) as (center, agent, task_id):
+        await _as_center(center, agent, [_exec(1, "nobody", Path("/nonexistent/x"))])
         since = now_us() + 1_000_000
         await poll(lambda: _succeeded_since(engine, task_id, since), 8)
 
@@ -185,7 +197,7 @@ async def test_a_forged_epoch_within_the_step_does_not_unseat_the_leader(
         assert center.leader is not None
         epoch = center.leader.epoch
         forged = dataclasses.replace(_exec(1, "nobody", Path("/nonexistent/x")), epoch=epoch + 10)
-        await _as_center(agent.port, [forged])
+        await _as_center(center, agent, [forged])
         events = await poll(lambda: _audit(engine, "agent.epoch_forged"), 10)
         assert events[0]["client"] == "agent-1"
         assert center.leader is not None and center.leader.epoch == epoch
@@ -227,7 +239,12 @@ async def test_the_center_checks_who_answers_at_an_agents_address(
     center sends it nothing, and says so in the audit log."""
     gid = await add_group(engine)
     impostor = FakeAgent(answers_as)
-    async with impostor as port, running_center(db_url):
+    async with impostor as port, running_center(db_url) as center:
+        # A host of the cluster: its certificate is a real one, in the name of web-2.
+        key_pem = certs.new_key_pem()
+        ca = center.tls.signing_ca()
+        cert = pki.sign_csr(ca, certs.make_csr(key_pem, "web-2"), "web-2", now_us(), 86400)
+        impostor.tls.link.use(TlsMaterial(cert.encode(), key_pem, center.tls.bundle))
         async with engine.begin() as conn:
             result = await conn.execute(
                 insert(agents).values(

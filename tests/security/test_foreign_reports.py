@@ -31,7 +31,7 @@ from tests.integration.cluster import (
     running_center,
     runs_of,
 )
-from tests.security.peers import FakeAgent, register_as
+from tests.security.peers import FakeAgent
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -71,13 +71,13 @@ async def test_an_agent_cannot_report_another_groups_runs(
     async with (
         running_center(db_url) as center,
         running_agent(tmp_path, center.registration_port, name="agent-a"),
-        rogue as rogue_port,
+        rogue,
     ):
         aid_a = await approve_agent(engine, "agent-a", gid_a)
         task_id = await add_rule(engine, [aid_a], gid=gid_a, execute="/bin/sleep 4", retries=2)
         running = task_process.c.status == statuses.RUNNING
         victim = (await poll(lambda: runs_of(engine, task_id, running), 15))[0]
-        await register_as(center.registration_port, rogue.name, rogue_port)
+        await rogue.register(center.registration_port)
         aid_b = await approve_agent(engine, rogue.name, gid_b)
         ref_a = RunRef(runid=victim.runid, task_id=task_id, sched_us=victim.sched_us)
         own = RunRef(
@@ -119,11 +119,11 @@ async def test_an_output_flood_is_bounded(db_url: str, engine: AsyncEngine, tmp_
     async with (
         running_center(db_url) as center,
         running_agent(tmp_path, center.registration_port, name="honest"),
-        rogue as rogue_port,
+        rogue,
     ):
         honest = await approve_agent(engine, "honest", gid)
         good = await add_rule(engine, [honest], gid=gid)
-        await register_as(center.registration_port, rogue.name, rogue_port)
+        await rogue.register(center.registration_port)
         aid = await approve_agent(engine, rogue.name, gid)
         bound = 64 * 1024
         flooded = await add_rule(engine, [aid], gid=gid, output_max_bytes=bound)
