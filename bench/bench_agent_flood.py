@@ -36,6 +36,7 @@ async def start_agent(state_dir: str) -> tuple[asyncio.subprocess.Process, int]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "UNITEDCRON_SECRET": SECRET,
+        "UNITEDCRON_INSECURE_PLAINTEXT": "true",  # this benchmark plays a plain-text center
         "UNITEDCRON_AGENT_LISTEN": "127.0.0.1:0",
         "UNITEDCRON_AGENT_CENTER": "127.0.0.1:1",
         "UNITEDCRON_AGENT_STATE_DIR": state_dir,

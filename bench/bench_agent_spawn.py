@@ -131,6 +131,7 @@ async def agent_process(method: str) -> AsyncIterator[int]:
         env = {
             "PATH": "/usr/bin:/bin",
             "UNITEDCRON_SECRET": SECRET,
+            "UNITEDCRON_INSECURE_PLAINTEXT": "true",  # this benchmark plays a plain-text center
             "UNITEDCRON_AGENT_LISTEN": f"127.0.0.1:{port}",
             "UNITEDCRON_AGENT_CENTER": "127.0.0.1:1",
             "UNITEDCRON_AGENT_STATE_DIR": state_dir,

@@ -122,6 +122,7 @@ async def start_center(db_url: str, metrics_port: int, log_path: Path) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNITEDCRON_")} | {
         "UNITEDCRON_DB_URL": db_url,
         "UNITEDCRON_SECRET": SECRET,
+        "UNITEDCRON_INSECURE_PLAINTEXT": "true",  # bench/_fakeagents.py speaks plain text
         "UNITEDCRON_CENTER_LISTEN": f"127.0.0.1:{free_port()}",
         "UNITEDCRON_CENTER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
         "UNITEDCRON_LOG_LEVEL": "warning",

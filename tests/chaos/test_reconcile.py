@@ -116,6 +116,7 @@ async def test_results_resent_on_reconnect_are_stored_before_reconciling(
     fake = FakeAgent(RunFinished(seq=0, ref=plan_run(0, 0, 0).ref, status="", end_us=0))
     async with fake.serving():
         run, fake.finished = await _running_run(engine, fake.port)
-        async with running_center(db_url):
+        # The scripted agent speaks plain text: this is about reconciling, not the link.
+        async with running_center(db_url, insecure_plaintext=True):
             row = await poll(lambda: _final(engine, run.runid), 20)
     assert row["status"] == statuses.SUCCESS, f"regression of {RECONCILE_RACE}: {dict(row)}"

@@ -23,7 +23,11 @@ from center.tables import (
 )
 from protocol.messages import Register
 from protocol.stream import Connection, open_handshake
+from protocol.tls import material_context
 from tests.admin.seed import CHEAP_HASH, World, add_run, now_us
+
+# TLS as an agent that has not enrolled yet: no certificate, none checked.
+ENROLLING = material_context(None, "", server=False)
 
 
 def script(tag: str) -> str:
@@ -173,7 +177,7 @@ async def plant_through_api(api: httpx.AsyncClient, w: World) -> None:
 
 async def register_hostile_agent(port: int, secret: str) -> None:
     """An agent host under an attacker's control registers with names made to be rendered."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ENROLLING)
     conn = Connection(reader, writer)
     register = Register(
         name=both("agent"),

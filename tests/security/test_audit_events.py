@@ -16,9 +16,13 @@ from center.tables import audit_log
 from protocol.errors import AuthError, ConnectionClosed
 from protocol.messages import Auth, Challenge, Hello
 from protocol.stream import Connection, open_handshake
+from protocol.tls import material_context
 from tests.admin.seed import World
 from tests.integration.cluster import poll, running_center
 from tests.security.helpers import csrf_of, session_client
+
+# TLS as an agent that has not enrolled yet: no certificate, none checked.
+ENROLLING = material_context(None, "", server=False)
 
 
 async def _audit(engine: AsyncEngine, action: str) -> list[dict[str, Any]]:
@@ -70,7 +74,7 @@ async def test_refused_permissions_are_audited(app: FastAPI, api: httpx.AsyncCli
 
 async def _wrong_proof(port: int) -> None:
     """A client without the secret that answers the challenge with a made-up proof."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ENROLLING)
     conn = Connection(reader, writer)
     try:
         conn.send(Hello(role="agent", name="intruder", nonce=os.urandom(32)))
@@ -86,7 +90,7 @@ async def _wrong_proof(port: int) -> None:
 
 
 async def _wrong_secret(port: int) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ENROLLING)
     conn = Connection(reader, writer)
     try:
         with pytest.raises(AuthError):
