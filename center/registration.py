@@ -63,6 +63,7 @@ class RegistrationServer:
         self._logged: dict[tuple[str, str], float] = {}
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._closing = False  # set at close: cancelled connections end quietly
 
     async def start(self, host: str, port: int) -> int:
         # TLS is started per connection (not by start_server): a failed TLS handshake is then
@@ -73,6 +74,7 @@ class RegistrationServer:
         return bound
 
     async def close(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.close()
         for task in list(self._handlers):
@@ -101,6 +103,15 @@ class RegistrationServer:
             )
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            # close() cancels connections; asyncio's stream callback would then print the
+            # cancellation as a traceback (no JSON line). It ends here, as a normal close.
+            if not self._closing:
+                raise
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         peer = writer.get_extra_info("peername")

@@ -12,6 +12,9 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from admin.actor import Actor
+from admin.permissions import User
+from admin.services.agents import delete_agent
 from center import pki, pki_admin
 from center.agent_pool import AgentLink
 from center.service import CenterService
@@ -259,3 +262,32 @@ async def test_ca_rotation_keeps_every_link(
 
 async def _ready_value(value: str, unlike: str) -> str | None:
     return value if value != unlike else None
+
+
+async def test_deleting_an_agent_revokes_its_certificate(
+    db_url: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """The admin deletes an enrolled agent: its serial is revoked, the center drops it from
+    the links it keeps, and a registration with that certificate is refused."""
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port) as agent,
+    ):
+        aid = await approve_agent(engine, "agent-1", await add_group(engine))
+        await _connected_link(center, aid)
+        material = agent.tls.link.material
+        assert material is not None
+        serial = certs.inspect_cert(material.cert_pem).serial
+        await delete_agent(engine, Actor(User(id=1, name="root", superadmin=True)), aid)
+        async with engine.connect() as conn:
+            revoked = await conn.scalar(
+                select(cert_revoked.c.aid).where(cert_revoked.c.serial == serial)
+            )
+        assert revoked == aid
+        await poll(lambda: _ready(serial in center.tls.link.revoked), WAIT_S)
+        before = _counted(center, "certificate")
+        reg = Register(name="agent-1", host="127.0.0.1", port=1)
+        assert "is revoked" in await _refused(
+            center.registration_port, reg, material, center.tls.bundle
+        )
+        assert _counted(center, "certificate") == before + 1
