@@ -67,6 +67,9 @@ class CenterConfig(ProcessSettings):
     center_offline_after_s: float = Field(default=2.0, gt=0.1, le=300)
     center_reconnect_max_s: float = Field(default=5.0, gt=0.05, le=300)
     center_dispatch_grace_s: float = Field(default=10.0, ge=0, le=3600)
+    # A run left dispatched or running on an agent silent this long (no link, no heartbeat,
+    # no registration) is recorded lost, and retried if its rule asks for at least once.
+    center_lost_after_s: float = Field(default=3600.0, gt=0, le=30 * 86400)
     center_max_frame_bytes: int = Field(default=MAX_FRAME_BYTES, ge=1024, le=64 << 20)
     # Live output taken from one agent: this many bytes a second, in bursts of up to 4 s' worth
     # (each run's also stops at its rule's output_max_bytes); the rest is dropped and counted.
@@ -116,6 +119,10 @@ class CenterConfig(ProcessSettings):
     @property
     def lease_ttl_us(self) -> int:
         return int(self.center_lease_ttl_s * 1e6)
+
+    @property
+    def lost_after_us(self) -> int:
+        return int(self.center_lost_after_s * 1e6)
 
     @property
     def lookahead_us(self) -> int:

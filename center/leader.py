@@ -120,6 +120,7 @@ class Leader(PoolListener):
             queue=self.queue,
             wake=self.wake,
             grace_us=self.grace_us,
+            lost_after_us=config.lost_after_us,
         )
         self._gate = ReportGate(
             self.ctx,
