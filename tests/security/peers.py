@@ -19,21 +19,42 @@ class FakeAgent:
         self.execs: list[Exec] = []
         self.reports: asyncio.Queue[list[Message]] = asyncio.Queue()
         self.server: asyncio.Server | None = None
+        self.connected = asyncio.Event()  # set at each handshake with a center
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def __aenter__(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
+        return await self.listen(0)
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.vanish()
+
+    async def listen(self, port: int) -> int:
+        """Listen (again) on `port`, 0 for any; returns the port."""
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def vanish(self) -> None:
+        """Go silent like a host that died: stop listening, drop every connection."""
         assert self.server is not None
         self.server.close()
+        self.connected.clear()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await self.server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = Connection(reader, writer)
+        self._writers.add(writer)
+        try:
+            await self._talk(Connection(reader, writer))
+        finally:
+            self._writers.discard(writer)
+
+    async def _talk(self, conn: Connection) -> None:
         with contextlib.suppress(Exception):
             await accept_handshake(conn, (SECRET.encode(),), name=self.name, expect_role="center")
             conn.send(AgentState(epoch=0, running=[], agent_name=self.name))
             await conn.drain()
+            self.connected.set()
             sender = asyncio.create_task(self._send_reports(conn))
             try:
                 while True:
