@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from center.alerts.targets import Network, check_networks, parse_networks
 from protocol.framing import MAX_FRAME_BYTES
 from protocol.settings import (
     HostPort,
@@ -94,6 +95,9 @@ class CenterConfig(ProcessSettings):
     center_smtp_user: str = ""
     center_smtp_password: str = Field(default="", repr=False)
     center_smtp_starttls: bool = False
+    # Networks (CIDRs, comma-separated) that alert webhooks may reach beyond public addresses:
+    # none by default, so no loopback, private, link-local... target. Same setting as the admin's.
+    alert_allowed_networks: str = ""
     center_retention_every_s: float = Field(default=300.0, gt=0.05, le=86400)
     center_retention_batch: int = Field(default=500, ge=1, le=10_000)
     center_retention_pause_s: float = Field(default=0.1, ge=0, le=10)
@@ -119,6 +123,15 @@ class CenterConfig(ProcessSettings):
     @property
     def lease_ttl_us(self) -> int:
         return int(self.center_lease_ttl_s * 1e6)
+
+    @field_validator("alert_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        return check_networks(value)
+
+    @property
+    def alert_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.alert_allowed_networks)
 
     @property
     def lost_after_us(self) -> int:

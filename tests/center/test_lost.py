@@ -140,6 +140,10 @@ async def _execs(agent: FakeAgent, attempt: int) -> list[Any]:
     return [e for e in agent.execs if e.ref.attempt == attempt]
 
 
+async def _any_execs(fakes: list[FakeAgent]) -> bool:
+    return any(f.execs for f in fakes)
+
+
 async def _run_status(engine: AsyncEngine, task_id: int, attempt: int) -> Any:
     rows = [r for r in await runs_of(engine, task_id) if r["attempt"] == attempt]
     return rows[0] if rows and rows[0]["status"] == statuses.LOST else None
@@ -201,9 +205,7 @@ async def test_a_lost_run_is_retried_on_another_agent_when_its_rule_fails_over(
         task_id = await add_rule(
             engine, [], gid=gid, rule=at_rule(3), routing="round_robin", **retry
         )
-        async with asyncio.timeout(15):
-            while not any(f.execs for f in fakes):
-                await asyncio.sleep(0.05)  # a list has no event to wait on: bounded polling
+        await poll(lambda: _any_execs(fakes), 15)
         first, other = fakes if fakes[0].execs else fakes[::-1]
         await first.vanish()
         await poll(lambda: _run_status(engine, task_id, 0), 15)
