@@ -178,7 +178,8 @@ class Recovery:
                 raise
 
     async def sweep(self, reports_added: int, reports_written: int) -> None:
-        """Runs sent a while ago that never started (a refused exec, a dead socket).
+        """Runs sent a while ago that never started (a refused exec, a dead socket), then runs
+        of agents silent past `lost_after_us` (`lose_silent`).
 
         Only once every report received before the sweep began is stored: a start still
         waiting in the report buffer (a burst's reports take seconds to write) is not a run
