@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin.config import AdminConfig
 from center.alert_loop import AlertLoop
+from center.alerts import pinned
 from center.alerts.senders import Destination, SmtpSettings, TargetRefused, deliver
 from center.alerts.targets import parse_networks, target_problem
 from center.config import CenterConfig
@@ -198,3 +202,48 @@ async def test_the_name_is_resolved_once_and_the_checked_address_is_the_one_conn
         got = await hook.next(10)
     assert lookups == ["hooks.rebind.example"]
     assert got.headers["host"] == f"hooks.rebind.example:{hook.port}"
+
+
+def _self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "1", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_https_to_a_checked_address_verifies_the_names_certificate_and_sends_it_as_sni(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Connected to 127.0.0.1, the TLS server sees the URL's host name as SNI, and the
+    certificate is checked against that name (not against the address)."""
+    cert, key = _self_signed(tmp_path, "hooks.tls.example")
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    server_tls.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment,func-returns-value]
+    trusting = ssl.create_default_context(cafile=str(cert))
+    monkeypatch.setattr(pinned.ssl, "create_default_context", lambda: trusting)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with asyncio.timeout(10):
+            url = f"https://hooks.tls.example:{port}/x"
+            status = await asyncio.to_thread(pinned.post, url, ["127.0.0.1"], b"{}", {}, 5)
+            wrong = f"https://other.example:{port}/x"
+            with pytest.raises(pinned.PostFailed, match="certificate"):
+                await asyncio.to_thread(pinned.post, wrong, ["127.0.0.1"], b"{}", {}, 5)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert status == 204 and names[0] == "hooks.tls.example"
