@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from center.alerts.targets import Network, check_networks, parse_networks
 from center.config import DEFAULT_DB_URL, check_db_url
 from protocol.settings import HostPort, HostPortField, ProcessSettings
 
@@ -35,8 +36,20 @@ class AdminConfig(ProcessSettings):
     # default: the peer's own address is the client's, whoever connects from this host.
     admin_trusted_proxies: str = ""
     admin_tail_poll_s: float = Field(default=0.5, gt=0.01, le=10)
+    # Networks (CIDRs) alert webhooks may target beyond public addresses; the center's setting
+    # of the same name decides at send time, this one at save time: give both the same value.
+    alert_allowed_networks: str = ""
 
     @field_validator("db_url")
     @classmethod
     def _db_url_scheme(cls, value: str) -> str:
         return check_db_url(value)
+
+    @field_validator("alert_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        return check_networks(value)
+
+    @property
+    def alert_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.alert_allowed_networks)

@@ -26,9 +26,10 @@ from center.alerts.model import (
     StateKey,
     evaluate,
 )
-from center.alerts.senders import Destination, SendError, SmtpSettings, deliver
+from center.alerts.senders import Destination, SendError, SmtpSettings, TargetRefused, deliver
 from center.config import CenterConfig
 from center.errors import NotLeader
+from center.metrics import CenterMetrics
 from center.store import Lease
 from center.store import alert_checks as checks
 from center.store import alerts as outbox
@@ -70,9 +71,12 @@ class AlertLoop:
         engine: AsyncEngine,
         config: CenterConfig,
         leader: Callable[[], _Leading | None] = lambda: None,
+        metrics: CenterMetrics | None = None,
     ) -> None:
         self.engine, self.config, self._leader = engine, config, leader
         self.smtp = smtp_settings(config)
+        self.allowed = config.alert_networks
+        self.metrics = metrics
 
     async def step(self) -> None:
         leader = self._leader()
@@ -139,7 +143,11 @@ class AlertLoop:
         try:
             data = json.loads(row["payload"]) | {"id": row["id"]}
             to = Destination(row["channel_kind"], row["target"], row["secret"])
-            await deliver(to, data, self.smtp, self.config.center_alert_send_timeout_s)
+            timeout_s = self.config.center_alert_send_timeout_s
+            await deliver(to, data, self.smtp, timeout_s, self.allowed)
+        except TargetRefused as exc:
+            values = _retry_values(attempts, str(exc))
+            self._refused(row, str(exc))
         except Exception as exc:
             reason = str(exc) if isinstance(exc, SendError) else f"{type(exc).__name__}: {exc}"
             values = _retry_values(attempts, reason)
@@ -163,6 +171,17 @@ class AlertLoop:
         async with self.engine.begin() as conn:
             await outbox.record_attempt(conn, row["id"], values)
         return bool(values["status"] == SENT)
+
+    def _refused(self, row: dict[str, Any], reason: str) -> None:
+        """A target outside the public addresses and UNITEDCRON_ALERT_ALLOWED_NETWORKS."""
+        log.warning(
+            "alert.target_refused",
+            notification_id=row["id"],
+            channel_id=row["channel_id"],
+            reason=reason[:300],
+        )
+        if self.metrics is not None:
+            self.metrics.alert_targets_refused.inc()
 
 
 def _retry_values(attempts: int, error: str) -> dict[str, Any]:

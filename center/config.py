@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from center.alerts.targets import Network, check_networks, parse_networks
 from protocol.framing import MAX_FRAME_BYTES
 from protocol.settings import (
     HostPort,
@@ -76,6 +77,9 @@ class CenterConfig(ProcessSettings):
     center_offline_after_s: float = Field(default=2.0, gt=0.1, le=300)
     center_reconnect_max_s: float = Field(default=5.0, gt=0.05, le=300)
     center_dispatch_grace_s: float = Field(default=10.0, ge=0, le=3600)
+    # A run left dispatched or running on an agent silent this long (no link, no heartbeat,
+    # no registration) is recorded lost, and retried if its rule asks for at least once.
+    center_lost_after_s: float = Field(default=3600.0, gt=0, le=30 * 86400)
     center_max_frame_bytes: int = Field(default=MAX_FRAME_BYTES, ge=1024, le=64 << 20)
     # Live output taken from one agent: this many bytes a second, in bursts of up to 4 s' worth
     # (each run's also stops at its rule's output_max_bytes); the rest is dropped and counted.
@@ -103,6 +107,9 @@ class CenterConfig(ProcessSettings):
     center_smtp_user: str = ""
     center_smtp_password: str = Field(default="", repr=False)
     center_smtp_starttls: bool = False
+    # Networks (CIDRs, comma-separated) that alert webhooks may reach beyond public addresses:
+    # none by default, so no loopback, private, link-local... target. Same setting as the admin's.
+    alert_allowed_networks: str = ""
     center_retention_every_s: float = Field(default=300.0, gt=0.05, le=86400)
     center_retention_batch: int = Field(default=500, ge=1, le=10_000)
     center_retention_pause_s: float = Field(default=0.1, ge=0, le=10)
@@ -136,6 +143,19 @@ class CenterConfig(ProcessSettings):
     @property
     def lease_ttl_us(self) -> int:
         return int(self.center_lease_ttl_s * 1e6)
+
+    @field_validator("alert_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        return check_networks(value)
+
+    @property
+    def alert_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.alert_allowed_networks)
+
+    @property
+    def lost_after_us(self) -> int:
+        return int(self.center_lost_after_s * 1e6)
 
     @property
     def lookahead_us(self) -> int:

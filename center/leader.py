@@ -121,6 +121,7 @@ class Leader(PoolListener):
             queue=self.queue,
             wake=self.wake,
             grace_us=self.grace_us,
+            lost_after_us=config.lost_after_us,
         )
         self._gate = ReportGate(
             self.ctx,
@@ -167,7 +168,7 @@ class Leader(PoolListener):
         """The term's loops in one task group: a loop that ends with an error (NotLeader: the
         lease was lost) cancels the others and is raised to the service, which steps down."""
         c, tick_s = self.config, self.config.center_tick_ms / 1000
-        alerts = AlertLoop(self.engine, c, lambda: self.ctx)
+        alerts = AlertLoop(self.engine, c, lambda: self.ctx, self.metrics)
         retention = Retention(self.engine, RetentionSettings.of(c), lambda: self.ctx)
         async with asyncio.TaskGroup() as tg:
             for name, step, every_s in (

@@ -28,6 +28,7 @@ class LeaderContext:
     queue: DispatchQueue
     wake: asyncio.Event
     grace_us: int
+    lost_after_us: int  # in-flight runs of an agent silent this long are lost
 
     @property
     def epoch(self) -> int:

@@ -95,6 +95,11 @@ class CenterMetrics:
             "Live output bytes not stored: beyond a run's bound or its agent's rate.",
             registry=r,
         )
+        self.alert_targets_refused = Counter(
+            "unitedcron_alert_targets_refused",
+            "Alert sends refused: the target is not a public address nor in an allowed network.",
+            registry=r,
+        )
         self.store_errors = Counter(
             "unitedcron_store_errors", "Failed database operations.", ["loop"], registry=r
         )

@@ -14,6 +14,7 @@ from center.leader_context import LeaderContext
 from center.routing import AgentInfo, choose
 from center.rulebook import RuleBook
 from center.runs import PlannedRun, plan_run
+from center.silence import lose_silent
 from protocol import statuses
 from protocol.clock import now_us
 from protocol.vocabulary import Trigger
@@ -177,7 +178,8 @@ class Recovery:
                 raise
 
     async def sweep(self, reports_added: int, reports_written: int) -> None:
-        """Runs sent a while ago that never started (a refused exec, a dead socket).
+        """Runs sent a while ago that never started (a refused exec, a dead socket), then runs
+        of agents silent past `lost_after_us` (`lose_silent`).
 
         Only once every report received before the sweep began is stored: a start still
         waiting in the report buffer (a burst's reports take seconds to write) is not a run
@@ -195,6 +197,45 @@ class Recovery:
                 await self._recover(
                     aid, None, before, frozenset({statuses.DISPATCHED}), due_before_us=before
                 )
+        await self.lose_silent()
+
+    async def lose_silent(self) -> None:
+        """Runs in flight on agents silent for `lost_after_us`: lost, and retried if their
+        rules ask for it. Idempotent: only runs still in flight change, once, fenced."""
+        ctx = self._ctx
+        now = now_us()
+        online = ctx.pool.connected
+        connected = [aid for aid, link in ctx.pool.links.items() if link.connected]
+        rows = await store.in_flight_off_line(
+            ctx.engine, connected, updated_before_us=now - ctx.lost_after_us
+        )
+        lost = lose_silent(
+            rows,
+            connected=online,
+            names=ctx.agent_name,
+            rules=ctx.rulebook.rules,
+            now_us=now,
+            bound_us=ctx.lost_after_us,
+        )
+        if not lost:
+            return
+        made = frozenset(
+            await store.record_lost(
+                ctx.engine, ctx.lease, [(x.run.runid, x.reason, x.retry) for x in lost], now
+            )
+        )
+        for x in lost:
+            if x.run.runid in made:
+                log.warning(
+                    "run.lost",
+                    runid=x.run.runid,
+                    task_id=x.run.task_id,
+                    aid=x.run.aid,
+                    agent=x.agent,
+                    reason=x.reason,
+                    retry_runid=x.retry.runid if x.retry else None,
+                )
+        ctx.enqueue([x.retry for x in lost if x.retry and x.run.runid in made])
 
     async def _recover(
         self,

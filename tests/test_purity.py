@@ -25,6 +25,7 @@ PURE_MODULES = [
     ("center.rules", "rule validation"),
     ("center.routing", "agent choice"),
     ("center.decisions", "misfire and overlap decisions"),
+    ("center.silence", "lost runs of silent agents take `now` as an argument"),
     ("agent.runspec", "run-spec validation"),
     ("admin.permissions", "permission checks"),
 ]

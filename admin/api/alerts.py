@@ -10,7 +10,7 @@ from pydantic import Field
 from admin.api.models import Body
 from admin.api.responses import ChannelOut, NotificationOut
 from admin.services import alerts
-from admin.web import ApiActor, Engine, Int32, Int64
+from admin.web import ApiActor, Config, Engine, Int32, Int64
 
 router = APIRouter(tags=["alerts"])
 EVENTS_HELP = "run_failed, run_timeout, crash_looping, agent_offline, did_not_start"
@@ -51,9 +51,12 @@ async def list_channels(
     response_model=ChannelOut,
     response_model_exclude_unset=True,
 )
-async def create_channel(body: ChannelIn, actor: ApiActor, engine: Engine) -> dict[str, Any]:
-    """Needs the admin role in `gid`; a webhook without a `secret` gets a random one."""
-    return await alerts.create_channel(engine, actor, body.changes())
+async def create_channel(
+    body: ChannelIn, actor: ApiActor, engine: Engine, config: Config
+) -> dict[str, Any]:
+    """Needs the admin role in `gid`; a webhook without a `secret` gets a random one. A
+    webhook's host must be public (see UNITEDCRON_ALERT_ALLOWED_NETWORKS)."""
+    return await alerts.create_channel(engine, actor, body.changes(), config.alert_networks)
 
 
 @router.get(
@@ -68,9 +71,10 @@ async def get_channel(channel_id: Int64, actor: ApiActor, engine: Engine) -> dic
     "/alert-channels/{channel_id}", response_model=ChannelOut, response_model_exclude_unset=True
 )
 async def update_channel(
-    channel_id: Int64, body: ChannelPatch, actor: ApiActor, engine: Engine
+    channel_id: Int64, body: ChannelPatch, actor: ApiActor, engine: Engine, config: Config
 ) -> dict[str, Any]:
-    return await alerts.update_channel(engine, actor, channel_id, body.changes())
+    changes = body.changes()
+    return await alerts.update_channel(engine, actor, channel_id, changes, config.alert_networks)
 
 
 @router.delete("/alert-channels/{channel_id}", status_code=status.HTTP_204_NO_CONTENT)

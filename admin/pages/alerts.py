@@ -12,7 +12,7 @@ from admin.errors import Invalid
 from admin.pages._common import CsrfForm, int_or_none, redirect, text, texts
 from admin.permissions import Action
 from admin.services import alerts, groups
-from admin.web import Engine, Int64, PageSession, render
+from admin.web import Config, Engine, Int64, PageSession, get_config, render
 from center.alerts.model import EVENTS, KINDS
 
 router = APIRouter()
@@ -63,11 +63,11 @@ async def list_channels(request: Request, session: PageSession, engine: Engine) 
 
 @router.post("/alerts")
 async def create_channel(
-    request: Request, session: PageSession, engine: Engine, form: CsrfForm
+    request: Request, session: PageSession, engine: Engine, config: Config, form: CsrfForm
 ) -> Response:
     try:
         values = _values(form) | {"gid": int_or_none(text(form, "gid"))}
-        row = await alerts.create_channel(engine, session.actor, values)
+        row = await alerts.create_channel(engine, session.actor, values, config.alert_networks)
     except Invalid as exc:
         return await _list_page(request, session, engine, exc)
     return redirect(f"/alerts/{row['id']}")
@@ -99,7 +99,8 @@ async def update_channel(
     request: Request, cid: Int64, session: PageSession, engine: Engine, form: CsrfForm
 ) -> Response:
     try:
-        await alerts.update_channel(engine, session.actor, cid, _values(form))
+        allowed = get_config(request).alert_networks
+        await alerts.update_channel(engine, session.actor, cid, _values(form), allowed)
     except Invalid as exc:
         return await _channel_page(request, session, engine, cid, exc)
     return redirect(f"/alerts/{cid}")

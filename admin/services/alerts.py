@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
+import socket
 import urllib.parse
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,12 +25,14 @@ from center.alerts.model import (
     notification_row,
     probe_payload,
 )
+from center.alerts.targets import Network, target_problem
 from protocol.clock import now_us
 
 _EMAIL_RE = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
 _HOST_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$")
 MAX_THROTTLE_S = 7 * 86400
 MAX_GRACE_S = 86400
+RESOLVE_TIMEOUT_S = 3.0
 DEFAULTS: dict[str, Any] = {
     "kind": WEBHOOK,
     "secret": None,
@@ -99,6 +104,32 @@ def url_problem(url: str) -> str | None:
     if any(ch.isspace() for ch in url):
         return "must not contain spaces"
     return None
+
+
+async def _resolve(host: str) -> list[str]:
+    """The host's addresses now, or [] if it does not resolve (the center checks again, and
+    refuses it then, whenever it sends)."""
+    try:
+        async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, None, type=socket.SOCK_STREAM
+            )
+    except (OSError, UnicodeError, TimeoutError):
+        return []
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def check_target(columns: dict[str, Any], allowed: Sequence[Network]) -> None:
+    """Invalid("target") if a webhook's host is, or resolves to, an address alerts may not
+    reach: loopback, private, link-local, … outside UNITEDCRON_ALERT_ALLOWED_NETWORKS (the
+    process's setting, which no group admin can change)."""
+    if columns["kind"] != WEBHOOK:
+        return
+    url = columns["target"]
+    addresses = await _resolve(urllib.parse.urlsplit(url).hostname or "")
+    problem = target_problem(url, addresses, allowed)
+    if problem is not None:
+        raise Invalid("target", problem)
 
 
 def checked(values: dict[str, Any]) -> dict[str, Any]:
@@ -179,10 +210,12 @@ async def get_channel(engine: AsyncEngine, actor: Actor, channel_id: int) -> dic
 
 
 async def create_channel(
-    engine: AsyncEngine, actor: Actor, values: dict[str, Any]
+    engine: AsyncEngine, actor: Actor, values: dict[str, Any], allowed: Sequence[Network] = ()
 ) -> dict[str, Any]:
-    """Needs the admin role in `gid`. A webhook without a secret gets a random one."""
+    """Needs the admin role in `gid`. A webhook without a secret gets a random one; its
+    target must be public, or in the `allowed` networks."""
     columns = checked(DEFAULTS | values)
+    await check_target(columns, allowed)
     if columns["kind"] == WEBHOOK and not columns.get("secret"):
         columns["secret"] = secrets.token_urlsafe(32)
     now = now_us()
@@ -197,13 +230,18 @@ async def create_channel(
 
 
 async def update_channel(
-    engine: AsyncEngine, actor: Actor, channel_id: int, changes: dict[str, Any]
+    engine: AsyncEngine,
+    actor: Actor,
+    channel_id: int,
+    changes: dict[str, Any],
+    allowed: Sequence[Network] = (),
 ) -> dict[str, Any]:
     now = now_us()
     async with engine.begin() as conn:
         before = await _visible(conn, actor, channel_id, Action.EDIT)
         merged = before | {"events": before["events"]} | changes
         columns = checked(merged)
+        await check_target(columns, allowed)
         await _name_free(conn, before["gid"], columns["name"], channel_id)
         await alerts.update_channel(conn, channel_id, columns, now)
         after = await alerts.channel_by_id(conn, channel_id)

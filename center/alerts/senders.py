@@ -5,19 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 import smtplib
-import urllib.error
-import urllib.request
+import socket
+import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
 from center.alerts.model import EMAIL, SIGNATURE_HEADER, WEBHOOK, body_bytes, sign
+from center.alerts.pinned import PostFailed, post
+from center.alerts.targets import Network, target_problem
 
 USER_AGENT = "UnitedCron-alerts/1"
 
 
 class SendError(Exception):
     """A notification could not be delivered; the message says why (retried later)."""
+
+
+class TargetRefused(SendError):
+    """The target resolves to an address alerts may not go to (loopback, private, …)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +49,22 @@ class Destination:
 # Both use the standard library in a worker thread, bounded by a timeout: neither blocks the
 # center's event loop, and no HTTP or SMTP client library is needed.
 async def deliver(
-    to: Destination, data: dict[str, Any], smtp: SmtpSettings, timeout_s: float
+    to: Destination,
+    data: dict[str, Any],
+    smtp: SmtpSettings,
+    timeout_s: float,
+    allowed: Sequence[Network] = (),
 ) -> None:
-    """Send `data` to one channel; SendError says what went wrong."""
+    """Send `data` to one channel; SendError says what went wrong, TargetRefused that the
+    webhook's host is (or resolves to) an address outside the public ones and `allowed`."""
     if to.kind not in (WEBHOOK, EMAIL):
         raise SendError(f"unknown channel kind {to.kind!r}")
     try:
         async with asyncio.timeout(timeout_s + 1):
             if to.kind == WEBHOOK:
                 body = body_bytes(data)
-                await asyncio.to_thread(_post_webhook, to.target, to.secret, body, timeout_s)
+                ips = await checked_addresses(to.target, allowed)
+                await asyncio.to_thread(_post_webhook, to.target, ips, to.secret, body, timeout_s)
             else:
                 await asyncio.to_thread(_send_email, to.target, data, smtp, timeout_s)
     except TimeoutError:
@@ -69,20 +82,35 @@ def webhook_headers(secret: str, body: bytes, event: str) -> dict[str, str]:
     return headers
 
 
-def _post_webhook(url: str, secret: str, body: bytes, timeout_s: float) -> None:
-    if not url.startswith(("http://", "https://")):
-        raise SendError(f"not an http(s) URL: {url[:100]!r}")
-    event = json.loads(body).get("event", "")
-    request = urllib.request.Request(  # the scheme is checked above
-        url, data=body, headers=webhook_headers(secret, body, event), method="POST"
-    )
+async def checked_addresses(url: str, allowed: Sequence[Network]) -> list[str]:
+    """The addresses of the URL's host, resolved once, every one of them checked: the POST
+    connects to these, never to what a second lookup might say."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            response.read(65536)
-    except urllib.error.HTTPError as exc:
-        raise SendError(f"HTTP {exc.code} {exc.reason} from {url[:100]}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise SendError(f"cannot reach {url[:100]}: {exc}") from None
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise SendError(f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SendError(f"not an http(s) URL: {url[:100]!r}")
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            parts.hostname, port, type=socket.SOCK_STREAM
+        )
+    except (OSError, UnicodeError) as exc:
+        raise SendError(f"cannot resolve {parts.hostname[:100]}: {exc}") from None
+    ips = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    problem = target_problem(url, ips, allowed)
+    if problem is not None:
+        raise TargetRefused(problem)
+    return ips
+
+
+def _post_webhook(url: str, ips: list[str], secret: str, body: bytes, timeout_s: float) -> None:
+    event = json.loads(body).get("event", "")
+    try:
+        post(url, ips, body, webhook_headers(secret, body, event), timeout_s)
+    except PostFailed as exc:
+        raise SendError(str(exc)) from None
 
 
 def email_message(to: list[str], data: dict[str, Any], sender: str) -> EmailMessage:

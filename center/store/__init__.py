@@ -25,6 +25,7 @@ from center.store.events import (
     security_event,
 )
 from center.store.lease import LEASE_NAME, Lease, acquire_lease, release_lease, renew_lease
+from center.store.lost import in_flight_off_line, record_lost
 from center.store.rules import load_rules, rules_fingerprint, set_rule_error, set_rule_notice
 from center.store.runs import (
     expire_planned,
@@ -48,6 +49,7 @@ __all__ = [
     "expire_planned",
     "find_run",
     "finish_command",
+    "in_flight_off_line",
     "insert_planned",
     "load_agents",
     "load_rules",
@@ -55,6 +57,7 @@ __all__ = [
     "pending_commands",
     "record_daemon_states",
     "record_heartbeats",
+    "record_lost",
     "record_reports",
     "record_security_events",
     "register_agent",

@@ -66,6 +66,7 @@ def _leader(engine: AsyncEngine, lease: Any) -> LeaderContext:
         queue=DispatchQueue(),
         wake=asyncio.Event(),
         grace_us=3600 * S,
+        lost_after_us=3600 * S,
     )
 
 

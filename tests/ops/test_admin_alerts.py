@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from admin.app import create_app
 from center.alert_loop import AlertLoop
 from center.tables import audit_log
+from tests.admin.conftest import admin_config
 from tests.admin.seed import World
 from tests.admin.test_pages import _csrf, _session_client
 from tests.integration.cluster import center_config
-from tests.ops.receivers import webhook_receiver
+from tests.ops.receivers import LOCAL_TARGETS, webhook_receiver
 
 URL = "/api/v1/alert-channels"
+
+
+@pytest.fixture
+async def app(db_url: str) -> AsyncIterator[FastAPI]:
+    """The admin, allowing alert targets on 127.0.0.1, where the test receiver listens."""
+    application = create_app(admin_config(db_url, **LOCAL_TARGETS))
+    try:
+        yield application
+    finally:
+        async with asyncio.timeout(10):
+            await application.state.engine.dispose()
 
 
 def hook(world: World, **values: object) -> dict[str, object]:
@@ -99,7 +116,9 @@ async def test_a_test_send_is_queued_and_delivered_signed(
         made = (await api.post(URL, json=body, headers=world.auth("admin"))).json()
         queued = await api.post(f"{URL}/{made['id']}/test", headers=world.auth("admin"))
         assert queued.status_code == 202 and queued.json()["status"] == "pending"
-        sent = await AlertLoop(app.state.engine, center_config(db_url)).deliver_due(2**62)
+        sent = await AlertLoop(
+            app.state.engine, center_config(db_url, **LOCAL_TARGETS)
+        ).deliver_due(2**62)
         assert sent == 1
         got = await receiver.next()
     assert got.signed_with("k" * 20) and got.json["state"] == "test"

@@ -18,7 +18,7 @@ from center.alerts import model
 from center.tables import alert_notification
 from protocol.logs import configure_logging
 from tests.integration.cluster import add_group, center_config, now_us
-from tests.ops.receivers import webhook_receiver
+from tests.ops.receivers import LOCAL_TARGETS, webhook_receiver
 from tests.ops.test_alerts import SECRET, add_channel, notifications
 
 pytestmark = pytest.mark.timeout(120)
@@ -46,7 +46,7 @@ async def test_broken_channels_of_one_group_do_not_starve_another(
         await _queue(engine, mail, 50, t0)
         await _queue(engine, bad_hook, 50, t0)
         await _queue(engine, good, 1, t0)
-        loop = AlertLoop(engine, center_config(db_url))
+        loop = AlertLoop(engine, center_config(db_url, **LOCAL_TARGETS))
         assert await loop.deliver_due(t0 + 1) == 1
         delivery = await hook.next()
     assert delivery.signed_with(SECRET)

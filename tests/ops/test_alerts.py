@@ -22,11 +22,11 @@ from tests.integration.cluster import (
     running_agent,
     running_center,
 )
-from tests.ops.receivers import smtp_receiver, webhook_receiver
+from tests.ops.receivers import LOCAL_TARGETS, smtp_receiver, webhook_receiver
 
 pytestmark = pytest.mark.timeout(120)
 SECRET = "hook-secret-of-the-test"
-FAST = {"center_alerts_poll_s": 0.2}
+FAST = {"center_alerts_poll_s": 0.2} | LOCAL_TARGETS  # the receivers are on 127.0.0.1
 FAST_DAEMONS: dict[str, Any] = {
     "agent_daemon_backoff_s": 0.1,
     "agent_daemon_backoff_max_s": 0.2,
@@ -238,14 +238,14 @@ async def test_a_new_leader_neither_resends_nor_forgets(engine: AsyncEngine, db_
     task_id = await add_rule(engine, [], gid=gid, name="nightly")
     async with webhook_receiver() as hook:
         await add_channel(engine, gid, hook.url, events=model.RUN_FAILED)
-        first = AlertLoop(engine, center_config(db_url))
+        first = AlertLoop(engine, center_config(db_url, **LOCAL_TARGETS))
         t0 = now_us()
         assert await first.evaluate(t0) == 0  # sets the cursor: history is not alerted
         await _failed_run(engine, task_id, 5, t0 + 1000, 1)
         assert await first.evaluate(t0 + 3 * 1_000_000) == 1
         assert await first.deliver_due(t0 + 3 * 1_000_000) == 1
         assert (await hook.next()).json["run"]["code"] == 2
-        second = AlertLoop(engine, center_config(db_url))  # the next leader
+        second = AlertLoop(engine, center_config(db_url, **LOCAL_TARGETS))  # the next leader
         assert await second.evaluate(t0 + 4 * 1_000_000) == 0
         assert await second.deliver_due(t0 + 4 * 1_000_000) == 0
         await _failed_run(engine, task_id, 5, t0 + 4_500_000, 2)
@@ -264,7 +264,7 @@ async def test_a_failing_receiver_is_retried_with_backoff(engine: AsyncEngine, d
     task_id = await add_rule(engine, [], gid=gid)
     async with webhook_receiver() as hook:
         await add_channel(engine, gid, hook.url, events=model.RUN_FAILED)
-        loop = AlertLoop(engine, center_config(db_url))
+        loop = AlertLoop(engine, center_config(db_url, **LOCAL_TARGETS))
         t0 = now_us()
         await loop.evaluate(t0)
         await _failed_run(engine, task_id, 5, t0 + 1000, 1)

@@ -9,6 +9,7 @@ from tests.test_purity import test_pure_module_has_no_io_imports_or_clock_reads 
 PURE = [
     ("center.alerts.model", "throttling, recovery and last-fire decisions take `now`"),
     ("center._import_rows", "mapping the original's rows"),
+    ("center.alerts.targets", "which addresses alerts may reach, given resolved addresses"),
 ]
 
 

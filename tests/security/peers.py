@@ -34,17 +34,31 @@ class FakeAgent:
         self.tls.start()
         self._center_port = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.connected = asyncio.Event()  # set at each handshake with a center
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def __aenter__(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return await self.listen(0)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.vanish()
+        for task in self._tasks:
+            task.cancel()
+
+    async def listen(self, port: int) -> int:
+        """Listen (again) on `port`, 0 for any; returns the port."""
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port)
         self.port = int(self.server.sockets[0].getsockname()[1])
         return self.port
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def vanish(self) -> None:
+        """Go silent like a host that died: stop listening, drop every connection."""
         assert self.server is not None
         self.server.close()
-        for task in self._tasks:
-            task.cancel()
+        self.connected.clear()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await self.server.wait_closed()
 
     async def register(self, center_port: int) -> Registered:
         """Register (with a CSR) as a real agent would, and keep the certificate that comes."""
@@ -72,12 +86,16 @@ class FakeAgent:
                 self._tasks.add(task)
             writer.transport.abort()
             return
-        with contextlib.suppress(Exception):
-            await writer.start_tls(context)
-            conn = Connection(reader, writer)
-            await self._session(conn)
-            await conn.close()
-        writer.transport.abort()
+        self._writers.add(writer)
+        try:
+            with contextlib.suppress(Exception):
+                await writer.start_tls(context)
+                conn = Connection(reader, writer)
+                await self._session(conn)
+                await conn.close()
+        finally:
+            self._writers.discard(writer)
+            writer.transport.abort()
 
     async def _session(self, conn: Connection) -> None:
         await accept_handshake(
@@ -89,6 +107,7 @@ class FakeAgent:
         )
         conn.send(AgentState(epoch=0, running=[], agent_name=self.name))
         await conn.drain()
+        self.connected.set()
         sender = asyncio.create_task(self._send_reports(conn))
         try:
             while True:
