@@ -68,6 +68,8 @@ class Rule:
     limit_cpu_s: int = 0
     limit_nofile: int = 0
     limit_nproc: int = 0
+    max_per_agent: int = 0
+    partition_stop_s: int = 0
     error: str = ""
     update_time: int = 0
     agents: tuple[int, ...] = ()
@@ -75,6 +77,12 @@ class Rule:
     @property
     def enabled(self) -> bool:
         return self.status == ENABLED
+
+    @property
+    def is_service(self) -> bool:
+        """A fleet service: a daemon rule whose strategy keeps process_num instances in total
+        over its eligible agents (a `listed` daemon runs process_num on each listed agent)."""
+        return self.is_daemon and self.routing != "listed"
 
 
 _BOOL_FIELDS = frozenset({"is_daemon", "shell", "failover"})
@@ -99,6 +107,7 @@ def validate_rule(rule: Rule) -> Schedule | None:
     _check_choices(rule)
     _check_numbers(rule)
     _check_limits(rule)
+    _check_fleet(rule)
     if schedule is not None:
         _check_fan_out(rule, schedule)
     return schedule
@@ -208,6 +217,8 @@ def _check_numbers(rule: Rule) -> None:
         ("output_max_bytes", rule.output_max_bytes, 0, 64 << 20),
         ("shard_total", rule.shard_total, 0, MAX_FAN_OUT),
         ("misfire_window_s", rule.misfire_window_s, 0, 30 * 86400),
+        ("max_per_agent", rule.max_per_agent, 0, MAX_FAN_OUT),
+        ("partition_stop_s", rule.partition_stop_s, 0, 86400),
     ):
         if not low <= value <= high:
             raise RuleError(field, f"{value} is out of range {low}-{high}")
@@ -219,6 +230,15 @@ def _check_limits(rule: Rule) -> None:
         problem = limit_problem(name, getattr(rule, field))
         if problem is not None:
             raise RuleError(field, f"{getattr(rule, field)} {problem}")
+
+
+def _check_fleet(rule: Rule) -> None:
+    if rule.partition_stop_s and not rule.is_daemon:
+        raise RuleError("partition_stop_s", "applies to daemon rules only (it stops instances)")
+    if rule.is_service and rule.shard_total:
+        raise RuleError(
+            "shard_total", f"a daemon rule placed by {rule.routing} keeps instances, not shards"
+        )
 
 
 def fires_in_busiest_minute(schedule: Schedule) -> int:
@@ -264,4 +284,5 @@ def run_spec(rule: Rule) -> RunSpec:
         limit_cpu_s=rule.limit_cpu_s,
         limit_nofile=rule.limit_nofile,
         limit_nproc=rule.limit_nproc,
+        partition_stop_s=rule.partition_stop_s,
     )

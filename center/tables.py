@@ -101,6 +101,10 @@ agents = Table(
     Column("cert_serial", String(40), nullable=False, server_default=""),
     Column("cert_not_after", BigInteger, nullable=False, server_default="0"),
     Column("cert_fingerprint", String(64), nullable=False, server_default=""),
+    # Fleet services: 1 while an operator drains it (no new placements or strategy runs; it is
+    # disabled once empty), and why it refuses new work (its own load, memory, process limits).
+    Column("drain", SmallInteger, nullable=False, server_default="0"),
+    Column("refusing", String(200), nullable=False, server_default=""),
     *_times(),
     sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
@@ -151,6 +155,11 @@ crontab = Table(
     Column("limit_cpu_s", Integer, nullable=False, server_default="0"),
     Column("limit_nofile", Integer, nullable=False, server_default="0"),
     Column("limit_nproc", Integer, nullable=False, server_default="0"),
+    # Fleet services (a daemon rule with a strategy keeps process_num instances in total):
+    # at most this many on one agent (0 = no cap); and, for "at most N", how long an agent
+    # cut off from every center keeps them before it stops them itself (0 = keep running).
+    Column("max_per_agent", Integer, nullable=False, server_default="0"),
+    Column("partition_stop_s", Integer, nullable=False, server_default="0"),
     *_times(),
     Index("ix_crontab_update_time", "update_time"),
     sqlite_autoincrement=True,
@@ -444,6 +453,22 @@ import_map = Table(
     Column("orig_hash", String(64), nullable=False),
     Column("imported_us", BigInteger, nullable=False),
     PrimaryKeyConstraint("source", "orig_table", "orig_id"),
+    **MYSQL_OPTIONS,
+)
+
+# Fleet services: where each instance of a placed daemon rule runs (aid 0: unplaced, `reason`
+# says why), since when, and the leader epoch that placed it.
+daemon_placement = Table(
+    "daemon_placement",
+    metadata,
+    Column("task_id", Integer, nullable=False),
+    Column("instance", Integer, nullable=False),
+    Column("aid", Integer, nullable=False, server_default="0"),
+    Column("reason", String(200), nullable=False, server_default=""),
+    Column("since_us", BigInteger, nullable=False, server_default="0"),
+    Column("epoch", BigInteger, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("task_id", "instance"),
+    Index("ix_daemon_placement_aid", "aid"),
     **MYSQL_OPTIONS,
 )
 

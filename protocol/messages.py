@@ -65,6 +65,10 @@ class RunSpec:
     limit_cpu_s: int = 0
     limit_nofile: int = 0
     limit_nproc: int = 0
+    # Daemons: which instance numbers this agent runs (empty: 0 … process_num-1, a `listed`
+    # rule), and how long it keeps them once no center is heard (0: for ever).
+    instances: list[int] = field(default_factory=list)
+    partition_stop_s: int = 0
 
     @property
     def limits(self) -> Rlimits:

@@ -71,6 +71,7 @@ class CommandKind(StrEnum):
     RUN = "run"
     KILL = "kill"
     KILL_RULE = "kill_rule"
+    REBALANCE = "rebalance"  # move a fleet service's instances toward an even spread
 
 
 class RuleStatus(IntEnum):

@@ -28,7 +28,7 @@ from protocol.vocabulary import (
         (Routing, ["listed", "least_loaded", "round_robin", "hash"]),
         (DependsWhen, ["success", "failure", "always"]),
         (RetryUnknown, ["never", "retry"]),
-        (CommandKind, ["run", "kill", "kill_rule"]),
+        (CommandKind, ["run", "kill", "kill_rule", "rebalance"]),
         (RuleStatus, [-1, 0, 1]),
         (AgentStatus, [-1, 0, 1, 2]),
     ],
