@@ -113,6 +113,10 @@ class AgentConfig(ProcessSettings):
     agent_daemon_crashloop_after: int = Field(default=3, ge=1, le=1000)
     agent_max_connections: int = Field(default=64, ge=1, le=100_000)
     agent_max_processes: int = Field(default=512, ge=1, le=1_000_000)
+    # Admission for fleet services and strategy runs: past either, the agent says so in its
+    # heartbeat and gets no new placements (0 turns each off).
+    agent_max_load: float = Field(default=0.0, ge=0, le=1000)  # 1-minute load per core
+    agent_min_free_mem_mb: int = Field(default=0, ge=0, le=1 << 24)
     agent_live_output_backlog_bytes: int = Field(default=MIB, ge=0, le=1 << 30)
     agent_outbox_max_events: int = Field(default=100_000, ge=10, le=100_000_000)
     agent_user_switch: Literal["auto", "setpriv", "fork"] = "auto"

@@ -13,7 +13,7 @@ from agent.holding import Holding
 from agent.journal import Journal
 from agent.metrics import AgentMetrics
 from agent.oneshots import OneShots
-from agent.resources import current_resources
+from agent.resources import Admission, current_resources
 from agent.runner import RunHandle, Runner
 from agent.runs import RunLimits, RunTable
 from agent.server import Session, Sessions
@@ -57,8 +57,10 @@ class Control:
         limits: RunLimits | None = None,
         metrics: AgentMetrics | None = None,
         key_hash: str = "",
+        admission: Admission | None = None,
     ) -> None:
         self._agent_name = agent_name
+        self._admission = admission or Admission()
         self._key_hash = key_hash  # of the key it registers with: proves it is that agent
         self._sessions = sessions
         self._journal = journal
@@ -233,7 +235,8 @@ class Control:
 
     def resources(self) -> Resources:
         """Load figures for a pong or a registration."""
-        return current_resources(procs=len(self.runs), outbox=self._journal.outbox.count)
+        procs, outbox = self.table.processes, self._journal.outbox.count
+        return current_resources(procs, outbox, self._admission)
 
     # ------------------------------------------------------------ output and shutdown
 

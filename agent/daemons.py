@@ -22,6 +22,19 @@ STOPPED_REASON = "rule paused or deleted"
 log = structlog.get_logger("agent.daemons")
 
 
+def instance_indexes(spec: RunSpec) -> frozenset[int]:
+    """The instances this agent runs: those the center placed here, else 0 … process_num-1."""
+    if spec.instances:
+        return frozenset(spec.instances)
+    return frozenset(range(max(0, spec.process_num)))
+
+
+def _why_not_wanted(spec: RunSpec) -> str:
+    if spec.instances:
+        return "instance placed on another agent"
+    return f"process_num lowered to {spec.process_num}"
+
+
 class DaemonRule:
     """One daemon rule on this agent: its wanted spec, its instances, its last exit."""
 
@@ -72,12 +85,13 @@ class DaemonRule:
         return self.spec is None and not self.instances and not self.retiring
 
     def want(self, spec: RunSpec) -> None:
-        """Run `process_num` instances of `spec`: start, stop or replace as needed."""
+        """Run the instances of `spec` (those it names, else `process_num`): start, stop or
+        replace as needed."""
         self.spec = spec
-        count = max(0, spec.process_num)
+        wanted = instance_indexes(spec)
         for index in sorted(self.instances):
-            if index >= count:
-                self._retire(index, f"process_num lowered to {count}")
+            if index not in wanted:
+                self._retire(index, _why_not_wanted(spec))
         key = launch_key(spec)
         stale = False
         for instance in self.instances.values():
@@ -85,7 +99,7 @@ class DaemonRule:
                 instance.spec = spec  # timeouts, grace, output cap: no restart needed
             else:
                 stale = True
-        for index in range(count):
+        for index in sorted(wanted):
             if index not in self.instances:
                 self._start(index, spec)
         if stale:
@@ -132,7 +146,7 @@ class DaemonRule:
 
     def status(self) -> DaemonStatus:
         """The figures the center shows for this rule on this agent."""
-        wanted = max(0, self.spec.process_num) if self.spec is not None else 0
+        wanted = len(instance_indexes(self.spec)) if self.spec is not None else 0
         running = sum(1 for i in itertools.chain(self.instances.values(), self.retiring) if i.up)
         crash = any(i.health.crash_looping(self.policy) for i in self.instances.values())
         return DaemonStatus(
@@ -214,6 +228,16 @@ class DaemonSupervisor:
             rule = self.rules[task_id]
             if rule.spec != spec:
                 rule.want(spec)
+
+    def partition_check(self, silent_s: float) -> None:
+        """Stop the rules that ask for "at most N" (`partition_stop_s`) once no center has been
+        heard for that long: the center places their instances elsewhere after the same time.
+        They start again with the next center's word (`apply`)."""
+        for task_id, rule in list(self.rules.items()):
+            stop_s = rule.spec.partition_stop_s if rule.spec is not None else 0
+            if stop_s and silent_s >= stop_s:
+                log.warning("daemon.partition_stop", task_id=task_id, silent_s=round(silent_s, 1))
+                rule.retire_all(f"no center heard for {silent_s:.0f} s (partition_stop_s {stop_s})")
 
     def stop_all(self, reason: str) -> None:
         """Agent shutdown: stop every instance; the durable wanted set stays as it is."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
@@ -93,10 +94,18 @@ class Sessions:
     def __init__(self) -> None:
         self._open: dict[int, Session] = {}
         self._order = itertools.count(1)
+        self._heard_mono = time.monotonic()  # the last frame from an authenticated center
         self.on_new_leader: Callable[[Session], None] = lambda session: None
 
     def __len__(self) -> int:
         return len(self._open)
+
+    def heard(self) -> None:
+        self._heard_mono = time.monotonic()
+
+    def silent_s(self) -> float:
+        """Seconds since any center was last heard (while one is connected, about 0)."""
+        return time.monotonic() - self._heard_mono
 
     def add(self, conn: Connection, writer: asyncio.StreamWriter) -> Session:
         """Register a freshly authenticated connection."""
@@ -289,6 +298,7 @@ class AgentServer:
                 session.release()
             while True:
                 message = await conn.recv()
+                self._sessions.heard()
                 session.send(self._handler.handle(session, message))
                 # drain() only suspends when the peer reads slower than we write: the frames of
                 # one read are handled without yielding, so their writes commit in one batch.

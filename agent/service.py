@@ -24,6 +24,7 @@ from agent.metrics import AgentMetrics
 from agent.orphans import TrackedProcess, stop_orphans, unknown_outcomes
 from agent.outbox import Outbox
 from agent.registration import Registrar
+from agent.resources import Admission
 from agent.runner import OUTPUT_DRAIN_S, Runner, signal_group
 from agent.runs import RunLimits
 from agent.runspec import UserPolicy
@@ -197,6 +198,9 @@ class AgentService:
             limits=limits,
             metrics=metrics,
             key_hash=key_hash,
+            admission=Admission(
+                config.agent_max_load, config.agent_min_free_mem_mb, config.agent_max_processes
+            ),
         )
         self._server = server = AgentServer(
             config,
@@ -331,6 +335,7 @@ class AgentService:
         while True:
             await asyncio.sleep(TICK_S)
             self.control.pump_output()
+            self.control.daemons.partition_check(self.sessions.silent_s())
             if loop.time() - pruned_at > PRUNE_EVERY_S:
                 pruned_at = loop.time()
                 assert self._journal is not None

@@ -98,6 +98,7 @@ class Resources:
     load1: float = 0.0
     procs: int = 0
     outbox: int = 0
+    refusing: str = ""  # why it takes no new placements or strategy runs ("" when it does)
 
 
 # ---------------------------------------------------------------- handshake
