@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -48,9 +48,12 @@ def manual_runs(
 class CommandRunner:
     """The leader's consumer of center_command."""
 
-    def __init__(self, ctx: LeaderContext) -> None:
+    def __init__(
+        self, ctx: LeaderContext, rebalance: Callable[[int], str] = lambda task_id: ""
+    ) -> None:
         self._ctx = ctx
         self._engine = ctx.engine
+        self._rebalance = rebalance  # the fleet's: start moving a service toward an even spread
 
     async def kill_run(self, command: store.Command, now_us: int) -> Outcome:
         run = await store.find_run(self._engine, command.runid)
@@ -126,6 +129,8 @@ class CommandRunner:
             return await self.kill_run(command, now)
         if command.kind == CommandKind.KILL_RULE:
             return await self.kill_rule(rule, command, now)
+        if command.kind == CommandKind.REBALANCE:
+            return Outcome(DONE, self._rebalance(command.task_id))
         return Outcome(FAILED, f"unknown command kind {command.kind!r}")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from center.routing import AgentInfo, listed_targets
 from center.rules import Rule, run_spec
@@ -12,14 +12,28 @@ from protocol.messages import RunSpec
 Wanted = dict[int, dict[int, RunSpec]]  # aid -> task_id -> spec
 
 
-def wanted_daemons(rules: Mapping[int, Rule], agents: Mapping[int, AgentInfo]) -> Wanted:
-    """Every enabled, valid daemon rule on every approved agent listed for it."""
+Placed = Mapping[int, Mapping[int, list[int]]]  # aid -> task_id -> instances placed there
+
+
+def wanted_daemons(
+    rules: Mapping[int, Rule], agents: Mapping[int, AgentInfo], placed: Placed | None = None
+) -> Wanted:
+    """Every enabled, valid `listed` daemon rule on every approved agent listed for it, and
+    each fleet service's instances where the placement put them."""
     out: Wanted = {aid: {} for aid, info in agents.items() if info.approved}
     for rule in rules.values():
-        if rule.is_daemon and rule.enabled and not rule.error:
+        if rule.is_daemon and rule.enabled and not rule.error and not rule.is_service:
             spec = run_spec(rule)
             for aid in listed_targets(rule, agents):
                 out[aid][rule.id] = spec
+    specs: dict[int, RunSpec] = {}
+    for aid, tasks in (placed or {}).items():
+        for task_id, instances in tasks.items():
+            service = rules.get(task_id)
+            if aid not in out or service is None:
+                continue
+            spec = specs.get(task_id) or specs.setdefault(task_id, run_spec(service))
+            out[aid][task_id] = replace(spec, instances=sorted(instances))
     return out
 
 

@@ -22,6 +22,7 @@ from center.daemon_sync import DaemonSync
 from center.decisions import plan_dependents, plan_retry
 from center.dispatcher import WAIT_RETRY_US, DispatchQueue, decide_dispatch
 from center.exec_frames import ExecFrames
+from center.fleet import Fleet
 from center.intake import Intake
 from center.leader_context import LeaderContext
 from center.loops import Background, every, transient_errors
@@ -48,6 +49,7 @@ from protocol.clock import now_us
 from protocol.messages import (
     Ack,
     AgentState,
+    DaemonStatus,
     Kill,
     Message,
     Pong,
@@ -65,6 +67,7 @@ PLAN_CHUNK = 5_000
 BIG_BATCH = 1000  # dispatch batches this large are logged, with how far ahead they went
 COMMANDS_POLL_S = 0.3
 SWEEP_EVERY_S = 2.0
+FLEET_EVERY_S = 0.5  # a lost agent's instances are placed elsewhere within this of the notice
 DISPATCH_STEP_S = 0.05  # one long asyncio.sleep wakes 5-10 ms late, 50 ms steps under 1 ms
 
 
@@ -131,8 +134,9 @@ class Leader(PoolListener):
             OutputBudget(config.center_live_output_bytes_s),
         )
         self._identity_noted: set[int] = set()
-        self._commands = CommandRunner(self.ctx)
-        self._daemons = DaemonSync(self.ctx)
+        self.fleet = Fleet(self.ctx, config.center_offline_after_s)
+        self._commands = CommandRunner(self.ctx, rebalance=self.fleet.rebalance)
+        self._daemons = DaemonSync(self.ctx, self.fleet.wanted)
         self.recovery = Recovery(self.ctx)
 
     @property
@@ -152,6 +156,7 @@ class Leader(PoolListener):
         if expired:
             log.warning("run.missed", count=expired, reason="planned, never sent in time")
         self.queue.add(await store.runs_waiting(self.engine, since))
+        await self.fleet.load()
         self.pool.sync(self.agents)
         gap_from = self.lease.planned_through_us
         if gap_from and gap_from < self.cursor_us:
@@ -176,6 +181,7 @@ class Leader(PoolListener):
                 ("reports", self.reports_once, tick_s),
                 ("commands", self._commands.run_pending, COMMANDS_POLL_S),
                 ("sweep", self._sweep_once, SWEEP_EVERY_S),
+                ("fleet", self._fleet_once, FLEET_EVERY_S),
                 ("alerts", alerts.step, c.center_alerts_poll_s),
                 ("retention", retention.step, c.center_retention_every_s),
             ):
@@ -435,6 +441,13 @@ class Leader(PoolListener):
         ready = self.recovery.take_ready(self.intake.reports.written)
         await self.recovery.reconcile(ready)
 
+    async def _fleet_once(self) -> None:
+        """Place the fleet services again, tell agents what moved, write it, end drains."""
+        if self.fleet.step():
+            self._daemons.sync()
+        await self.fleet.persist()
+        await self.fleet.finish_drains()
+
     async def _sweep_once(self) -> None:
         reports = self.intake.reports
         await self.recovery.sweep(reports.added, reports.written)
@@ -469,10 +482,13 @@ class Leader(PoolListener):
     # ------------------------------------------------------------ PoolListener
 
     def on_report(self, aid: int, message: Message) -> None:
+        if isinstance(message, DaemonStatus):
+            self.fleet.note_status(aid, message)
         self._gate.admit(aid, message)
 
     def on_pong(self, aid: int, pong: Pong) -> None:
         self._hooks.heartbeat(aid, pong.resources)
+        self.fleet.note_refusing(aid, pong.resources.refusing)
         name = self.ctx.agent_name(aid)
         self.metrics.agent_outbox.labels(agent=name).set(pong.resources.outbox)
         self.metrics.agent_processes.labels(agent=name).set(pong.resources.procs)

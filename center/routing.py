@@ -31,10 +31,17 @@ class AgentInfo:
     allowed_users: tuple[str, ...] = ()  # the agent's policy: empty = any user but root
     allow_root: bool = False
     key_hash: str = ""  # of the key it registered with; "" until one is bound
+    drain: bool = False  # an operator drains it: no new placements or strategy runs
+    refusing: str = ""  # why it refuses new work (its own limits, from its heartbeat)
 
     @property
     def approved(self) -> bool:
         return self.status in APPROVED
+
+    @property
+    def takes_work(self) -> bool:
+        """Whether strategies may send it new runs or instances."""
+        return not self.drain and not self.refusing
 
     def permits(self, run_user: str) -> bool:
         """Whether its policy lets a rule run as `run_user` (the agent checks the user exists)."""
@@ -119,7 +126,7 @@ def choose(
     """(shard, agent) for each run a fire makes: all listed agents, or one agent per shard."""
     if rule.routing == "listed":
         return [(0, aid) for aid in listed_targets(rule, agents)]
-    pool = candidates(rule, agents)
+    pool = [aid for aid in candidates(rule, agents) if agents[aid].takes_work]
     if not pool:
         return []
     shards = range(rule.shard_total) if rule.shard_total > 0 else range(1)
@@ -149,7 +156,7 @@ def failover_target(
     """Where a run waiting for an offline agent may go instead, if its rule allows."""
     if rule.routing == "listed" or not rule.failover:
         return None
-    pool = candidates(rule, agents)
+    pool = [aid for aid in candidates(rule, agents) if agents[aid].takes_work]
     for aid in preference(rule, shard, pool, agents, turn) if pool else []:
         if aid != current and online(aid):
             return aid

@@ -43,6 +43,8 @@ def _agent_info(row: Any) -> AgentInfo:
         allowed_users=tuple(str(u) for u in users.get("allowed", ())),
         allow_root=bool(users.get("allow_root", False)),
         key_hash=row["key_hash"],
+        drain=bool(row["drain"]),
+        refusing=row["refusing"],
     )
 
 
@@ -142,6 +144,7 @@ async def record_heartbeats(engine: AsyncEngine, beats: list[Heartbeat]) -> None
             load1=bindparam("b_load"),
             procs=bindparam("b_procs"),
             outbox=bindparam("b_outbox"),
+            refusing=bindparam("b_refusing"),
         )
     )
     params = [
@@ -153,6 +156,7 @@ async def record_heartbeats(engine: AsyncEngine, beats: list[Heartbeat]) -> None
             "b_load": b.resources.load1,
             "b_procs": b.resources.procs,
             "b_outbox": b.resources.outbox,
+            "b_refusing": b.resources.refusing[:200],
         }
         for b in beats
     ]
