@@ -57,15 +57,20 @@ def _order(
     pool: list[int],
     agents: Mapping[int, AgentInfo],
     counts: Mapping[int, int],
+    mine: Mapping[int, int],
     turn: int,
 ) -> list[int]:
-    """Agents in the order the rule's strategy prefers them for one new instance."""
+    """Agents in the order the rule's strategy prefers them for one new instance; least loaded
+    spreads the service's own instances first, then counts every service's, then the load."""
     if rule.routing == "hash":  # rendezvous: an instance keeps its agent as others come and go
         return sorted(pool, key=lambda aid: _weight(rule.id, instance, aid), reverse=True)
     if rule.routing == "round_robin":
         start = (turn + instance) % len(pool)
         return pool[start:] + pool[:start]
-    return sorted(pool, key=lambda aid: (counts.get(aid, 0), load_score(agents[aid]), aid))
+    return sorted(
+        pool,
+        key=lambda aid: (mine.get(aid, 0), counts.get(aid, 0), load_score(agents[aid]), aid),
+    )
 
 
 def _unplaced_reason(
@@ -127,7 +132,9 @@ def place_service(
                 previous if unchanged and previous else Slot(instance, 0, reason, now_us)
             )
             continue
-        aid = _order(rule, instance, pool=usable, agents=agents, counts=counts, turn=turn)[0]
+        aid = _order(
+            rule, instance, pool=usable, agents=agents, counts=counts, mine=per_agent, turn=turn
+        )[0]
         slots[instance] = Slot(instance, aid, "", now_us)
         per_agent[aid] += 1
         counts[aid] = counts.get(aid, 0) + 1
