@@ -221,11 +221,13 @@ class Fleet:
             if await placement_store.finish_drain(self._ctx.engine, aid, now_us()):
                 log.info("agent.drained", aid=aid, agent=info.name)
 
-    def shortfalls(self) -> dict[int, tuple[int, int]]:
-        """task_id -> (wanted, placed) for the Prometheus gauges."""
-        rules = self._ctx.rulebook.rules
-        return {
-            task_id: (rules[task_id].process_num, sum(1 for s in slots if s.aid))
-            for task_id, slots in self.slots.items()
-            if task_id in rules
-        }
+    def figures(self) -> dict[int, tuple[int, int, int]]:
+        """task_id -> (wanted, placed, running) for the Prometheus gauges."""
+        rules, running = self._ctx.rulebook.rules, self._running
+        out = {}
+        for task_id, slots in self.slots.items():
+            if task_id in rules:
+                aids = {s.aid for s in slots if s.aid}
+                up = sum(running.get((task_id, aid), 0) for aid in aids)
+                out[task_id] = (rules[task_id].process_num, sum(1 for s in slots if s.aid), up)
+        return out

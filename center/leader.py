@@ -478,6 +478,7 @@ class Leader(PoolListener):
             queue_depth=len(self.queue),
             rules_planned=len(self.planner),
         )
+        self.metrics.observe_services(self.fleet.figures())
 
     # ------------------------------------------------------------ PoolListener
 

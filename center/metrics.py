@@ -53,6 +53,13 @@ class CenterMetrics:
         self.rules_planned = Gauge(
             "unitedcron_rules_planned", "Rules in the planner's heap.", registry=r
         )
+        self.service_instances = Gauge(
+            "unitedcron_service_instances",
+            "Fleet services' instances: wanted (process_num), placed on an agent, and running "
+            "(as their agents report).",
+            ["task_id", "kind"],
+            registry=r,
+        )
         self.rules_in_error = Gauge(
             "unitedcron_rules_in_error", "Rules that cannot be planned.", registry=r
         )
@@ -121,6 +128,13 @@ class CenterMetrics:
         self.agents_connected.set(agents_connected)
         self.queue_depth.set(queue_depth)
         self.rules_planned.set(rules_planned)
+
+    def observe_services(self, figures: dict[int, tuple[int, int, int]]) -> None:
+        """task_id -> (wanted, placed, running), once per agents poll; gone services cleared."""
+        self.service_instances.clear()
+        for task_id, counts in figures.items():
+            for kind, value in zip(("wanted", "placed", "running"), counts, strict=True):
+                self.service_instances.labels(task_id=str(task_id), kind=kind).set(value)
 
     def observe_rules(self, rulebook: RuleBook) -> None:
         """Rules that cannot be planned, once per agents poll."""

@@ -130,6 +130,13 @@ async def test_a_service_keeps_four_instances_over_the_pool_through_a_stopped_ag
         assert max(after.values()) <= 2
         rows = await _placement(engine, task_id)
         assert len(rows) == 4 and all(aid for aid in rows.values())
+        labels = {"task_id": str(task_id), "kind": "placed"}
+
+        async def gauge() -> float | None:
+            value = center.metrics.registry.get_sample_value("unitedcron_service_instances", labels)
+            return value if value == 4 else None
+
+        assert await poll(gauge, 10) == 4
 
 
 async def _placement(engine: AsyncEngine, task_id: int) -> dict[int, int]:
