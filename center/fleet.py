@@ -36,6 +36,8 @@ class Fleet:
         self._rebalancing: set[int] = set()
         self._dirty: dict[int, list[Slot]] = {}
         self._turn = 0
+        self._signature: tuple[tuple[int, str, bool], ...] = ()
+        self._versions: dict[int, int] = {}
 
     async def load(self) -> None:
         """Take over the placement the last leader wrote: nothing moves at a failover."""
@@ -96,16 +98,38 @@ class Fleet:
         services = {
             tid: r for tid, r in rules.items() if r.is_service and r.enabled and not r.error
         }
+        stale = self._stale(hosts, services)
+        draining = any(h.why_not == "draining" for h in hosts.values())
+        if not stale and not self._moves and not self._rebalancing and not draining:
+            return False  # at rest: a tick costs a scan, not a placement
         before = self.wanted()
-        for task_id in [t for t in self.slots if t not in services]:
-            self.slots.pop(task_id)
+        for task_id in stale - services.keys():
+            self.slots.pop(task_id, None)
             self._dirty[task_id] = []
         counts = self._counts()
-        for rule in services.values():
-            self._place(rule, hosts, agents, counts, now)
-        self._advance_moves(hosts, agents, services)
+        for task_id in sorted(stale & services.keys()):
+            self._place(services[task_id], hosts, agents, counts, now)
+        if self._moves or self._rebalancing or draining:
+            self._advance_moves(hosts, agents, services)
         self._turn += 1
         return self.wanted() != before
+
+    def _stale(self, hosts: dict[int, Host], services: dict[int, Rule]) -> set[int]:
+        """Services to place again: every one when an agent came, went or changed whether it
+        takes work; else those edited or gone, and those with an instance on an agent whose
+        link is down (kept until the bound, then moved)."""
+        signature = tuple(sorted((aid, h.why_not, h.down_s == 0) for aid, h in hosts.items()))
+        versions = {task_id: rule.update_time for task_id, rule in services.items()}
+        if signature != self._signature:
+            stale = set(services) | set(self.slots)
+        else:
+            stale = {t for t, v in versions.items() if self._versions.get(t) != v}
+            stale |= set(self.slots) - set(services)
+            down = {aid for aid, host in hosts.items() if host.down_s}
+            if down:
+                stale |= {t for t, slots in self.slots.items() if any(s.aid in down for s in slots)}
+        self._signature, self._versions = signature, versions
+        return stale
 
     def _place(
         self,

@@ -65,7 +65,7 @@ def _order(
     if rule.routing == "hash":  # rendezvous: an instance keeps its agent as others come and go
         return sorted(pool, key=lambda aid: _weight(rule.id, instance, aid), reverse=True)
     if rule.routing == "round_robin":
-        start = (turn + instance) % len(pool)
+        start = (turn + rule.id + instance) % len(pool)  # rules start apart, not all on one
         return pool[start:] + pool[:start]
     return sorted(
         pool,
