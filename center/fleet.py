@@ -36,7 +36,7 @@ class Fleet:
         self._rebalancing: set[int] = set()
         self._dirty: dict[int, list[Slot]] = {}
         self._turn = 0
-        self._signature: tuple[tuple[int, str, bool], ...] = ()
+        self._states: dict[int, tuple[str, bool]] = {}  # aid -> (why not, connected)
         self._versions: dict[int, int] = {}
 
     async def load(self) -> None:
@@ -115,20 +115,22 @@ class Fleet:
         return self.wanted() != before
 
     def _stale(self, hosts: dict[int, Host], services: dict[int, Rule]) -> set[int]:
-        """Services to place again: every one when an agent came, went or changed whether it
-        takes work; else those edited or gone, and those with an instance on an agent whose
-        link is down (kept until the bound, then moved)."""
-        signature = tuple(sorted((aid, h.why_not, h.down_s == 0) for aid, h in hosts.items()))
+        """Services to place again: those edited or gone; those with an instance on an agent
+        that came, went, or changed whether it takes work or is connected; those short of
+        instances when any agent changed; and those with an instance on a down agent (kept
+        until the bound, then moved). Nothing moves when an agent joins."""
+        states = {aid: (h.why_not, h.down_s == 0) for aid, h in hosts.items()}
+        changed = {
+            a for a in states.keys() | self._states.keys() if states.get(a) != self._states.get(a)
+        }
+        down = {aid for aid, host in hosts.items() if host.down_s}
         versions = {task_id: rule.update_time for task_id, rule in services.items()}
-        if signature != self._signature:
-            stale = set(services) | set(self.slots)
-        else:
-            stale = {t for t, v in versions.items() if self._versions.get(t) != v}
-            stale |= set(self.slots) - set(services)
-            down = {aid for aid, host in hosts.items() if host.down_s}
-            if down:
-                stale |= {t for t, slots in self.slots.items() if any(s.aid in down for s in slots)}
-        self._signature, self._versions = signature, versions
+        stale = {t for t, v in versions.items() if self._versions.get(t) != v}
+        stale |= set(self.slots) - set(services)
+        if changed or down:
+            touched = changed | down | ({0} if changed else set())
+            stale |= {t for t, slots in self.slots.items() if any(s.aid in touched for s in slots)}
+        self._states, self._versions = states, versions
         return stale
 
     def _place(
