@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.integration.cluster import (
     poll,
     running_center,
 )
+from tests.security.relay import Relay
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 NAMES = ("fleet-1", "fleet-2", "fleet-3")
@@ -181,3 +183,64 @@ async def test_drain_moves_instances_first_then_disables_the_agent(
 
         assert await poll(disabled, 20) == (0, 0)
         assert len(await _placement(engine, task_id)) == 4
+
+
+async def test_at_most_n_a_cut_off_agent_stops_before_its_instances_run_elsewhere(
+    db_url: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """partition_stop_s: the link to one agent is cut (its process lives on); it stops its
+    instance itself, the center places it elsewhere only after the same time, and at no
+    sample do more than N instances run."""
+    relay = Relay()
+    relay_port = await relay.start()
+    async with running_center(db_url) as center:
+        env = _agent_env(tmp_path, center.registration_port, "cut-1")
+        env["UNITEDCRON_AGENT_ADVERTISE"] = f"127.0.0.1:{relay_port}"
+        env["UNITEDCRON_AGENT_LISTEN"] = f"127.0.0.1:{_free_port()}"
+        relay.target_port = int(env["UNITEDCRON_AGENT_LISTEN"].rsplit(":", 1)[1])
+        cut = await asyncio.create_subprocess_exec(sys.executable, "-m", "agent", env=env)
+        other = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "agent",
+            env=_agent_env(tmp_path, center.registration_port, "stay-1"),
+        )
+        procs = {"cut-1": psutil.Process(cut.pid), "stay-1": psutil.Process(other.pid)}
+        try:
+            gid = await add_group(engine)
+            for name in procs:
+                await approve_agent(engine, name, gid)
+            await add_rule(
+                engine,
+                [],
+                gid=gid,
+                rule="",
+                is_daemon=1,
+                routing="least_loaded",
+                process_num=2,
+                max_per_agent=2,
+                partition_stop_s=3,
+                execute=f"/bin/sleep {MARK}",
+            )
+            await _until(procs, lambda c: c == {"cut-1": 1, "stay-1": 1}, 30)
+            await relay.close()
+            most = 0
+
+            def moved(c: dict[str, int]) -> bool:
+                nonlocal most
+                most = max(most, sum(c.values()))
+                return c == {"cut-1": 0, "stay-1": 2}
+
+            await _until(procs, moved, 30)
+            assert most <= 2, f"{most} instances ran at once"
+        finally:
+            for proc in (cut, other):
+                proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(30):
+                await asyncio.gather(cut.wait(), other.wait())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
