@@ -14,6 +14,9 @@ from center.routing import AgentInfo, candidates, load_score
 from center.rules import Rule
 
 
+PARTITION_MARGIN_S = 2.0  # a ping interval and the agent's check, with room to spare
+
+
 @dataclass(frozen=True, slots=True)
 class Slot:
     """One instance of a service: its agent (0 when unplaced, `reason` says why)."""
@@ -39,11 +42,15 @@ class Host:
 
 def keeps(rule: Rule, host: Host | None, offline_after_s: float) -> bool:
     """Whether instances placed on `host` stay there: its link is up, or down for less than
-    the bound (the center's offline delay, or the rule's partition_stop_s if longer: for
-    "at most N" the center waits for the cut-off agent to stop them itself)."""
+    the bound: the center's offline delay, or for "at most N" (`partition_stop_s`) the time
+    the cut-off agent takes to stop them itself, counted from a frame later than the center's
+    last (a ping), plus their kill grace and a margin."""
     if host is None:
         return False
-    return host.down_s <= max(offline_after_s, float(rule.partition_stop_s))
+    bound_s = offline_after_s
+    if rule.partition_stop_s:
+        bound_s = max(bound_s, rule.partition_stop_s + rule.kill_grace_s + PARTITION_MARGIN_S)
+    return host.down_s <= bound_s
 
 
 def _weight(task_id: int, instance: int, aid: int) -> bytes:

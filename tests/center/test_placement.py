@@ -144,7 +144,14 @@ def test_round_robin_turns() -> None:
 
 @pytest.mark.parametrize(
     ("down_s", "partition_stop_s", "kept"),
-    [(0.0, 0, True), (1.9, 0, True), (2.1, 0, False), (2.1, 30, True), (30.5, 30, False)],
+    [
+        (0.0, 0, True),
+        (1.9, 0, True),
+        (2.1, 0, False),
+        (2.1, 30, True),
+        (36.9, 30, True),
+        (37.1, 30, False),
+    ],  # 30 s + a kill grace of 5 s + the 2 s margin
 )
 def test_an_agent_keeps_its_instances_within_the_bound(
     down_s: float, partition_stop_s: int, kept: bool
