@@ -90,10 +90,19 @@ async def _until(procs: dict[str, psutil.Process], check, timeout_s: float) -> d
     return await poll(seen, timeout_s, every_s=0.2)
 
 
+async def _connected(center: CenterService, aids: list[int]) -> None:
+    """Every agent linked to the leader: nothing moves when an agent joins later."""
+
+    async def linked() -> bool | None:
+        links = center.leader.pool.links if center.leader else {}
+        return True if all(a in links and links[a].connected for a in aids) else None
+
+    await poll(linked, 30)
+
+
 async def _fleet(engine: AsyncEngine, center: CenterService, tmp_path: Path):
     gid = await add_group(engine)
-    for name in NAMES:
-        await approve_agent(engine, name, gid)
+    await _connected(center, [await approve_agent(engine, name, gid) for name in NAMES])
     task_id = await add_rule(
         engine,
         [],
@@ -208,8 +217,7 @@ async def test_at_most_n_a_cut_off_agent_stops_before_its_instances_run_elsewher
         procs = {"cut-1": psutil.Process(cut.pid), "stay-1": psutil.Process(other.pid)}
         try:
             gid = await add_group(engine)
-            for name in procs:
-                await approve_agent(engine, name, gid)
+            await _connected(center, [await approve_agent(engine, name, gid) for name in procs])
             await add_rule(
                 engine,
                 [],
