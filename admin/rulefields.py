@@ -44,6 +44,8 @@ INT_FIELDS = (
     "limit_cpu_s",
     "limit_nofile",
     "limit_nproc",
+    "max_per_agent",
+    "partition_stop_s",
 )
 FLOAT_FIELDS = ("timeout_s", "kill_grace_s", "retry_backoff_s")
 BOOL_FIELDS = ("is_daemon", "shell", "failover")

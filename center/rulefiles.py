@@ -43,6 +43,8 @@ INTS = (
     "limit_cpu_s",
     "limit_nofile",
     "limit_nproc",
+    "max_per_agent",
+    "partition_stop_s",
 )
 FLOATS = ("timeout_s", "kill_grace_s", "retry_backoff_s")
 BOOLS = ("is_daemon", "shell", "failover")
@@ -80,6 +82,8 @@ ORDER = (
     "limit_cpu_s",
     "limit_nofile",
     "limit_nproc",
+    "max_per_agent",
+    "partition_stop_s",
 )
 _DEFAULT = Rule(id=0, rule="", execute="")
 DEFAULTS: dict[str, Any] = {

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from admin.api.models import AgentPatch, ApproveIn
-from admin.api.responses import AgentOut
-from admin.services import agents
+from admin.api.models import AgentPatch, ApproveIn, DrainIn
+from admin.api.responses import AgentOut, DrainOut
+from admin.services import agents, fleet
 from admin.web import ApiActor, Engine, Int64
 
 router = APIRouter(tags=["agents"])
@@ -54,3 +54,11 @@ async def update_agent(
 async def delete_agent(aid: Int64, actor: ApiActor, engine: Engine) -> None:
     """Forget the agent; if it registers again it is pending again."""
     await agents.delete_agent(engine, actor, aid)
+
+
+@router.post("/agents/{aid}/drain", status_code=status.HTTP_202_ACCEPTED, response_model=DrainOut)
+async def drain_agent(aid: Int64, body: DrainIn, actor: ApiActor, engine: Engine) -> dict[str, Any]:
+    """No new work for the agent; its fleet services' instances move (make-before-break), its
+    runs end, then it is disabled (status 0). 409 when a service would be left without an
+    agent, unless `confirm`."""
+    return await fleet.drain_agent(engine, actor, aid, confirm=body.confirm)

@@ -66,6 +66,12 @@ class ApproveIn(Body):
     gid: Int32
 
 
+class DrainIn(Body):
+    confirm: bool = Field(
+        default=False, description="drain even if a fleet service is left without an agent"
+    )
+
+
 class RulePatch(Body):
     """Every field of a rule; see the README's rule reference for meanings and defaults."""
 
@@ -102,6 +108,12 @@ class RulePatch(Body):
     limit_cpu_s: Int32 | None = Field(default=None, description="CPU seconds, 0 = none")
     limit_nofile: Int32 | None = Field(default=None, description="open files, 0 = none")
     limit_nproc: Int32 | None = Field(default=None, description="processes of the user")
+    max_per_agent: Int32 | None = Field(
+        default=None, description="fleet services: instances on one agent at most, 0 = no cap"
+    )
+    partition_stop_s: Int32 | None = Field(
+        default=None, description="fleet services: at most N, stop after this long cut off"
+    )
     description: str | None = None
     agents: list[Int32] | None = Field(default=None, description="Ids of the target agents")
 

@@ -56,6 +56,23 @@ class RuleOut(Out):
     retry_unknown: RetryUnknown | None = None
 
 
+class DrainOut(Out):
+    aid: int
+    drain: int
+    unplaced: list[int]  # services this drain leaves without an agent (confirmed)
+
+
+class PlacementOut(Out):
+    """One instance of a fleet service (`aid` 0: unplaced, `reason` says why)."""
+
+    instance: int
+    aid: int
+    agent: str
+    state: str  # running, starting, crash_looping, unplaced
+    reason: str
+    since_us: int
+
+
 class PreviewOut(Out):
     fires: list[str]
 

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from admin.api.models import RuleIn, RulePatch
-from admin.api.responses import CommandOut, PreviewOut, RuleOut
-from admin.services import rules
+from admin.api.responses import CommandOut, PlacementOut, PreviewOut, RuleOut
+from admin.services import fleet, rules
 from admin.web import ApiActor, Engine, Int64
 from protocol.vocabulary import CommandKind
 
@@ -73,6 +73,25 @@ async def delete_rule(task_id: Int64, actor: ApiActor, engine: Engine) -> None:
 async def run_now(task_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
     """Run the rule now on its agents; poll GET /commands/{id} for the center's answer."""
     return await rules.command(engine, actor, task_id, CommandKind.RUN)
+
+
+@router.post(
+    "/rules/{task_id}/rebalance",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CommandOut,
+    response_model_exclude_unset=True,
+)
+async def rebalance(task_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
+    """Move a fleet service's instances toward an even spread, one at a time (make-before-
+    break); nothing moves on its own when an agent joins."""
+    return await rules.command(engine, actor, task_id, CommandKind.REBALANCE)
+
+
+@router.get("/rules/{task_id}/placement", response_model=list[PlacementOut])
+async def placement(task_id: Int64, actor: ApiActor, engine: Engine) -> list[dict[str, Any]]:
+    """Each instance of a fleet service: its agent, state (running, starting, crash_looping,
+    unplaced with the reason) and since when."""
+    return await fleet.placement(engine, actor, task_id)
 
 
 @router.post(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from admin.errors import Invalid
+from admin.errors import AdminError, Conflict, Invalid
 from admin.pages._common import CsrfForm, int_or_none, redirect, text
 from admin.permissions import Action
-from admin.services import agents, groups
+from admin.services import agents, fleet, groups
 from admin.web import Engine, Int64, PageSession, render
 
 router = APIRouter()
@@ -31,16 +31,24 @@ async def list_agents(request: Request, session: PageSession, engine: Engine) ->
 
 
 async def _agent_page(
-    request: Request, session: PageSession, engine: Engine, aid: int, error: Invalid | None = None
+    request: Request,
+    session: PageSession,
+    engine: Engine,
+    aid: int,
+    error: AdminError | None = None,
+    *,
+    confirm_drain: bool = False,
 ) -> HTMLResponse:
     actor = session.actor
     row = await agents.get_agent(engine, actor, aid)
+    row["placed"] = await fleet.agent_placements(engine, aid)
     all_groups = await groups.list_groups(engine, actor)
     context = {
         "agent": row,
         "can_edit": row["pending"] or actor.can(Action.EDIT, row["gid"]),
         "admin_groups": [g for g in all_groups if actor.can(Action.EDIT, g["id"])],
         "error": error,
+        "confirm_drain": confirm_drain,
     }
     return render(request, "agent.html", session, context, error.status if error else 200)
 
@@ -83,6 +91,18 @@ async def update(
         await agents.update_agent(engine, session.actor, aid, values)
     except Invalid as exc:
         return await _agent_page(request, session, engine, aid, exc)
+    return redirect(f"/agents/{aid}")
+
+
+@router.post("/agents/{aid}/drain")
+async def drain(
+    request: Request, aid: Int64, session: PageSession, engine: Engine, form: CsrfForm
+) -> Response:
+    try:
+        confirm = text(form, "confirm") == "1"
+        await fleet.drain_agent(engine, session.actor, aid, confirm=confirm)
+    except Conflict as exc:
+        return await _agent_page(request, session, engine, aid, exc, confirm_drain=True)
     return redirect(f"/agents/{aid}")
 
 

@@ -14,7 +14,7 @@ from admin.errors import AdminError, Invalid
 from admin.pages._common import CsrfForm, int_or_none, redirect, text, texts
 from admin.permissions import Action
 from admin.queries.runs import RunFilter
-from admin.services import agents, groups, rules, runs
+from admin.services import agents, fleet, groups, rules, runs
 from admin.web import Engine, Int64, PageSession, render
 from center.rules import DEPENDS_WHEN, MISFIRE_POLICIES, OVERLAP_POLICIES, RETRY_UNKNOWN, ROUTINGS
 from protocol.vocabulary import CommandKind
@@ -137,8 +137,13 @@ async def rule(
             fires = rules.preview(row["rule"], row["timezone"])
         except Invalid:
             fires = []
+    service = bool(row["is_daemon"]) and row["routing"] != "listed"
+    placement = await fleet.placement(engine, actor, task_id) if service else []
     context = {
         "rule": row,
+        "service": service,
+        "placement": placement,
+        "placed": sum(1 for p in placement if p["aid"]),
         "fires": fires,
         "runs": await runs.list_runs(engine, actor, RunFilter(task_id=task_id, limit=20)),
         "agents": {a["id"]: a for a in await agents.list_agents(engine, actor, row["gid"])},
@@ -198,6 +203,14 @@ async def run_now(
     task_id: Int64, session: PageSession, engine: Engine, _form: CsrfForm
 ) -> Response:
     await rules.command(engine, session.actor, task_id, CommandKind.RUN)
+    return redirect(f"/rules/{task_id}")
+
+
+@router.post("/rules/{task_id}/rebalance")
+async def rebalance(
+    task_id: Int64, session: PageSession, engine: Engine, _form: CsrfForm
+) -> Response:
+    await rules.command(engine, session.actor, task_id, CommandKind.REBALANCE)
     return redirect(f"/rules/{task_id}")
 
 

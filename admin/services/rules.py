@@ -167,10 +167,14 @@ async def command(
         rule = await _visible(conn, actor, task_id, Action.RUN)
         if kind == "run" and rule["is_daemon"]:
             raise Conflict("a daemon rule runs all the time: enable it instead of running it now")
+        if kind == CommandKind.REBALANCE and not (
+            rule["is_daemon"] and rule["routing"] != "listed"
+        ):
+            raise Conflict("rebalance moves a fleet service: a daemon rule with a strategy")
         values = {"kind": kind, "task_id": task_id, "user_id": actor.user.id, "created_us": now}
         command_id = await runs.insert_command(conn, values | {"status": "pending"})
         row = await runs.command_by_id(conn, command_id)
-        action = "rule.run" if kind == "run" else "rule.kill"
+        action = {"run": "rule.run", "rebalance": "rule.rebalance"}.get(kind, "rule.kill")
         target = ("rule", task_id, rule["gid"])
         await audited(conn, actor, now, action, target, after=row)
     return row or {}
