@@ -35,6 +35,7 @@ class Body(BaseModel):
 class LoginIn(Body):
     username: str
     password: str
+    totp_code: str = Field(default="", max_length=16, description="For accounts with TOTP")
     name: str = Field(default="", max_length=64, description="A label for the token")
     expires_in_days: Int32 | None = Field(default=None, description="Default: the admin's setting")
 

@@ -54,3 +54,12 @@ def grant_changes(
     user's roles are exactly what the map gives at their latest login."""
     put = {gid: role for gid, role in wanted.items() if current.get(gid) != role}
     return put, frozenset(current) - frozenset(wanted)
+
+
+def claim_groups(value: object) -> list[str]:
+    """The groups in a claim: a list of names or ids (the usual form), or one string."""
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value if isinstance(v, str | int) and str(v)]
+    return []
