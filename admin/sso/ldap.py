@@ -55,9 +55,9 @@ def authenticate(s: LdapSettings, name: str, password: str) -> DirectoryUser | N
         if dn is None:
             return None
         user = _connection(server, s, dn, password)
-        if not user.bind():
-            return None
-        try:
+        try:  # unbind closes the socket, also after a refused bind
+            if not user.bind():
+                return None
             return DirectoryUser(dn, _groups(server, s, user, dn, name))
         finally:
             user.unbind()
@@ -77,6 +77,7 @@ def _service(server: ldap3.Server, s: LdapSettings) -> ldap3.Connection:
     """Bound as the service account (or anonymously); LdapUnavailable if that fails."""
     conn = _connection(server, s, s.bind_dn, s.bind_password)
     if not conn.bind():
+        conn.unbind()
         raise LdapUnavailable(f"the service bind failed: {conn.result.get('description')}")
     return conn
 

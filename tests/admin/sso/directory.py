@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -114,13 +113,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _answers(url: str) -> bool:
-    server = ldap3.Server(url, connect_timeout=0.5, get_info=ldap3.NONE)
-    conn = ldap3.Connection(server, ADMIN_DN, ADMIN_PASSWORD, receive_timeout=1)
+def _listens(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _binds(url: str) -> bool:
+    server = ldap3.Server(url, connect_timeout=2, get_info=ldap3.NONE)
+    conn = ldap3.Connection(server, ADMIN_DN, ADMIN_PASSWORD, receive_timeout=2)
     try:
         return bool(conn.bind())
-    except ldap3.core.exceptions.LDAPException:
-        return False
     finally:
         conn.unbind()
 
@@ -142,19 +147,23 @@ def _load(folder: Path) -> Path:
 def running_slapd(folder: Path) -> Iterator[Directory]:
     """slapd in the foreground (-d 0) on 127.0.0.1 at a free port; TERM, then KILL, at the end."""
     conf = _load(folder)
-    url = f"ldap://127.0.0.1:{_free_port()}"
-    proc = subprocess.Popen(
-        [SLAPD, "-d", "0", "-f", str(conf), "-h", f"{url}/"],
-        stdout=subprocess.DEVNULL,
-        stderr=(folder / "slapd.log").open("wb"),
-    )
+    port = _free_port()
+    url = f"ldap://127.0.0.1:{port}"
+    with (folder / "slapd.log").open("wb") as log_file:
+        proc = subprocess.Popen(
+            [SLAPD, "-d", "0", "-f", str(conf), "-h", f"{url}/"],
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not _answers(url):  # bounded: slapd is up once a bind succeeds
+        while not _listens(port):  # bounded: slapd is up once it accepts connections
             if proc.poll() is not None or time.monotonic() > deadline:
                 log = (folder / "slapd.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"slapd did not start (exit {proc.returncode}): {log}")
             time.sleep(0.05)
+        if not _binds(url):
+            raise RuntimeError("slapd does not take the admin bind")
         yield Directory(url)
     finally:
         proc.terminate()
@@ -164,6 +173,3 @@ def running_slapd(folder: Path) -> Iterator[Directory]:
             proc.kill()
             proc.wait(timeout=10)
 
-
-def have_tools() -> bool:
-    return shutil.which(SLAPD) is not None
