@@ -172,4 +172,3 @@ def running_slapd(folder: Path) -> Iterator[Directory]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-
