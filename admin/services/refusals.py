@@ -39,7 +39,14 @@ async def refuse(
     """Record a refused login: `method` (local, ldap, oidc, totp) and `reason` (a fixed code)
     label the counter and the log line; `text` is the reason people read in the audit log;
     `states` are the login-throttle states after this failure, saved with the audit row."""
-    log.warning("admin.login_refused", method=method, reason=reason, user=name, client=gate.client)
+    log.warning(
+        "admin.login_refused",
+        method=method,
+        reason=reason,
+        user=name,
+        client=gate.client,
+        detail=text,
+    )
     gate.metrics.login_refused.labels(method=method, reason=reason).inc()
     async with gate.engine.begin() as conn:
         for key, state in (states or {}).items():
