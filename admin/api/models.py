@@ -128,6 +128,8 @@ class UserPatch(Body):
     superadmin: bool | None = None
     status: Int32 | None = Field(default=None, description="1 active, 0 disabled")
     password: str | None = Field(default=None, description="A new password (sessions end)")
+    totp_required: bool | None = Field(default=None, description="A TOTP code at every login")
+    totp_reset: bool | None = Field(default=None, description="Forget the enrolled TOTP app")
 
 
 class GrantIn(Body):

@@ -8,12 +8,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from admin import totp
 from admin.actor import Actor
 from admin.config import AdminConfig
 from admin.credentials import new_secret, same
-from admin.errors import AdminError, Invalid, Throttled
+from admin.errors import AdminError, Conflict, Invalid, Throttled
 from admin.pages._common import CsrfForm, redirect, safe_next, text
-from admin.services import auth, login
+from admin.queries import users as user_rows
+from admin.services import auth, login, totp_account
 from admin.web import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -129,7 +131,14 @@ async def _account(
     message: str = "",
     new_token: str = "",
 ) -> HTMLResponse:
+    async with engine.connect() as conn:
+        me_row = await user_rows.user_by_id(conn, session.actor.user.id) or {}
+    secret = totp.new_secret()
+    issuer = request.app.state.config.admin_totp_issuer
     context = {
+        "me_row": me_row,
+        "totp_secret": secret,
+        "otpauth_uri": totp.provisioning_uri(secret, session.actor.user.name, issuer),
         "tokens": await auth.list_tokens(engine, session.actor),
         "error": error,
         "message": message,
@@ -162,6 +171,29 @@ async def change_password(
         return await _account(request, session, engine, error=exc)
     message = "Password changed; your other sessions have ended."
     return await _account(request, session, engine, message=message)
+
+
+@router.post("/account/totp")
+async def enrol_totp(
+    request: Request, session: PageSession, engine: Engine, cfg: Config, form: CsrfForm
+) -> HTMLResponse:
+    secret, code = text(form, "secret"), text(form, "code")
+    try:
+        await totp_account.enrol(engine, login.totp_keys(cfg), session.actor, secret, code)
+    except (Invalid, Conflict) as exc:
+        return await _account(request, session, engine, error=exc)
+    return await _account(request, session, engine, message="TOTP enrolled.")
+
+
+@router.post("/account/totp/remove")
+async def remove_totp(
+    request: Request, session: PageSession, engine: Engine, _form: CsrfForm
+) -> HTMLResponse:
+    try:
+        await totp_account.remove(engine, session.actor)
+    except Conflict as exc:
+        return await _account(request, session, engine, error=exc)
+    return await _account(request, session, engine, message="TOTP removed.")
 
 
 @router.post("/account/tokens")
