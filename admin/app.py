@@ -21,10 +21,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from admin import api, pages
 from admin.config import AdminConfig
 from admin.errors import AdminError, BadRequest, Invalid, NotFound, Refusal
+from admin.metrics import AdminMetrics
 from admin.queries import audit
+from admin.services.oidc_login import provider_for
 from admin.web import CSP, SESSION_COOKIE, LoginRequired, render
 from center.store.db import create_engine
 from protocol.clock import now_us
+from protocol.metrics_http import start_metrics_server
 
 API_PREFIX = "/api/v1"
 ANONYMOUS_POSTS = ("/auth/token",)  # API calls with a body that come before any credential
@@ -34,12 +37,17 @@ log = structlog.get_logger("admin")
 def create_app(config: AdminConfig) -> FastAPI:
     """The app with its own engine (made now, connected on first use, disposed at shutdown)."""
     engine = create_engine(config.db_url)
+    metrics = AdminMetrics()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        listen = config.admin_metrics_listen
+        server = await start_metrics_server(metrics.registry, *listen) if listen else None
         try:
             yield
         finally:
+            if server is not None:
+                server.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -54,6 +62,8 @@ def create_app(config: AdminConfig) -> FastAPI:
     )
     app.state.config = config
     app.state.engine = engine
+    app.state.metrics = metrics
+    app.state.oidc = provider_for(config)  # None unless admin_oidc_issuer is set
     app.include_router(api.router, prefix=API_PREFIX)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

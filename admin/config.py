@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Self
 
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from admin.sso.roles import check_role_map
 from center.alerts.targets import Network, check_networks, parse_networks
 from center.config import DEFAULT_DB_URL, check_db_url
-from protocol.settings import HostPort, HostPortField, ProcessSettings
+from protocol.settings import HostPort, HostPortField, OptionalHostPortField, ProcessSettings
+
+# UnitedCron group name → directory group → role (README, "Single sign-on").
+RoleMapField = dict[str, dict[str, str]]
 
 
 class AdminConfig(ProcessSettings):
@@ -39,6 +45,36 @@ class AdminConfig(ProcessSettings):
     # Networks (CIDRs) alert webhooks may target beyond public addresses; the center's setting
     # of the same name decides at send time, this one at save time: give both the same value.
     alert_allowed_networks: str = ""
+    # Prometheus /metrics (refused logins); empty turns it off. Loopback: figures are not public.
+    admin_metrics_listen: OptionalHostPortField = HostPort("127.0.0.1", 9603)
+
+    # ---- single sign-on (README, "Single sign-on"); each is off while its first setting is "".
+    # OpenID Connect: the issuer's URL (its /.well-known/openid-configuration is read).
+    admin_oidc_issuer: str = ""
+    admin_oidc_client_id: str = ""
+    admin_oidc_client_secret: SecretStr = SecretStr("")
+    admin_oidc_scopes: str = "openid profile email groups"
+    admin_oidc_provider_name: str = Field(default="SSO", min_length=1, max_length=40)
+    admin_oidc_groups_claim: str = "groups"
+    admin_oidc_username_claim: str = "preferred_username"
+    admin_oidc_role_map: RoleMapField = Field(default_factory=dict)
+    admin_oidc_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # LDAP: a simple bind as the user, found by a DN template or by a search (service bind).
+    admin_ldap_url: str = ""
+    admin_ldap_user_dn_template: str = ""  # e.g. uid={name},ou=people,dc=example,dc=org
+    admin_ldap_bind_dn: str = ""  # the service account that searches (empty: anonymous)
+    admin_ldap_bind_password: SecretStr = SecretStr("")
+    admin_ldap_user_base: str = ""
+    admin_ldap_user_filter: str = "(uid={name})"
+    admin_ldap_group_base: str = ""  # empty: groups are not read (no roles from LDAP)
+    admin_ldap_group_filter: str = "(|(member={dn})(uniqueMember={dn})(memberUid={name}))"
+    admin_ldap_group_attribute: str = "cn"
+    admin_ldap_role_map: RoleMapField = Field(default_factory=dict)
+    admin_ldap_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    # TOTP secrets are stored encrypted with this key (comma-separated: the first encrypts,
+    # all decrypt, for a rotation). Without one they are stored as they are: see README.
+    admin_totp_key: SecretStr = SecretStr("")
+    admin_totp_issuer: str = Field(default="UnitedCron", min_length=1, max_length=40)
 
     @field_validator("db_url")
     @classmethod
@@ -53,3 +89,30 @@ class AdminConfig(ProcessSettings):
     @property
     def alert_networks(self) -> tuple[Network, ...]:
         return parse_networks(self.alert_allowed_networks)
+
+    @field_validator("admin_oidc_role_map", "admin_ldap_role_map")
+    @classmethod
+    def _role_map(cls, value: RoleMapField) -> RoleMapField:
+        return check_role_map(value)
+
+    @model_validator(mode="after")
+    def _sso_complete(self) -> Self:
+        if self.admin_oidc_issuer and not self.admin_oidc_client_id:
+            raise ValueError("admin_oidc_issuer needs admin_oidc_client_id")
+        if self.admin_ldap_url and not (
+            self.admin_ldap_user_dn_template or self.admin_ldap_user_base
+        ):
+            raise ValueError("admin_ldap_url needs admin_ldap_user_dn_template or _user_base")
+        if self.admin_ldap_user_dn_template and "{name}" not in self.admin_ldap_user_dn_template:
+            raise ValueError("admin_ldap_user_dn_template must contain {name}")
+        if "{name}" not in self.admin_ldap_user_filter:
+            raise ValueError("admin_ldap_user_filter must contain {name}")
+        return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.admin_oidc_issuer)
+
+    @property
+    def ldap_enabled(self) -> bool:
+        return bool(self.admin_ldap_url)

@@ -18,6 +18,7 @@ from admin.actor import Actor
 from admin.config import AdminConfig
 from admin.errors import Unauthorized
 from admin.services import auth
+from admin.services.refusals import Gate
 
 SESSION_COOKIE = "uc_session"
 LOGIN_COOKIE = "uc_login"  # the login form's own CSRF value, before any session exists
@@ -56,6 +57,14 @@ def client_of(request: Request) -> str:
 
 Engine = Annotated[AsyncEngine, Depends(get_engine)]
 Config = Annotated[AdminConfig, Depends(get_config)]
+
+
+def get_gate(request: Request, engine: Engine, cfg: Config) -> Gate:
+    """What a login step needs: the store, the settings, the metrics, the client's address."""
+    return Gate(engine, cfg, request.app.state.metrics, client_of(request))
+
+
+LoginGate = Annotated[Gate, Depends(get_gate)]
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/token")
 
 

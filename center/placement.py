@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from center.routing import AgentInfo, candidates, load_score
 from center.rules import Rule
 
-
 PARTITION_MARGIN_S = 2.0  # a ping interval and the agent's check, with room to spare
 
 

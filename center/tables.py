@@ -277,7 +277,9 @@ daemon_state = Table(
 
 # ---------------------------------------------------------------- the admin's own tables
 
-# People who use the admin. Names are lower case; status: 1 active, 0 disabled.
+# People who use the admin. Names are lower case; status: 1 active, 0 disabled. `source` is
+# local, oidc or ldap; an external user has no password ("") and is found by its subject
+# (the OIDC `sub`, the LDAP DN). TOTP is for local accounts: the secret is stored encrypted.
 admin_user = Table(
     "admin_user",
     metadata,
@@ -287,6 +289,12 @@ admin_user = Table(
     Column("superadmin", SmallInteger, nullable=False, server_default="0"),
     Column("status", SmallInteger, nullable=False, server_default="1"),
     *_times(),
+    Column("source", String(8), nullable=False, server_default="local"),
+    Column("external_subject", String(255), nullable=True),
+    Column("totp_secret", String(255), nullable=False, server_default=""),
+    Column("totp_required", SmallInteger, nullable=False, server_default="0"),
+    Column("totp_last_step", BigInteger, nullable=False, server_default="0"),
+    UniqueConstraint("source", "external_subject", name="uq_admin_user_external"),
     sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
 )
@@ -315,6 +323,8 @@ admin_session = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("seen_us", BigInteger, nullable=False),
     Column("expires_us", BigInteger, nullable=False, index=True),
+    # "" a full session; "totp" and "enrol" are half-way through a login (no page but that).
+    Column("stage", String(8), nullable=False, server_default=""),
     **MYSQL_OPTIONS,
 )
 

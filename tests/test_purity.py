@@ -28,6 +28,8 @@ PURE_MODULES = [
     ("center.silence", "lost runs of silent agents take `now` as an argument"),
     ("agent.runspec", "run-spec validation"),
     ("admin.permissions", "permission checks"),
+    ("admin.sso.roles", "directory groups mapped to roles"),
+    ("admin.sso.ldap_names", "LDAP escaping and injection checks"),
 ]
 FORBIDDEN_IMPORTS = frozenset(
     {"asyncio", "sqlalchemy", "aiosqlite", "aiomysql", "socket", "subprocess", "threading"}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 
 from admin.api.models import LoginIn, PasswordIn
 from admin.api.responses import TokenOut, UserOut
-from admin.services import auth, users
-from admin.web import ApiActor, Config, Engine, Int64, client_of
+from admin.errors import Unauthorized
+from admin.services import auth, login, users
+from admin.web import ApiActor, Config, Engine, Int64, LoginGate
 
 router = APIRouter(tags=["auth"])
 
@@ -21,10 +22,18 @@ router = APIRouter(tags=["auth"])
     response_model_exclude_unset=True,
 )
 async def create_token(
-    body: LoginIn, request: Request, engine: Engine, cfg: Config
+    body: LoginIn, gate: LoginGate, engine: Engine, cfg: Config
 ) -> dict[str, Any]:
-    """Trade a username and password for a bearer token (shown once; stored hashed)."""
-    actor = await auth.login(engine, cfg, body.username, body.password, client_of(request))
+    """Trade a username and password (and the TOTP code, for accounts that have one) for a
+    bearer token (shown once; stored hashed)."""
+    passed = await login.password_step(gate, body.username, body.password)
+    actor = passed.actor
+    if passed.stage == login.ENROL:
+        raise Unauthorized("this account must first enrol a TOTP app: log in with a browser")
+    if passed.stage == login.CODE:
+        if not body.totp_code:
+            raise Unauthorized("this account has a second factor: send totp_code too")
+        actor = await login.code_step(gate, actor, body.totp_code)
     token, row = await auth.issue_token(engine, cfg, actor, body.name, body.expires_in_days)
     return row | {"token": token}
 

@@ -35,6 +35,7 @@ class Body(BaseModel):
 class LoginIn(Body):
     username: str
     password: str
+    totp_code: str = Field(default="", max_length=16, description="For accounts with TOTP")
     name: str = Field(default="", max_length=64, description="A label for the token")
     expires_in_days: Int32 | None = Field(default=None, description="Default: the admin's setting")
 
@@ -139,6 +140,8 @@ class UserPatch(Body):
     superadmin: bool | None = None
     status: Int32 | None = Field(default=None, description="1 active, 0 disabled")
     password: str | None = Field(default=None, description="A new password (sessions end)")
+    totp_required: bool | None = Field(default=None, description="A TOTP code at every login")
+    totp_reset: bool | None = Field(default=None, description="Forget the enrolled TOTP app")
 
 
 class GrantIn(Body):

@@ -44,7 +44,8 @@ async def get_user(user_id: Int64, actor: ApiActor, engine: Engine) -> dict[str,
 async def update_user(
     user_id: Int64, body: UserPatch, actor: ApiActor, engine: Engine
 ) -> dict[str, Any]:
-    """Superadmins only: superadmin flag, disable (status 0), reset the password."""
+    """Superadmins only: superadmin flag, disable (status 0), reset the password, require or
+    reset TOTP."""
     return await users.update_user(engine, actor, user_id, body.changes())
 
 

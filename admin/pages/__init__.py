@@ -9,6 +9,7 @@ from admin.pages.alerts import router as alerts_router
 from admin.pages.auth import router as auth_router
 from admin.pages.dashboard import router as dashboard_router
 from admin.pages.groups import router as groups_router
+from admin.pages.login_steps import router as login_steps_router
 from admin.pages.rules import router as rules_router
 from admin.pages.runs import router as runs_router
 from admin.pages.users import router as users_router
@@ -16,6 +17,7 @@ from admin.pages.users import router as users_router
 router = APIRouter(include_in_schema=False)
 for part in (
     auth_router,
+    login_steps_router,
     dashboard_router,
     groups_router,
     agents_router,

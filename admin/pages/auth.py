@@ -1,25 +1,30 @@
-"""Pages: log in, log out, one's account (password and API tokens)."""
+"""Pages: log in (a password, then a TOTP step when due), log out, one's account."""
 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from admin import totp
+from admin.actor import Actor
+from admin.config import AdminConfig
 from admin.credentials import new_secret, same
-from admin.errors import AdminError, Invalid, Throttled
+from admin.errors import AdminError, Conflict, Invalid, Throttled
 from admin.pages._common import CsrfForm, redirect, safe_next, text
-from admin.services import auth
+from admin.queries import users as user_rows
+from admin.services import auth, login, totp_account
 from admin.web import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
     Config,
     Engine,
     Int64,
+    LoginGate,
     LoginRequired,
     PageSession,
-    client_of,
     page_session,
     render,
 )
@@ -37,7 +42,7 @@ async def _maybe_session(request: Request, engine: Engine, cfg: Config) -> auth.
 MaybeSession = Annotated[auth.Session | None, Depends(_maybe_session)]
 
 
-def _login_page(
+def login_page(
     request: Request, cfg: Config, error: AdminError | None = None, username: str = ""
 ) -> HTMLResponse:
     token = request.cookies.get(LOGIN_COOKIE) or new_secret()
@@ -46,6 +51,8 @@ def _login_page(
         "error": error,
         "username": username,
         "next": safe_next(request.query_params.get("next")),
+        "oidc_name": cfg.admin_oidc_provider_name if cfg.oidc_enabled else "",
+        "ldap": cfg.ldap_enabled,
     }
     response = render(request, "login.html", None, context, error.status if error else 200)
     response.set_cookie(
@@ -60,29 +67,51 @@ def _login_page(
 async def login_form(request: Request, cfg: Config, session: MaybeSession) -> Response:
     if session is not None:
         return redirect(safe_next(request.query_params.get("next")))
-    return _login_page(request, cfg)
+    return login_page(request, cfg)
 
 
-@router.post("/login")
-async def login(request: Request, engine: Engine, cfg: Config) -> Response:
-    """Check the password, then start a new session (any old one ends: no session fixation)."""
-    form = await request.form()
-    username = text(form, "username")
-    cookie = request.cookies.get(LOGIN_COOKIE, "")
-    if not cookie or not same(cookie, text(form, "login_csrf")):
-        error = Invalid("login_csrf", "the login form expired: please try again")
-        return _login_page(request, cfg, error, username)
-    try:
-        actor = await auth.login(engine, cfg, username, text(form, "password"), client_of(request))
-    except AdminError as exc:
-        return _login_page(request, cfg, exc, username)
-    session_id = await auth.start_session(engine, actor, cfg, request.cookies.get(SESSION_COOKIE))
-    response = redirect(safe_next(text(form, "next")))
+async def signed_in(
+    request: Request,
+    engine: Engine,
+    cfg: AdminConfig,
+    actor: Actor,
+    *,
+    next_url: str,
+    stage: str = "",
+) -> RedirectResponse:
+    """A new session (any old one ends: no session fixation), then on to `next_url`; with a
+    `stage` the session only finishes the login, on the TOTP page of that stage."""
+    old = request.cookies.get(SESSION_COOKIE)
+    session_id = await auth.start_session(engine, actor, cfg, old, stage)
+    target = safe_next(next_url)
+    if stage:
+        target = f"/login/{stage}?next={quote(target, safe='')}"
+    response = redirect(target)
     response.set_cookie(
         SESSION_COOKIE, session_id, httponly=True, samesite="lax", secure=cfg.admin_cookie_secure
     )
     response.delete_cookie(LOGIN_COOKIE)
     return response
+
+
+@router.post("/login")
+async def login_post(request: Request, engine: Engine, gate: LoginGate) -> Response:
+    """Check the password (locally, or with LDAP for names that are no local account)."""
+    cfg = gate.cfg
+    form = await request.form()
+    username = text(form, "username")
+    cookie = request.cookies.get(LOGIN_COOKIE, "")
+    if not cookie or not same(cookie, text(form, "login_csrf")):
+        error = Invalid("login_csrf", "the login form expired: please try again")
+        return login_page(request, cfg, error, username)
+    try:
+        passed = await login.password_step(gate, username, text(form, "password"))
+    except AdminError as exc:
+        return login_page(request, cfg, exc, username)
+    next_url = text(form, "next")
+    return await signed_in(
+        request, engine, cfg, passed.actor, next_url=next_url, stage=passed.stage
+    )
 
 
 @router.post("/logout")
@@ -102,7 +131,14 @@ async def _account(
     message: str = "",
     new_token: str = "",
 ) -> HTMLResponse:
+    async with engine.connect() as conn:
+        me_row = await user_rows.user_by_id(conn, session.actor.user.id) or {}
+    secret = totp.new_secret()
+    issuer = request.app.state.config.admin_totp_issuer
     context = {
+        "me_row": me_row,
+        "totp_secret": secret,
+        "otpauth_uri": totp.provisioning_uri(secret, session.actor.user.name, issuer),
         "tokens": await auth.list_tokens(engine, session.actor),
         "error": error,
         "message": message,
@@ -135,6 +171,29 @@ async def change_password(
         return await _account(request, session, engine, error=exc)
     message = "Password changed; your other sessions have ended."
     return await _account(request, session, engine, message=message)
+
+
+@router.post("/account/totp")
+async def enrol_totp(
+    request: Request, session: PageSession, engine: Engine, cfg: Config, form: CsrfForm
+) -> HTMLResponse:
+    secret, code = text(form, "secret"), text(form, "code")
+    try:
+        await totp_account.enrol(engine, login.totp_keys(cfg), session.actor, secret, code)
+    except (Invalid, Conflict) as exc:
+        return await _account(request, session, engine, error=exc)
+    return await _account(request, session, engine, message="TOTP enrolled.")
+
+
+@router.post("/account/totp/remove")
+async def remove_totp(
+    request: Request, session: PageSession, engine: Engine, _form: CsrfForm
+) -> HTMLResponse:
+    try:
+        await totp_account.remove(engine, session.actor)
+    except Conflict as exc:
+        return await _account(request, session, engine, error=exc)
+    return await _account(request, session, engine, message="TOTP removed.")
 
 
 @router.post("/account/tokens")

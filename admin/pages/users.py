@@ -82,6 +82,8 @@ async def update_user(
     values: dict[str, object] = {
         "superadmin": text(form, "superadmin") == "1",
         "status": 1 if text(form, "status") == "1" else 0,
+        "totp_required": text(form, "totp_required") == "1",
+        "totp_reset": text(form, "totp_reset") == "1",
     }
     if text(form, "password"):
         values["password"] = text(form, "password")

@@ -81,3 +81,11 @@ async def delete_group(conn: AsyncConnection, gid: int) -> None:
 async def group_names(conn: AsyncConnection) -> dict[int, str]:
     rows = await conn.execute(select(cron_group.c.id, cron_group.c.name))
     return {int(gid): str(name) for gid, name in rows.all()}
+
+
+async def ids_by_name(conn: AsyncConnection, names: list[str]) -> dict[str, int]:
+    """name → id of the groups named (names no group has are left out)."""
+    if not names:
+        return {}
+    query = select(cron_group.c.name, cron_group.c.id).where(cron_group.c.name.in_(names))
+    return {str(name): int(gid) for name, gid in (await conn.execute(query)).all()}

@@ -14,6 +14,11 @@ async def insert_session(conn: AsyncConnection, row: Row) -> None:
     await conn.execute(insert(admin_session).values(**row))
 
 
+async def set_stage(conn: AsyncConnection, id_hash: str, stage: str) -> None:
+    stmt = update(admin_session).where(admin_session.c.id_hash == id_hash)
+    await conn.execute(stmt.values(stage=stage))
+
+
 async def session_by_hash(conn: AsyncConnection, id_hash: str) -> Row | None:
     query = select(admin_session).where(admin_session.c.id_hash == id_hash)
     found = (await conn.execute(query)).mappings().first()

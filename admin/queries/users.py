@@ -1,4 +1,4 @@
-"""Users and their per-group grants."""
+"""Users (local and external, with their TOTP state) and their per-group grants."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from admin.queries import Row, in_scope
 from center.store._util import new_id
 from center.tables import admin_grant, admin_session, admin_user, api_token, cron_group
 
-_PUBLIC = [c for c in admin_user.c if c.name != "password_hash"]
+_SECRET = ("password_hash", "totp_secret")
+_PUBLIC = [
+    *(c for c in admin_user.c if c.name not in _SECRET),
+    (admin_user.c.totp_secret != "").label("totp_enrolled"),
+]
 
 
 async def user_by_name(conn: AsyncConnection, name: str) -> Row | None:
@@ -25,6 +29,51 @@ async def user_by_id(conn: AsyncConnection, user_id: int) -> Row | None:
     query = select(*_PUBLIC).where(admin_user.c.id == user_id)
     found = (await conn.execute(query)).mappings().first()
     return dict(found) if found else None
+
+
+async def user_by_subject(conn: AsyncConnection, source: str, subject: str) -> Row | None:
+    """The full row of an external user, by where they come from and their subject there."""
+    query = select(admin_user).where(
+        admin_user.c.source == source, admin_user.c.external_subject == subject
+    )
+    found = (await conn.execute(query)).mappings().first()
+    return dict(found) if found else None
+
+
+async def insert_external_user(
+    conn: AsyncConnection, name: str, source: str, subject: str, now_us: int
+) -> int:
+    """A user the directory vouches for: no local password (an empty hash matches nothing)."""
+    result = await conn.execute(
+        insert(admin_user).values(
+            name=name,
+            password_hash="",
+            source=source,
+            external_subject=subject,
+            superadmin=0,
+            status=1,
+            create_time=now_us,
+            update_time=now_us,
+        )
+    )
+    return new_id(result)
+
+
+async def totp_of(conn: AsyncConnection, user_id: int) -> tuple[str, int]:
+    """(sealed secret, last accepted step) of a user; ("", 0) when none is enrolled."""
+    query = select(admin_user.c.totp_secret, admin_user.c.totp_last_step).where(
+        admin_user.c.id == user_id
+    )
+    found = (await conn.execute(query)).first()
+    return (str(found[0]), int(found[1])) if found else ("", 0)
+
+
+async def take_totp_step(conn: AsyncConnection, user_id: int, step: int) -> bool:
+    """Record `step` as used; False when it (or a later one) was used already (a replay, or two
+    logins racing with one code)."""
+    stmt = update(admin_user).where(admin_user.c.id == user_id, admin_user.c.totp_last_step < step)
+    result = await conn.execute(stmt.values(totp_last_step=step))
+    return bool(result.rowcount)
 
 
 async def password_hash_of(conn: AsyncConnection, user_id: int) -> str | None:
@@ -132,6 +181,14 @@ async def put_grant(conn: AsyncConnection, user_id: int, gid: int, role: str, no
         return
     stmt = update(admin_grant).where(admin_grant.c.id == existing["id"])
     await conn.execute(stmt.values(role=role, update_time=now_us))
+
+
+async def delete_user_grants(conn: AsyncConnection, user_id: int, gids: frozenset[int]) -> None:
+    if gids:
+        stmt = delete(admin_grant).where(
+            admin_grant.c.user_id == user_id, admin_grant.c.gid.in_(sorted(gids))
+        )
+        await conn.execute(stmt)
 
 
 async def delete_grant(conn: AsyncConnection, grant_id: int) -> None:

@@ -1,30 +1,28 @@
-"""Logging in (throttled), sessions with CSRF tokens, API tokens, and password changes."""
+"""Sessions with CSRF tokens (and their login stages), API tokens, and password changes."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from admin import credentials, throttle
+from admin import credentials
 from admin.actor import Actor
 from admin.config import AdminConfig
-from admin.errors import Invalid, NotFound, Throttled, Unauthorized
+from admin.errors import Invalid, NotFound
 from admin.permissions import User
-from admin.queries import audit, sessions, users
-from admin.queries import throttle as throttle_rows
+from admin.queries import sessions, users
 from admin.services import audited
-from admin.services.users import is_user_name
 from protocol.clock import now_us
 
-WRONG_LOGIN = "wrong username or password"
 _US = 1_000_000
 # A session's last-seen time is written at most this often (not on every request).
 _TOUCH_EVERY_US = 60 * _US
+# A login half-way (a TOTP code or enrolment still due) must be finished within this.
+STAGE_MAX_S = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,27 +32,10 @@ class Session:
     id_hash: str
 
 
-def _policies(cfg: AdminConfig) -> tuple[throttle.ThrottlePolicy, throttle.ThrottlePolicy]:
-    def policy(free: int) -> throttle.ThrottlePolicy:
-        return throttle.ThrottlePolicy(
-            free, cfg.admin_login_backoff_s, cfg.admin_login_backoff_max_s, cfg.admin_login_forget_s
-        )
-
-    return policy(cfg.admin_login_free_failures), policy(cfg.admin_login_addr_free_failures)
-
-
 def login_name(name: str) -> str:
     """The one spelling of a typed user name: width and compatibility forms folded (NFKC),
     case folded, so every variant of a name shares its login throttle."""
     return unicodedata.normalize("NFKC", name).casefold().strip()
-
-
-def _keys(name: str, client: str) -> list[str]:
-    """Throttle keys in ASCII: a name no user can have is hashed, or the database's collation
-    would fold "user:álice" into "user:alice" and mix their counts."""
-    if not is_user_name(name):
-        name = "~" + hashlib.sha256(name.encode()).hexdigest()[:40]
-    return [f"user:{name}", f"addr:{client}"[:160]]
 
 
 async def actor_of(conn: AsyncConnection, user_id: int, client: str) -> Actor | None:
@@ -66,83 +47,17 @@ async def actor_of(conn: AsyncConnection, user_id: int, client: str) -> Actor | 
     return Actor(user, await users.roles_of(conn, user_id), client)
 
 
-async def login(
-    engine: AsyncEngine, cfg: AdminConfig, name: str, password: str, client: str
-) -> Actor:
-    """Check a username and password; Throttled while backing off, Unauthorized if wrong."""
-    name = login_name(name)
-    now = now_us()
-    keys = _keys(name, client)
-    policies = dict(zip(keys, _policies(cfg), strict=True))
-    async with engine.connect() as conn:
-        states = await throttle_rows.load_states(conn, keys)
-        # Only a name that could exist is looked up, and only that very name is taken: the
-        # database's collation would also match "ádmin" to "admin", under another throttle key.
-        row = await users.user_by_name(conn, name) if is_user_name(name) else None
-        row = row if row is not None and row["name"] == name else None
-    states = {k: throttle.current(s, policies[k], now) for k, s in states.items()}
-    wait = max(throttle.wait_s(s, now) for s in states.values())
-    if wait > 0:
-        await _failed(engine, name, client, "throttled", {})
-        raise Throttled(wait)
-    good_hash = row["password_hash"] if row is not None and row["status"] == 1 else None
-    ok = await asyncio.to_thread(credentials.verify_password, good_hash, password)
-    if not ok or row is None:
-        after = {k: throttle.after_failure(s, policies[k], now) for k, s in states.items()}
-        await _failed(engine, name, client, "wrong username or password", after)
-        raise Unauthorized(WRONG_LOGIN)
-    return await _succeeded(engine, row, password, client, keys[0])
-
-
-async def _failed(
-    engine: AsyncEngine,
-    name: str,
-    client: str,
-    reason: str,
-    states: dict[str, throttle.ThrottleState],
-) -> None:
-    async with engine.begin() as conn:
-        for key, state in states.items():
-            await throttle_rows.save_state(conn, key, state)
-        await audit.record(
-            conn,
-            at_us=now_us(),
-            user_id=0,
-            username=name[:64],
-            action="login.failed",
-            object_type="user",
-            object_id=name[:64],
-            after={"reason": reason},
-            client=client,
-        )
-
-
-async def _succeeded(
-    engine: AsyncEngine, row: dict[str, Any], password: str, client: str, user_key: str
-) -> Actor:
-    rehashed = None
-    if credentials.needs_rehash(row["password_hash"]):
-        rehashed = await asyncio.to_thread(credentials.hash_password, password)
-    async with engine.begin() as conn:
-        await throttle_rows.clear_state(conn, user_key)
-        if rehashed is not None:
-            await users.update_user(conn, row["id"], {"password_hash": rehashed}, now_us())
-        actor = await actor_of(conn, row["id"], client)
-        if actor is None:
-            raise Unauthorized(WRONG_LOGIN)
-        await audited(conn, actor, now_us(), "login", ("user", row["id"], None))
-    return actor
-
-
 # ---------------------------------------------------------------- browser sessions
 
 
 async def start_session(
-    engine: AsyncEngine, actor: Actor, cfg: AdminConfig, old_session_id: str | None
+    engine: AsyncEngine, actor: Actor, cfg: AdminConfig, old_session_id: str | None, stage: str = ""
 ) -> str:
-    """A new session for a fresh login; any session the browser had is ended (no fixation)."""
+    """A new session for a fresh login; any session the browser had is ended (no fixation).
+    With a `stage` ("totp", "enrol") it is only good for finishing the login, for 5 minutes."""
     session_id = credentials.new_secret()
     now = now_us()
+    max_s = STAGE_MAX_S if stage else cfg.admin_session_max_s
     async with engine.begin() as conn:
         if old_session_id:
             await sessions.delete_session(conn, credentials.digest(old_session_id))
@@ -156,7 +71,8 @@ async def start_session(
                 "client": actor.client[:64],
                 "created_us": now,
                 "seen_us": now,
-                "expires_us": now + cfg.admin_session_max_s * _US,
+                "expires_us": now + max_s * _US,
+                "stage": stage,
             },
         )
     return session_id
@@ -165,12 +81,13 @@ async def start_session(
 async def session_of(
     engine: AsyncEngine, cfg: AdminConfig, session_id: str, client: str
 ) -> Session | None:
-    """The session a cookie names, if it is still good (not expired, not idle too long)."""
+    """The session a cookie names, if it is still good (not expired, not idle too long) and
+    not half-way through a login."""
     id_hash = credentials.digest(session_id)
     now = now_us()
     async with engine.connect() as conn:
         row = await sessions.session_by_hash(conn, id_hash)
-        if row is None or row["expires_us"] <= now:
+        if row is None or row["expires_us"] <= now or row["stage"]:
             return None
         if row["seen_us"] <= now - cfg.admin_session_idle_s * _US:
             return None
@@ -181,6 +98,19 @@ async def session_of(
             await sessions.touch_session(conn, id_hash, now)
             await conn.commit()
     return Session(actor, row["csrf"], id_hash)
+
+
+async def staged_session(
+    engine: AsyncEngine, session_id: str, stage: str, client: str
+) -> Session | None:
+    """A session half-way through a login at `stage`, if it has not expired."""
+    id_hash = credentials.digest(session_id)
+    async with engine.connect() as conn:
+        row = await sessions.session_by_hash(conn, id_hash)
+        if row is None or row["stage"] != stage or row["expires_us"] <= now_us():
+            return None
+        actor = await actor_of(conn, row["user_id"], client)
+    return Session(actor, row["csrf"], id_hash) if actor is not None else None
 
 
 async def end_session(engine: AsyncEngine, session: Session) -> None:

@@ -89,6 +89,10 @@ async def _user_changes(values: dict[str, Any]) -> dict[str, Any]:
         if values["status"] not in (0, 1):
             raise Invalid("status", "must be 1 (active) or 0 (disabled)")
         changes["status"] = values["status"]
+    if "totp_required" in values and values["totp_required"] is not None:
+        changes["totp_required"] = int(bool(values["totp_required"]))
+    if values.get("totp_reset"):
+        changes |= {"totp_secret": "", "totp_last_step": 0}
     if values.get("password"):
         credentials.check_password_rules(values["password"])
         changes["password_hash"] = await asyncio.to_thread(

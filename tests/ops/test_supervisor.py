@@ -70,6 +70,7 @@ def settings(tmp: Path, db_url: str) -> dict[str, dict[str, Any]]:
             "db_url": db_url,
             "admin_listen": f"127.0.0.1:{free_port()}",
             "admin_cookie_secure": False,
+            "admin_metrics_listen": "",
         },
     }
     out = {}
