@@ -121,10 +121,6 @@ class LinkTls:
         self.binding = certs.channel_binding(certs.first_der(material.cert_pem))
         self.material = material
 
-    @property
-    def ready(self) -> bool:
-        return self.mode is TlsMode.PLAINTEXT or self._server is not None
-
     def server_context(self) -> ssl.SSLContext | None:
         """None for plain text; TlsNotReady while the built-in PKI has given us no certificate."""
         if self.mode is TlsMode.PLAINTEXT:
