@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from center.fleet_cap import WAIT
 from center.rules import Rule
 from center.runs import PlannedRun
 from protocol.messages import Exec, RunSpec
@@ -19,8 +20,12 @@ WAIT_RETRY_US = 250_000
 class DispatchQueue:
     """Planned runs ordered by when to send them (pure): scheduled runs `ahead_us` early."""
 
-    def __init__(self, ahead_us: int = 0) -> None:
+    def __init__(
+        self, ahead_us: int = 0, at_instant: Callable[[int], bool] = lambda task_id: False
+    ) -> None:
         self._ahead_us = ahead_us
+        # Rules whose runs are decided at their instant (a fleet-wide cap): never sent early.
+        self._at_instant = at_instant
         self._heap: list[tuple[int, int, PlannedRun]] = []
         self._seq = itertools.count()
         self._queued: set[str] = set()
@@ -40,7 +45,8 @@ class DispatchQueue:
 
     def _when(self, run: PlannedRun) -> int:
         # Only fires go early: a retry, a manual or a catch-up run is due already.
-        ahead = self._ahead_us if run.trigger == Trigger.SCHEDULE else 0
+        early = run.trigger == Trigger.SCHEDULE and not self._at_instant(run.task_id)
+        ahead = self._ahead_us if early else 0
         return run.send_at_us - ahead
 
     def pop_due(self, now_us: int) -> list[PlannedRun]:
@@ -92,9 +98,11 @@ def decide_dispatch(
     frame_of: Callable[[PlannedRun, Rule], bytes],
     reroute: Callable[[PlannedRun], int | None] = lambda run: None,
     still_fires: Callable[[PlannedRun], bool] = lambda run: True,
+    admit: Callable[[PlannedRun, Rule], str] = lambda run, rule: "",
 ) -> DispatchOutcome:
-    """For each due run: send it (as the frame `frame_of` gives), let it wait for its agent,
-    move it to another (failover), or record why it will not run."""
+    """For each due run: send it (as the frame `frame_of` gives), let it wait for its agent or
+    for room under its fleet-wide cap (`admit`: "" to go, "wait", or why it is skipped), move
+    it to another agent (failover), or record why it will not run."""
     out = DispatchOutcome()
     for run in due:
         rule = rules.get(run.task_id)
@@ -102,8 +110,14 @@ def decide_dispatch(
         if refused or rule is None:
             out.skipped[run.runid] = refused or "rule gone"
         elif connected(run.aid):
-            out.frames[run.aid].append(frame_of(run, rule))
-            out.sent.append(run.runid)
+            verdict = admit(run, rule)
+            if verdict == WAIT:
+                out.waiting.append(run)
+            elif verdict:
+                out.skipped[run.runid] = verdict
+            else:
+                out.frames[run.aid].append(frame_of(run, rule))
+                out.sent.append(run.runid)
         elif (alt := reroute(run)) is not None:
             out.rerouted.append((run.runid, run.moved_to(alt)))
         elif now_us - run.send_at_us < grace_us:

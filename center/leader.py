@@ -23,6 +23,7 @@ from center.decisions import plan_dependents, plan_retry
 from center.dispatcher import WAIT_RETRY_US, DispatchQueue, decide_dispatch
 from center.exec_frames import ExecFrames
 from center.fleet import Fleet
+from center.fleet_cap import GO, FleetCap, admit, fleet_capped
 from center.intake import Intake
 from center.leader_context import LeaderContext
 from center.loops import Background, every, transient_errors
@@ -102,7 +103,10 @@ class Leader(PoolListener):
         self.rulebook, self.agents = rulebook, agents
         self._hooks = hooks
         self.planner = Planner()
-        self.queue = DispatchQueue(config.send_ahead_us)
+        self.queue = DispatchQueue(
+            config.send_ahead_us, lambda task_id: fleet_capped(self.rulebook.rules.get(task_id))
+        )
+        self.fleet_cap = FleetCap(config.center_lost_after_s)
         # Scheduled runs sent ahead, waiting at their agent: runid -> (aid, task_id, sched_us).
         self._held: dict[str, PlannedRun] = {}
         self.wake = asyncio.Event()
@@ -338,6 +342,7 @@ class Leader(PoolListener):
             frame_of=self._frames.frame_of,
             reroute=self._reroute,
             still_fires=self._still_fires,
+            admit=self._admit,
         )
         for aid, frames in out.frames.items():
             link = self.pool.link(aid)
@@ -357,6 +362,26 @@ class Leader(PoolListener):
         for old_runid, run in out.rerouted:
             self._frames.forget(old_runid)  # the moved run has its own id and frame
             self._background(self._rerouted(old_runid, run, now))
+
+    def _admit(self, run: PlannedRun, rule: Rule) -> str:
+        """A fleet-capped rule's run at its instant: go (counted), wait, replace the oldest
+        run in flight, or be skipped, as its overlap policy says."""
+        if not fleet_capped(rule):
+            return GO
+        now, cap = now_us(), self.fleet_cap
+        decision = admit(rule, cap.running(rule, now))
+        if decision.replace:
+            kill = Kill(
+                epoch=self.epoch,
+                task_id=rule.id,
+                runid=decision.replace,
+                reason=f"replaced by {run.runid} (overlap replace, process_num across the fleet)",
+            )
+            self.send(cap.agent_of(rule.id, decision.replace), [kill])
+            cap.ended(rule.id, decision.replace)
+        if decision.verdict == GO:
+            cap.sent(rule.id, run.runid, run.aid, now)
+        return decision.verdict
 
     def _observe_sent(self, due: list[PlannedRun], sent: frozenset[str]) -> None:
         written_us = now_us()  # after the frames were handed to the transports
@@ -402,6 +427,8 @@ class Leader(PoolListener):
     async def after_reports(self, batch: ReportBatch) -> None:
         """Plan the retries that the finished runs call for."""
         now = now_us()
+        for _, msg in batch.finished_msgs:
+            self.fleet_cap.ended(msg.ref.task_id, msg.ref.runid)
         retries = [
             retry
             for aid, msg in batch.finished_msgs

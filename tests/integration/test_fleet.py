@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -18,7 +19,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center.service import CenterService
-from center.tables import agents, daemon_placement
+from center.tables import agents, daemon_placement, task_process
+from protocol import statuses
 from tests.integration.cluster import (
     SECRET,
     add_group,
@@ -26,7 +28,9 @@ from tests.integration.cluster import (
     approve_agent,
     now_us,
     poll,
+    running_agent,
     running_center,
+    runs_of,
 )
 from tests.security.relay import Relay
 
@@ -252,3 +256,33 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def test_a_one_shot_strategy_rule_is_capped_across_the_fleet(
+    db_url: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """round_robin, every second, process_num 1, runs of 2.5 s on two agents: never two at
+    once anywhere (each agent alone would allow one), the others skipped with the reason."""
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port, name="cap-1"),
+        running_agent(tmp_path, center.registration_port, name="cap-2"),
+    ):
+        gid = await add_group(engine)
+        await _connected(center, [await approve_agent(engine, n, gid) for n in ("cap-1", "cap-2")])
+        task_id = await add_rule(
+            engine, [], gid=gid, routing="round_robin", process_num=1, execute="/bin/sleep 2.5"
+        )
+        final = task_process.c.status.in_([statuses.SUCCESS, statuses.SKIPPED])
+        rows = await poll(lambda: _at_least(runs_of(engine, task_id, final), 6), 40)
+    done = sorted((r["start"], r["end"]) for r in rows if r["status"] == statuses.SUCCESS)
+    assert len(done) >= 2 and len({r["aid"] for r in rows}) == 2
+    for (_, end), (start, _) in itertools.pairwise(done):
+        assert start >= end, "two runs at once across the fleet"
+    skipped = [r["reason"] for r in rows if r["status"] == statuses.SKIPPED]
+    assert skipped and all("already running across the fleet" in r for r in skipped)
+
+
+async def _at_least(rows_soon, count: int):  # type: ignore[no-untyped-def]
+    rows = await rows_soon
+    return rows if len(rows) >= count else None
