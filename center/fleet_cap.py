@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from center.rules import Rule
 from protocol.vocabulary import Overlap
 
+Key = tuple[int, int]  # (task_id, shard): each shard of a sharded rule has its own cap
 GO, WAIT = "", "wait"  # admission answers; anything else is the reason a run is skipped
 FORGET_AFTER_S = 60.0  # beyond a run's time limit and grace: its end was missed (lost)
 
@@ -40,29 +41,30 @@ def admit(rule: Rule, running: list[str]) -> Admission:
 
 
 class FleetCap:
-    """Runs in flight of the fleet-capped rules: task_id -> runid -> (sent at, its agent)."""
+    """Runs in flight of the fleet-capped rules: (task_id, shard) -> runid -> (sent at, its
+    agent)."""
 
     def __init__(self, forget_after_s: float) -> None:
         self._forget_after_us = int(forget_after_s * 1e6)
-        self._runs: dict[int, dict[str, tuple[int, int]]] = {}
+        self._runs: dict[Key, dict[str, tuple[int, int]]] = {}
 
-    def running(self, rule: Rule, now_us: int) -> list[str]:
-        """Its runs in flight, oldest first; ones older than any end they could have are
-        dropped (their end was lost with their agent)."""
-        runs = self._runs.get(rule.id, {})
+    def running(self, rule: Rule, key: Key, now_us: int) -> list[str]:
+        """Its runs in flight (of one shard), oldest first; ones older than any end they
+        could have are dropped (their end was lost with their agent)."""
+        runs = self._runs.get(key, {})
         limit_us = int((rule.timeout_s + rule.kill_grace_s + FORGET_AFTER_S) * 1e6)
         horizon_us = now_us - (limit_us if rule.timeout_s else self._forget_after_us)
         for runid in [r for r, (sent_us, _) in runs.items() if sent_us < horizon_us]:
             del runs[runid]
         return sorted(runs, key=runs.__getitem__)
 
-    def agent_of(self, task_id: int, runid: str) -> int:
-        return self._runs.get(task_id, {}).get(runid, (0, 0))[1]
+    def agent_of(self, key: Key, runid: str) -> int:
+        return self._runs.get(key, {}).get(runid, (0, 0))[1]
 
-    def sent(self, task_id: int, runid: str, aid: int, now_us: int) -> None:
-        self._runs.setdefault(task_id, {})[runid] = (now_us, aid)
+    def sent(self, key: Key, runid: str, aid: int, now_us: int) -> None:
+        self._runs.setdefault(key, {})[runid] = (now_us, aid)
 
-    def ended(self, task_id: int, runid: str) -> None:
-        runs = self._runs.get(task_id)
+    def ended(self, key: Key, runid: str) -> None:
+        runs = self._runs.get(key)
         if runs is not None:
             runs.pop(runid, None)

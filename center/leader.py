@@ -368,8 +368,8 @@ class Leader(PoolListener):
         run in flight, or be skipped, as its overlap policy says."""
         if not fleet_capped(rule):
             return GO
-        now, cap = now_us(), self.fleet_cap
-        decision = admit(rule, cap.running(rule, now))
+        now, cap, key = now_us(), self.fleet_cap, (rule.id, run.instance)
+        decision = admit(rule, cap.running(rule, key, now))
         if decision.replace:
             kill = Kill(
                 epoch=self.epoch,
@@ -377,10 +377,10 @@ class Leader(PoolListener):
                 runid=decision.replace,
                 reason=f"replaced by {run.runid} (overlap replace, process_num across the fleet)",
             )
-            self.send(cap.agent_of(rule.id, decision.replace), [kill])
-            cap.ended(rule.id, decision.replace)
+            self.send(cap.agent_of(key, decision.replace), [kill])
+            cap.ended(key, decision.replace)
         if decision.verdict == GO:
-            cap.sent(rule.id, run.runid, run.aid, now)
+            cap.sent(key, run.runid, run.aid, now)
         return decision.verdict
 
     def _observe_sent(self, due: list[PlannedRun], sent: frozenset[str]) -> None:
@@ -428,7 +428,7 @@ class Leader(PoolListener):
         """Plan the retries that the finished runs call for."""
         now = now_us()
         for _, msg in batch.finished_msgs:
-            self.fleet_cap.ended(msg.ref.task_id, msg.ref.runid)
+            self.fleet_cap.ended((msg.ref.task_id, msg.ref.instance), msg.ref.runid)
         retries = [
             retry
             for aid, msg in batch.finished_msgs

@@ -49,13 +49,15 @@ def test_which_rules_are_capped_across_the_fleet(values: dict[str, object], capp
 
 
 def test_counts_until_ended_and_forgets_runs_whose_end_was_lost() -> None:
-    cap, rule = FleetCap(forget_after_s=100), _rule()
-    cap.sent(5, "r1", 7, 0)
-    cap.sent(5, "r2", 8, 10 * S)
-    assert cap.running(rule, 20 * S) == ["r1", "r2"] and cap.agent_of(5, "r2") == 8
-    cap.ended(5, "r1")
-    assert cap.running(rule, 20 * S) == ["r2"]
-    assert cap.running(rule, 111 * S) == [], "no end within the lost bound: forgotten"
+    cap, rule, key = FleetCap(forget_after_s=100), _rule(), (5, 0)
+    cap.sent(key, "r1", 7, 0)
+    cap.sent(key, "r2", 8, 10 * S)
+    cap.sent((5, 1), "shard-1", 9, 10 * S)  # another shard: its own cap
+    assert cap.running(rule, key, 20 * S) == ["r1", "r2"] and cap.agent_of(key, "r2") == 8
+    cap.ended(key, "r1")
+    assert cap.running(rule, key, 20 * S) == ["r2"]
+    assert cap.running(rule, (5, 1), 20 * S) == ["shard-1"]
+    assert cap.running(rule, key, 111 * S) == [], "no end within the lost bound: forgotten"
     timed = _rule(timeout_s=5, kill_grace_s=1)
-    cap.sent(5, "r3", 7, 0)
-    assert cap.running(timed, 65 * S) == ["r3"] and cap.running(timed, 67 * S) == []
+    cap.sent(key, "r3", 7, 0)
+    assert cap.running(timed, key, 65 * S) == ["r3"] and cap.running(timed, key, 67 * S) == []
