@@ -43,18 +43,39 @@ def _step_page(
     return render(request, "login_totp.html", None, context, error.status if error else 200)
 
 
-@router.get("/login/{stage}")
-async def step_form(stage: str, request: Request, engine: Engine) -> Response:
-    """The TOTP code form ("totp"), or the enrolment with a new secret ("enrol")."""
-    session = await _staged(request, engine, stage) if stage in (login.CODE, login.ENROL) else None
+@router.get("/login/totp")
+async def code_form(request: Request, engine: Engine) -> Response:
+    """The TOTP code form, after a right password."""
+    return await _step_form(request, engine, login.CODE)
+
+
+@router.get("/login/enrol")
+async def enrol_form(request: Request, engine: Engine) -> Response:
+    """The enrolment form with a new secret, for an account that must have TOTP."""
+    return await _step_form(request, engine, login.ENROL)
+
+
+@router.post("/login/totp")
+async def code_post(request: Request, engine: Engine, gate: LoginGate) -> Response:
+    return await _step_post(request, engine, gate, login.CODE)
+
+
+@router.post("/login/enrol")
+async def enrol_post(request: Request, engine: Engine, gate: LoginGate) -> Response:
+    return await _step_post(request, engine, gate, login.ENROL)
+
+
+async def _step_form(request: Request, engine: Engine, stage: str) -> Response:
+    session = await _staged(request, engine, stage)
     if session is None:
         return redirect("/login")
     return _step_page(request, session, stage)
 
 
-@router.post("/login/{stage}")
-async def step_post(stage: str, request: Request, engine: Engine, gate: LoginGate) -> Response:
-    session = await _staged(request, engine, stage) if stage in (login.CODE, login.ENROL) else None
+async def _step_post(request: Request, engine: Engine, gate: LoginGate, stage: str) -> Response:
+    """Only a session at this stage may post here, with that session's CSRF token (the
+    staged session is no full one, so checked_form cannot be used)."""
+    session = await _staged(request, engine, stage)
     if session is None:
         return redirect("/login")
     form = await request.form()

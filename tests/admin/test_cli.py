@@ -77,7 +77,12 @@ async def test_user_add_then_serve_and_log_in(db_url: str):
         sys.executable,
         "-m",
         "admin",
-        env=env | {"UNITEDCRON_ADMIN_LISTEN": f"127.0.0.1:{port}"},
+        # Metrics on a free port: a fixed 9603 may be taken on a shared test machine.
+        env=env
+        | {
+            "UNITEDCRON_ADMIN_LISTEN": f"127.0.0.1:{port}",
+            "UNITEDCRON_ADMIN_METRICS_LISTEN": "127.0.0.1:0",
+        },
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )

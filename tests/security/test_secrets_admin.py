@@ -34,14 +34,15 @@ OBJECTS = {
 }
 
 
-# Before a session: the login form, its TOTP step, and the OIDC redirects (303 without a provider).
-SIGN_IN_PAGES = ("/login", "/login/{stage}", "/auth/oidc/start", "/auth/oidc/callback")
+# The login form, and steps of a login that only redirect a full session (or an admin without
+# OIDC) back: no page of theirs is shown to a logged-in user.
+NOT_PAGES = ("/login", "/login/totp", "/login/enrol", "/auth/oidc/start", "/auth/oidc/callback")
 
 
 def _urls(router: Any, ids: dict[str, int], prefix: str = "") -> list[str]:
     out = []
     for route in leaf_routes(router):
-        if "GET" not in route.methods or route.path in SIGN_IN_PAGES:
+        if "GET" not in route.methods or route.path in NOT_PAGES:
             continue
         names = [p.name for p in route.dependant.path_params]
         query = "?rule=%40hourly" if route.path.endswith("/preview") else ""

@@ -118,3 +118,20 @@ async def test_api_tokens_need_the_code(totp_app: FastAPI):
             body["totp_code"] = pyotp.TOTP(secret).at(time.time() + 30)
             assert (await api.post("/api/v1/auth/token", json=body)).status_code == 201
             assert (await api.get("/api/v1/me", headers=world.auth("admin"))).status_code == 200
+
+
+async def test_forged_code_posts_are_refused(totp_app: FastAPI):
+    """A TOTP step posted without the staged session's CSRF token is refused (403) and does
+    not log in, even with the right code."""
+    async with asyncio.timeout(60):
+        world = await seeded(totp_app)
+        async with client_of(totp_app) as admin:
+            await _require(admin, world, "operator")
+        secret = await _enrol(totp_app, "operator")
+        async with client_of(totp_app) as client:
+            await form_login(client, "operator")
+            good = pyotp.TOTP(secret).at(time.time() + 30)
+            form = {"csrf": "forged", "code": good, "next": "/"}
+            answer = await client.post("/login/totp", data=form)
+            assert answer.status_code == 403 and "CSRF" in answer.text
+            assert (await client.get("/rules")).status_code == 303
