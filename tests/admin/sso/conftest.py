@@ -17,6 +17,7 @@ from tests.admin.conftest import BASE_URL, admin_config
 from tests.admin.seed import PASSWORD, World, build_world
 from tests.admin.sso.directory import Directory, running_slapd, slapd_missing_reason
 from tests.admin.sso.provider import running_provider
+from tests.admin.test_browser import browser  # noqa: F401  (the Chromium fixture, shared)
 
 # One map for both: UnitedCron group → directory group → role.
 ROLE_MAP = {"alpha": {"ops": "operator", "ops-team": "operator", "leads": "admin"}, "beta": {}}

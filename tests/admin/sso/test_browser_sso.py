@@ -3,16 +3,13 @@ a local account with TOTP enforced (enrol, log in with a code, a wrong code refu
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pyotp
 import pytest
 from fastapi import FastAPI
-from playwright.async_api import BrowserContext, Page, async_playwright, expect
+from playwright.async_api import BrowserContext, Page, expect
 
 from admin.queries import users
 from tests.admin.seed import PASSWORD as LOCAL_PASSWORD
@@ -22,33 +19,11 @@ from tests.admin.sso.conftest import running_app, sso_settings
 from tests.admin.sso.directory import PASSWORD as LDAP_PASSWORD
 from tests.admin.sso.directory import Directory
 from tests.admin.sso.helpers import roles_by_group
-from tests.admin.test_browser import CHROMIUM, CHROMIUM_ARGS, STEP_MS
+from tests.admin.test_browser import pytestmark as BROWSER_MARKS
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(180),
-    # Under CI=true (.ci/run installs Chromium) a missing browser fails instead of skipping.
-    pytest.mark.skipif(
-        shutil.which(CHROMIUM) is None and os.environ.get("CI") != "true",
-        reason=f"no {CHROMIUM}",
-    ),
-]
-
-
-@pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[BrowserContext]:
-    async with async_playwright() as pw:
-        context = await pw.chromium.launch_persistent_context(
-            tmp_path / "chromium-profile",
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-        )
-        context.set_default_timeout(STEP_MS)
-        try:
-            yield context
-        finally:
-            await context.close()
+# The marks (skipped without Chromium unless CI=true) and the `browser` fixture (see this
+# folder's conftest) are the admin browser tests' own.
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
