@@ -68,15 +68,16 @@ class Fleet:
             if link is None or info.status not in (AgentStatus.ENABLED, AgentStatus.UNREACHABLE):
                 continue
             down_s = 0.0 if link.connected else now_mono - link.down_since_mono
-            why_not = (
-                "draining"
-                if info.drain
-                else self._refusing.get(aid)
-                or info.refusing
-                or ("" if link.connected else "offline")
-            )
-            hosts[aid] = Host(aid, down_s, why_not)
+            hosts[aid] = Host(aid, down_s, self._why_not(info, link.connected))
         return hosts
+
+    def _why_not(self, info: AgentInfo, connected: bool) -> str:
+        """Why the agent takes no new instances ("" when it does); its latest pong's word on
+        its own limits wins over the stored heartbeat's."""
+        if info.drain:
+            return "draining"
+        refusing = self._refusing.get(info.id, info.refusing)
+        return refusing or ("" if connected else "offline")
 
     def _counts(self) -> dict[int, int]:
         cutoff = time.monotonic() - RECENT_S
