@@ -171,7 +171,7 @@ class RegistrationServer:
         if not isinstance(message, Register):
             raise ProtocolError(f"expected register, got {type(message).__name__}")
         self._check_certificate(conn, message)
-        peer_ip = conn.peer.rsplit(":", 1)[0].strip("[]")
+        peer_ip = _address(conn)
         host = message.host if message.host and not is_wildcard(message.host) else peer_ip
         started = time.monotonic()
         try:
@@ -198,6 +198,10 @@ class RegistrationServer:
             return
         problem = self._tls.peer_problem(der, CertRole.AGENT, message.name, now_us())
         if problem:
-            peer_ip = conn.peer.rsplit(":", 1)[0].strip("[]")
-            self._guard.tls_refused(peer_ip, "certificate", problem)
+            self._guard.tls_refused(_address(conn), "certificate", problem)
             raise AuthError(f"agent {message.name[:64]!r}: {problem}")
+
+
+def _address(conn: Connection) -> str:
+    """The peer's address without its port (IPv6 without brackets)."""
+    return conn.peer.rsplit(":", 1)[0].strip("[]")
