@@ -129,6 +129,8 @@ def build_env(
     }
     if ref.parent_runid:
         env["UNITEDCRON_PARENT_RUNID"] = ref.parent_runid  # the run this dependent one follows
+    if ref.flow_runid:
+        env["UNITEDCRON_FLOW_RUNID"] = ref.flow_runid
     index, total = shard
     if total > 0:
         env["UNITEDCRON_SHARD_INDEX"] = str(index)

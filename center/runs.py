@@ -24,6 +24,7 @@ class PlannedRun:
     trigger: str = Trigger.SCHEDULE
     first_runid: str = ""
     parent_runid: str = ""
+    flow_runid: str = ""  # the workflow run this run is a node of
     shard_total: int = 0
     due_us: int = 0  # send no earlier than this (a retry's backoff); 0 = at sched_us
     rule_version: int = 0  # the rule's update_time when planned: a change means re-check
@@ -51,6 +52,7 @@ class PlannedRun:
             instance=self.instance,
             first_runid=self.first_runid or self.runid,
             parent_runid=self.parent_runid,
+            flow_runid=self.flow_runid,
         )
 
 
@@ -64,6 +66,7 @@ def plan_run(
     trigger: str = Trigger.SCHEDULE,
     first_runid: str = "",
     parent_runid: str = "",
+    flow_runid: str = "",
     shard_total: int = 0,
     due_us: int = 0,
     rule_version: int = 0,
@@ -79,6 +82,7 @@ def plan_run(
         trigger=trigger,
         first_runid=first_runid or runid,
         parent_runid=parent_runid,
+        flow_runid=flow_runid,
         shard_total=shard_total,
         due_us=due_us,
         rule_version=rule_version,
@@ -96,6 +100,7 @@ def planned_row(run: PlannedRun, epoch: int, now_us: int) -> dict[str, Any]:
         "trigger": run.trigger,
         "first_runid": run.first_runid or run.runid,
         "parent_runid": run.parent_runid,
+        "flow_runid": run.flow_runid,
         "status": statuses.PLANNED,
         "epoch": epoch,
         "created_us": now_us,
@@ -115,6 +120,7 @@ def _ref_row(ref: RunRef, aid: int, now_us: int) -> dict[str, Any]:
         "trigger": ref.trigger,
         "first_runid": ref.first_runid or ref.runid,
         "parent_runid": ref.parent_runid,
+        "flow_runid": ref.flow_runid,
         "created_us": now_us,
         "updated_us": now_us,
     }

@@ -198,6 +198,7 @@ task_process = Table(
     Column("trigger", String(16), nullable=False, server_default="schedule"),
     Column("first_runid", String(64), nullable=False, server_default=""),
     Column("parent_runid", String(64), nullable=False, server_default=""),
+    Column("flow_runid", String(64), nullable=False, server_default=""),
     Column("run_user", String(64), nullable=False, server_default=""),
     Column("uid", Integer, nullable=False, server_default="-1"),
     Column("gid", Integer, nullable=False, server_default="-1"),
@@ -213,6 +214,7 @@ task_process = Table(
     Index("ix_task_process_status_sched_us", "status", "sched_us"),
     Index("ix_task_process_aid_status", "aid", "status"),
     Index("ix_task_process_sched_us", "sched_us"),
+    Index("ix_task_process_flow_runid", "flow_runid"),
     **MYSQL_OPTIONS,
 )
 
@@ -254,6 +256,8 @@ center_command = Table(
     Column("user_id", Integer, nullable=False, server_default="0"),
     Column("status", String(16), nullable=False, server_default="pending"),
     Column("result", String(500), nullable=False, server_default=""),
+    # What else the command needs, as a JSON object (a workflow run's trigger, params, env).
+    Column("args", Text, nullable=False, server_default="{}"),
     Column("created_us", BigInteger, nullable=False),
     Column("done_us", BigInteger, nullable=False, server_default="0"),
     Index("ix_center_command_status_id", "status", "id"),
@@ -513,3 +517,71 @@ cert_revoked = Table(
 
 # The alerts' scan of finished runs reads task_process by updated_us (a short, recent range).
 Index("ix_task_process_updated_us", task_process.c.updated_us)
+
+# ---------------------------------------------------------------- workflows
+
+# A named DAG of rules of one group, with its own schedule ("" = started by hand only).
+workflow = Table(
+    "workflow",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gid", Integer, nullable=False, index=True),
+    Column("name", String(128), nullable=False),
+    Column("rule", String(128), nullable=False, server_default=""),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("status", SmallInteger, nullable=False, server_default="1"),  # RuleStatus
+    Column("overlap", String(16), nullable=False, server_default="skip"),  # skip|queue|parallel
+    Column("misfire", String(8), nullable=False, server_default="skip"),
+    Column("misfire_window_s", Integer, nullable=False, server_default="3600"),
+    Column("description", String(500), nullable=False, server_default=""),
+    Column("error", String(500), nullable=False, server_default=""),
+    *_times(),
+    Index("ix_workflow_update_time", "update_time"),
+    sqlite_autoincrement=True,
+    **MYSQL_OPTIONS,
+)
+
+# The rules of a workflow; `join` = all | any (FlowJoin): when a node with parents starts.
+workflow_node = Table(
+    "workflow_node",
+    metadata,
+    Column("workflow_id", Integer, nullable=False),
+    Column("task_id", Integer, nullable=False, index=True),
+    Column("join", String(8), nullable=False, server_default="all"),
+    PrimaryKeyConstraint("workflow_id", "task_id"),
+    **MYSQL_OPTIONS,
+)
+
+# `when` = success | failure | always (DependsWhen): the parent's end that lets the child go.
+workflow_edge = Table(
+    "workflow_edge",
+    metadata,
+    Column("workflow_id", Integer, nullable=False),
+    Column("parent_task_id", Integer, nullable=False),
+    Column("child_task_id", Integer, nullable=False),
+    Column("when", String(8), nullable=False, server_default="success"),
+    PrimaryKeyConstraint("workflow_id", "parent_task_id", "child_task_id"),
+    **MYSQL_OPTIONS,
+)
+
+# One start of a workflow; its id ("f<workflow>-<sched_us>") is the same whoever starts it.
+workflow_run = Table(
+    "workflow_run",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("workflow_id", Integer, nullable=False),
+    Column("sched_us", BigInteger, nullable=False),
+    Column("trigger", String(16), nullable=False, server_default="schedule"),
+    Column("status", String(16), nullable=False, server_default="running"),  # FlowStatus
+    Column("reason", String(500), nullable=False, server_default=""),
+    # Re-runs from a node: JSON {task_id: first attempt that counts}; older attempts are history.
+    Column("reruns", Text, nullable=False, server_default="{}"),
+    Column("user_id", Integer, nullable=False, server_default="0"),
+    Column("epoch", BigInteger, nullable=False, server_default="0"),
+    Column("created_us", BigInteger, nullable=False, server_default="0"),
+    Column("updated_us", BigInteger, nullable=False, server_default="0"),
+    Column("end_us", BigInteger, nullable=False, server_default="0"),
+    Index("ix_workflow_run_workflow_id_sched_us", "workflow_id", "sched_us"),
+    Index("ix_workflow_run_status", "status"),
+    **MYSQL_OPTIONS,
+)

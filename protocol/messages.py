@@ -87,6 +87,7 @@ class RunRef:
     instance: int = 0
     first_runid: str = ""
     parent_runid: str = ""
+    flow_runid: str = ""  # the workflow run this run is a node of ("" when none)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,6 +26,7 @@ class Trigger(StrEnum):
     MISFIRE = "misfire"
     DEPENDENCY = "dependency"
     DAEMON = "daemon"
+    FLOW = "flow"  # a node of a workflow run
 
 
 class Overlap(StrEnum):
@@ -72,6 +73,25 @@ class CommandKind(StrEnum):
     KILL = "kill"
     KILL_RULE = "kill_rule"
     REBALANCE = "rebalance"  # move a fleet service's instances toward an even spread
+    FLOW_RUN = "flow_run"  # start a workflow run now (task_id holds the workflow id)
+    FLOW_RERUN = "flow_rerun"  # re-run a node and what follows it (runid: flow run, task_id)
+
+
+class FlowJoin(StrEnum):
+    """When a workflow node with several parents starts: once all have ended as their edges
+    ask, or at the first that has."""
+
+    ALL = "all"
+    ANY = "any"
+
+
+class FlowStatus(StrEnum):
+    """A workflow run's state; its nodes' states are their runs' (RunStatus)."""
+
+    RUNNING = "running"
+    SUCCESS = "success"  # every node ended and none failed
+    FAILED = "failed"  # a node failed, timed out, was killed or lost
+    SKIPPED = "skipped"  # not started (overlap skip, misfire), reason says why
 
 
 class RuleStatus(IntEnum):

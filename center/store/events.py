@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -33,6 +33,7 @@ class Command:
     aid: int
     user_id: int
     created_us: int = 0
+    args: Mapping[str, Any] = field(default_factory=dict)  # the JSON `args` column, decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +55,27 @@ async def pending_commands(engine: AsyncEngine, limit: int = 100) -> list[Comman
         rows = (await conn.execute(query)).mappings().all()
     return [
         Command(
-            r["id"], r["kind"], r["task_id"], r["runid"], r["aid"], r["user_id"], r["created_us"]
+            r["id"],
+            r["kind"],
+            r["task_id"],
+            r["runid"],
+            r["aid"],
+            r["user_id"],
+            r["created_us"],
+            _args(r["args"]),
         )
         for r in rows
     ]
+
+
+def _args(text: str) -> Mapping[str, Any]:
+    """A command's args; anything but a JSON object reads as none (the command then fails on
+    what it lacks, naming it)."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 async def finish_command(
