@@ -15,8 +15,10 @@ RUNNING = "running"  # a node's aggregate while any of its runs is planned, sent
 # Ended badly: a parent that ended so satisfies `failure` edges, and the flow run failed.
 FAILED_LIKE = frozenset({statuses.FAILED, statuses.TIMEOUT, statuses.KILLED, statuses.LOST})
 # Fires a flow node's runs use: the flow's instant plus a sub-millisecond offset per workflow,
-# so that a node's runs never take the id of the same rule's own whole-second fires.
+# so that a node's runs never take the id of the same rule's own whole-second fires; each
+# re-run from a node moves its runs (and those of what follows it) one more millisecond on.
 NODE_OFFSET_SPAN_US = 1000
+MAX_RERUNS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +67,14 @@ def flow_runid(workflow_id: int, sched_us: int) -> str:
     return f"f{workflow_id}-{sched_us}"
 
 
-def node_sched_us(workflow_id: int, flow_sched_us: int) -> int:
-    return flow_sched_us + 1 + workflow_id % (NODE_OFFSET_SPAN_US - 1)
+def node_sched_us(workflow_id: int, flow_sched_us: int, generation: int = 0) -> int:
+    """The instant a node's runs carry in a flow run, in its `generation` (re-runs so far)."""
+    offset = 1 + workflow_id % (NODE_OFFSET_SPAN_US - 1)
+    return flow_sched_us + offset + generation * NODE_OFFSET_SPAN_US
+
+
+def generation_of(workflow_id: int, flow_sched_us: int, run_sched_us: int) -> int:
+    return (run_sched_us - node_sched_us(workflow_id, flow_sched_us)) // NODE_OFFSET_SPAN_US
 
 
 def check_graph(
@@ -151,6 +159,7 @@ class NodeRun:
     status: str
     attempt: int = 0
     first_runid: str = ""
+    generation: int = 0  # re-runs from this node (or one before it) when the run was made
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,13 +170,13 @@ class Step:
     status: str = FlowStatus.RUNNING
 
 
-def node_outcomes(runs: Iterable[NodeRun], floors: Mapping[int, int]) -> dict[int, str]:
+def node_outcomes(runs: Iterable[NodeRun], generations: Mapping[int, int]) -> dict[int, str]:
     """Each node's outcome: RUNNING while any run is in flight, else success when every run
     succeeded, else its worst end. Per chain of retries only the newest attempt counts, and
-    attempts below the node's re-run floor are history. Nodes with no run are absent."""
+    runs of an earlier generation (before a re-run) are history. Nodes with no run are absent."""
     latest: dict[tuple[int, str], NodeRun] = {}
     for run in runs:
-        if run.attempt < floors.get(run.task_id, 0):
+        if run.generation != generations.get(run.task_id, 0):
             continue
         key = (run.task_id, run.first_runid)
         if key not in latest or run.attempt > latest[key].attempt:

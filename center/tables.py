@@ -574,7 +574,7 @@ workflow_run = Table(
     Column("trigger", String(16), nullable=False, server_default="schedule"),
     Column("status", String(16), nullable=False, server_default="running"),  # FlowStatus
     Column("reason", String(500), nullable=False, server_default=""),
-    # Re-runs from a node: JSON {task_id: first attempt that counts}; older attempts are history.
+    # Re-runs from a node: JSON {task_id: generation}; runs of older generations are history.
     Column("reruns", Text, nullable=False, server_default="{}"),
     Column("user_id", Integer, nullable=False, server_default="0"),
     Column("epoch", BigInteger, nullable=False, server_default="0"),
