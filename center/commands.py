@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
@@ -45,15 +46,27 @@ def manual_runs(
     return Outcome(DONE, f"started {len(runs)} run(s): {', '.join(r.runid for r in runs)}", runs)
 
 
+class FlowCommands(Protocol):
+    """What the workflow engine does for operators."""
+
+    async def run_now(self, workflow_id: int, trigger: str, user_id: int) -> tuple[str, str]: ...
+
+    async def rerun(self, flow_run_id: str, task_id: int) -> tuple[str, str]: ...
+
+
 class CommandRunner:
     """The leader's consumer of center_command."""
 
     def __init__(
-        self, ctx: LeaderContext, rebalance: Callable[[int], str] = lambda task_id: ""
+        self,
+        ctx: LeaderContext,
+        rebalance: Callable[[int], str] = lambda task_id: "",
+        flows: FlowCommands | None = None,
     ) -> None:
         self._ctx = ctx
         self._engine = ctx.engine
         self._rebalance = rebalance  # the fleet's: start moving a service toward an even spread
+        self._flows = flows
 
     async def kill_run(self, command: store.Command, now_us: int) -> Outcome:
         run = await store.find_run(self._engine, command.runid)
@@ -131,7 +144,16 @@ class CommandRunner:
             return await self.kill_rule(rule, command, now)
         if command.kind == CommandKind.REBALANCE:
             return Outcome(DONE, self._rebalance(command.task_id))
+        if command.kind in (CommandKind.FLOW_RUN, CommandKind.FLOW_RERUN) and self._flows:
+            return Outcome(*await self._flow(command, self._flows))
         return Outcome(FAILED, f"unknown command kind {command.kind!r}")
+
+    @staticmethod
+    async def _flow(command: store.Command, flows: FlowCommands) -> tuple[str, str]:
+        if command.kind == CommandKind.FLOW_RERUN:
+            return await flows.rerun(command.runid, command.task_id)
+        trigger = str(command.args.get("trigger") or Trigger.MANUAL)
+        return await flows.run_now(command.task_id, trigger, command.user_id)
 
 
 RULE_WAIT_US = 10_000_000

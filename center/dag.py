@@ -224,8 +224,11 @@ def next_step(graph: Graph, outcomes: Mapping[int, str], names: Mapping[int, str
         return Step(tuple(start), skip)
     if len(outcomes) < len(graph.nodes) or RUNNING in outcomes.values():
         return Step()
-    failed = any(o in FAILED_LIKE for o in outcomes.values())
-    return Step(ended=True, status=FlowStatus.FAILED if failed else FlowStatus.SUCCESS)
+    if any(o in FAILED_LIKE for o in outcomes.values()):
+        return Step(ended=True, status=FlowStatus.FAILED)
+    if statuses.SUCCESS in outcomes.values():
+        return Step(ended=True, status=FlowStatus.SUCCESS)
+    return Step(ended=True, status=FlowStatus.SKIPPED)  # no node ran
 
 
 def _readiness(

@@ -44,6 +44,7 @@ def plan_retry(
         trigger=Trigger.RETRY,
         first_runid=ref.first_runid or ref.runid,
         parent_runid=ref.parent_runid,
+        flow_runid=ref.flow_runid,
         due_us=now_us + retry_backoff_us(rule, ref.attempt),
     )
 

@@ -24,6 +24,7 @@ from center.dispatcher import WAIT_RETRY_US, DispatchQueue, decide_dispatch
 from center.exec_frames import ExecFrames
 from center.fleet import Fleet
 from center.fleet_cap import GO, FleetCap, admit, fleet_capped
+from center.flows import Flows
 from center.intake import Intake
 from center.leader_context import LeaderContext
 from center.loops import Background, every, transient_errors
@@ -139,7 +140,8 @@ class Leader(PoolListener):
         )
         self._identity_noted: set[int] = set()
         self.fleet = Fleet(self.ctx, config.center_offline_after_s)
-        self._commands = CommandRunner(self.ctx, rebalance=self.fleet.rebalance)
+        self.flows = Flows(self.ctx, self.pool.connected, config.lookahead_us)
+        self._commands = CommandRunner(self.ctx, rebalance=self.fleet.rebalance, flows=self.flows)
         self._daemons = DaemonSync(self.ctx, self.fleet.wanted)
         self.recovery = Recovery(self.ctx)
 
@@ -161,6 +163,7 @@ class Leader(PoolListener):
             log.warning("run.missed", count=expired, reason="planned, never sent in time")
         self.queue.add(await store.runs_waiting(self.engine, since))
         await self.fleet.load()
+        await self.flows.open()
         self.pool.sync(self.agents)
         gap_from = self.lease.planned_through_us
         if gap_from and gap_from < self.cursor_us:
@@ -186,6 +189,7 @@ class Leader(PoolListener):
                 ("commands", self._commands.run_pending, COMMANDS_POLL_S),
                 ("sweep", self._sweep_once, SWEEP_EVERY_S),
                 ("fleet", self._fleet_once, FLEET_EVERY_S),
+                ("flows", self.flows.run, 0),  # waits for a node's end, or STEP_S, itself
                 ("alerts", alerts.step, c.center_alerts_poll_s),
                 ("retention", retention.step, c.center_retention_every_s),
             ):
@@ -429,6 +433,8 @@ class Leader(PoolListener):
         now = now_us()
         for _, msg in batch.finished_msgs:
             self.fleet_cap.ended((msg.ref.task_id, msg.ref.instance), msg.ref.runid)
+            if msg.ref.flow_runid:
+                self.flows.poke()
         retries = [
             retry
             for aid, msg in batch.finished_msgs

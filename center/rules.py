@@ -119,10 +119,8 @@ def _schedule(rule: Rule) -> Schedule | None:
             raise RuleError("depends_on", "a rule cannot depend on itself")
         if rule.is_daemon:
             raise RuleError("depends_on", "a daemon rule runs all the time; it cannot depend")
-        if not rule.rule.strip():
-            return None  # runs only after its parent
-    if rule.is_daemon:
-        return None
+    if rule.is_daemon or not rule.rule.strip():
+        return None  # no schedule: runs by hand, after its parent, or as a workflow's step
     return parse_schedule(rule.rule, rule.timezone or "UTC")
 
 

@@ -92,6 +92,7 @@ class FlowStatus(StrEnum):
     SUCCESS = "success"  # every node ended and none failed
     FAILED = "failed"  # a node failed, timed out, was killed or lost
     SKIPPED = "skipped"  # not started (overlap skip, misfire), reason says why
+    QUEUED = "queued"  # waits for the workflow's running flow run to end (overlap queue)
 
 
 class RuleStatus(IntEnum):

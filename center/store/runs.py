@@ -178,6 +178,7 @@ def _planned_run(r: Any) -> PlannedRun:
         trigger=r["trigger"],
         first_runid=r["first_runid"],
         parent_runid=r["parent_runid"],
+        flow_runid=r["flow_runid"],
         due_us=r["due_us"],
     )
 

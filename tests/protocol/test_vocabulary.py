@@ -32,7 +32,7 @@ from protocol.vocabulary import (
         (RetryUnknown, ["never", "retry"]),
         (CommandKind, ["run", "kill", "kill_rule", "rebalance", "flow_run", "flow_rerun"]),
         (FlowJoin, ["all", "any"]),
-        (FlowStatus, ["running", "success", "failed", "skipped"]),
+        (FlowStatus, ["running", "success", "failed", "skipped", "queued"]),
         (RuleStatus, [-1, 0, 1]),
         (AgentStatus, [-1, 0, 1, 2]),
     ],
