@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.orphans import UNKNOWN
 from center.store.db import create_engine
-from center.tables import crontab, task_process
+from center.tables import crontab, task_process, workflow, workflow_run
 from protocol import statuses
+from tests.chaos import flow_invariants as flow_inv
 from tests.chaos import invariants as inv
 from tests.chaos.cluster import Cluster
 from tests.chaos.faults import KINDS, Fault, Injector, fault_kinds
@@ -30,6 +31,7 @@ from tests.chaos.known_bugs import KnownBugs
 from tests.chaos.monitor import Monitor
 from tests.chaos.procs import now_us
 from tests.integration.cluster import add_rule, approve_agent, poll
+from tests.integration.test_workflows import add_workflow
 
 S = 1_000_000
 SEED_ENV = "UNITEDCRON_CHAOS_SEED"  # set it to a summary's seed to repeat that fault schedule
@@ -85,6 +87,9 @@ class ChaosRun:
         self.retried: list[int] = []  # rules with retries
         self.window = (0, 0)
         self.rows: list[dict[str, Any]] = []
+        self.flow_rows: list[dict[str, Any]] = []
+        self.workflow_id = 0
+        self.parents: dict[int, list[int]] = {}  # the workflow's nodes and their parents
         self.ran: Counter[str] = Counter()
         self.codes: dict[str, int | None] = {}
         self.origin_us = now_us()
@@ -129,10 +134,27 @@ class ChaosRun:
             self.targets[task_id] = aids
             if extra.get("retries"):
                 self.retried.append(task_id)
-        for task_id in self.targets:
+        await self._add_workflow(both, common)
+        for task_id in [*self.targets, *self.parents]:
             await poll(functools.partial(self._successes, task_id), 30)
         # Every rule runs: from the next second on, each fire must be accounted for.
         self.window = (now_us() + S, 0)
+
+    async def _add_workflow(self, both: list[int], common: dict[str, Any]) -> None:
+        """A workflow every second: A and B on both agents, then C once both ended (fan-in)."""
+        a, b, c = [
+            await add_rule(self.engine, both, name=f"step-{n}", rule="", execute=APPEND, **common)
+            for n in "abc"
+        ]
+        self.parents = {a: [], b: [], c: [a, b]}
+        self.workflow_id = await add_workflow(
+            self.engine,
+            0,
+            {a: "all", b: "all", c: "all"},
+            [(a, c, "success"), (b, c, "success")],
+            rule="* * * * * *",
+            overlap="parallel",
+        )
 
     async def _successes(self, task_id: int) -> int:
         query = select(func.count()).where(
@@ -153,6 +175,7 @@ class ChaosRun:
     async def _settle(self) -> None:
         """Pause the rules, then wait until no run is planned, dispatched or running."""
         async with self.engine.begin() as conn:
+            await conn.execute(update(workflow).values(status=0, update_time=now_us()))
             await conn.execute(update(crontab).values(status=0, update_time=now_us()))
 
         async def idle() -> bool:
@@ -165,6 +188,8 @@ class ChaosRun:
     async def _collect(self) -> None:
         async with self.engine.connect() as conn:
             self.rows = [dict(r) for r in (await conn.execute(select(task_process))).mappings()]
+            flows = (await conn.execute(select(workflow_run))).mappings()
+            self.flow_rows = [dict(r) for r in flows]
         self.ran = inv.read_ran(sorted(self.effects.glob("agent-*.out")))
         # Kept with the logs for a post-mortem: the database is dropped after the test.
         with (self.cluster.workdir / "runs.jsonl").open("w") as out:
@@ -214,6 +239,23 @@ class ChaosRun:
             + self._slow("cut", OFFLINE_MAX_S)
             + self._slow("blackhole", OFFLINE_MAX_S),
             "processes not stopped cleanly": [f"{n} exit {c}" for n, c in self.codes.items() if c],
+            **self._flow_problems(),
+        }
+
+    def _flow_problems(self) -> dict[str, list[str]]:
+        lo, hi = self.window
+        flows = [r for r in self.flow_rows if lo <= r["sched_us"] <= hi]
+        return {
+            "5 workflow fires without a flow run": flow_inv.fires_without_flow_run(
+                flows, self.workflow_id, lo, hi
+            ),
+            "5 flow runs still open after the settle": flow_inv.still_open(self.flow_rows),
+            "5 flow nodes out of order or run again": flow_inv.joins_broken(
+                flows, self.rows, self.parents
+            ),
+            "5 failed flow runs without a failed node": flow_inv.failed_without_cause(
+                flows, self.rows
+            ),
         }
 
     @functools.cached_property
@@ -236,6 +278,7 @@ class ChaosRun:
             f"{sum(self.ran.values())} command starts, monitor errors {self.monitor.errors}",
             f"runs by status: {inv.by_status(self.rows)}",
             f"runs by status, attempt 0 in the window: {inv.by_status(self._window_rows())}",
+            f"flow runs by status: {inv.by_status(self.flow_rows)}",
             f"lost or killed with their agent's SIGKILL while running: {self._excused()}",
         ]
         for kind in KINDS:

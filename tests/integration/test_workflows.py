@@ -202,3 +202,33 @@ async def _pause(engine: AsyncEngine, wid: int) -> None:
         await conn.execute(
             update(workflow).where(workflow.c.id == wid).values(status=0, update_time=now_us())
         )
+
+
+async def test_a_new_leader_carries_a_flow_run_on(db_url: str, engine: AsyncEngine, tmp_path: Path):
+    """The center stops while A runs; the next one (a new epoch) starts C once A has ended, and
+    nothing starts twice: the flow run is recomputed from the store with the same ids."""
+    async with running_center(db_url) as center:
+        async with running_agent(tmp_path, center.registration_port, name="agent-1"):
+            gid = await add_group(engine)
+            aid = await approve_agent(engine, "agent-1", gid)
+            a = await add_rule(engine, [aid], gid=gid, name="A", rule="", execute="/bin/sleep 2")
+            c = await add_rule(
+                engine, [aid], gid=gid, name="C", rule="", shell=1, execute=ECHO_FLOW
+            )
+            wid = await add_workflow(engine, gid, {a: "all", c: "all"}, [(a, c, "success")])
+            await run_flow(engine, wid)
+            [flow] = await flow_runs(engine, wid)
+            await poll(lambda: _node_status(engine, flow["id"], a, statuses.RUNNING), 15)
+            await center.stop()
+    async with running_center(db_url) as center:
+        async with running_agent(tmp_path, center.registration_port, name="agent-1"):
+            done = await poll(lambda: _status(engine, flow["id"], FlowStatus.SUCCESS), 30)
+            nodes = await node_runs(engine, flow["id"])
+    assert done["epoch"] >= 1
+    assert [r["status"] for r in nodes[a]] == [statuses.SUCCESS]
+    assert [r["result"] for r in nodes[c]] == [f"{flow['id']}\n"]
+
+
+async def _node_status(engine: AsyncEngine, flow_runid: str, task_id: int, status: str) -> bool:
+    rows = (await node_runs(engine, flow_runid)).get(task_id, [])
+    return any(r["status"] == status for r in rows)
