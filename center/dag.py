@@ -168,6 +168,7 @@ class Step:
     skip: Mapping[int, str] = field(default_factory=dict)  # task id -> reason
     ended: bool = False
     status: str = FlowStatus.RUNNING
+    nodes: tuple[int, ...] = ()  # when ended other than success: the nodes that made it so
 
 
 def node_outcomes(runs: Iterable[NodeRun], generations: Mapping[int, int]) -> dict[int, str]:
@@ -190,12 +191,12 @@ def node_outcomes(runs: Iterable[NodeRun], generations: Mapping[int, int]) -> di
 def _aggregate(found: list[str]) -> str:
     if any(s in statuses.ACTIVE for s in found):
         return RUNNING
-    if all(s == statuses.SUCCESS for s in found):
-        return statuses.SUCCESS
     for worst in (statuses.FAILED, statuses.TIMEOUT, statuses.LOST, statuses.KILLED):
         if worst in found:
             return worst
-    return statuses.SUCCESS if statuses.SUCCESS in found else statuses.SKIPPED
+    # A run skipped or missed on one agent (its overlap policy, say) means the node did not
+    # fully run: its `success` children do not start.
+    return statuses.SUCCESS if all(s == statuses.SUCCESS for s in found) else statuses.SKIPPED
 
 
 def satisfies(when: str, outcome: str) -> bool:
@@ -224,11 +225,19 @@ def next_step(graph: Graph, outcomes: Mapping[int, str], names: Mapping[int, str
         return Step(tuple(start), skip)
     if len(outcomes) < len(graph.nodes) or RUNNING in outcomes.values():
         return Step()
-    if any(o in FAILED_LIKE for o in outcomes.values()):
-        return Step(ended=True, status=FlowStatus.FAILED)
-    if statuses.SUCCESS in outcomes.values():
-        return Step(ended=True, status=FlowStatus.SUCCESS)
-    return Step(ended=True, status=FlowStatus.SKIPPED)  # no node ran
+    failed = [t for t in sorted(outcomes) if outcomes[t] in FAILED_LIKE]
+    if failed:
+        return Step(ended=True, status=FlowStatus.FAILED, nodes=tuple(failed))
+    # Skipped although its parents let it go (its rule paused, no agent, its overlap policy):
+    # the flow run did not do all it should have.
+    missing = [
+        t
+        for t in sorted(outcomes)
+        if outcomes[t] == statuses.SKIPPED and _readiness(graph, t, outcomes, names) is True
+    ]
+    if missing:
+        return Step(ended=True, status=FlowStatus.SKIPPED, nodes=tuple(missing))
+    return Step(ended=True, status=FlowStatus.SUCCESS)
 
 
 def _readiness(

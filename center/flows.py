@@ -14,7 +14,6 @@ import structlog
 
 from center.cronexpr import Schedule, parse_schedule
 from center.dag import (
-    FAILED_LIKE,
     MAX_RERUNS,
     RUNNING,
     find_cycle,
@@ -248,9 +247,8 @@ class Flows:
         for task_id, reason in step.skip.items():
             moves.skip(skipped_run(flow, task_id, run.generations.get(task_id, 0)), reason)
         if step.ended:
-            failed = sorted(t for t, o in outcomes.items() if o in FAILED_LIKE)
-            reason = "; ".join(f"node {t} ({names.get(t, '')!r}) {outcomes[t]}" for t in failed)
-            await self._end(run, step.status, reason, now)
+            why = "; ".join(f"node {t} ({names.get(t, '')!r}) {outcomes[t]}" for t in step.nodes)
+            await self._end(run, step.status, why, now)
         return step.ended
 
     async def _end(self, run: FlowRun, status: str, reason: str, now: int) -> None:

@@ -143,7 +143,15 @@ class ChaosRun:
     async def _add_workflow(self, both: list[int], common: dict[str, Any]) -> None:
         """A workflow every second: A and B on both agents, then C once both ended (fan-in)."""
         a, b, c = [
-            await add_rule(self.engine, both, name=f"step-{n}", rule="", execute=APPEND, **common)
+            await add_rule(
+                self.engine,
+                both,
+                name=f"step-{n}",
+                rule="",
+                execute=APPEND,
+                overlap="parallel",  # a burst after a reconnect is not skipped at the agent
+                **common,
+            )
             for n in "abc"
         ]
         self.parents = {a: [], b: [], c: [a, b]}
