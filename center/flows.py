@@ -167,6 +167,9 @@ class Flows:
             wf = self._defs.get(wid)
             if wf is not None:
                 new.append(self._decide(wf, sched_us, trigger, open_runs + new, user_id))
+        if not new:
+            await self._advance(open_runs, now)
+            return
         await wstore.insert_flow_runs(self._ctx.engine, self._ctx.lease, new, now)
         for run in new:
             log.info(
