@@ -54,12 +54,9 @@ class _Moves:
 class Flows:
     """The leader's workflow engine: `open` once, then `run` until the term ends."""
 
-    def __init__(
-        self, ctx: LeaderContext, online: Callable[[int], bool], lookahead_us: int
-    ) -> None:
+    def __init__(self, ctx: LeaderContext, online: Callable[[int], bool]) -> None:
         self._ctx = ctx
         self._online = online
-        self._lookahead_us = lookahead_us
         self._planner = Planner()
         self._defs: dict[int, Workflow] = {}
         self._schedules: dict[int, Schedule] = {}
@@ -77,9 +74,13 @@ class Flows:
             await self._reload(catch_up=True)
 
     async def run(self) -> None:
-        """One step each time a node ends, and at least every STEP_S."""
+        """One step at each workflow's fire, each time a node ends, and at least every STEP_S.
+        A flow run starts at its instant, not ahead: whether the one before it is still going
+        (its overlap policy) is only known then."""
+        nxt = self._planner.next_fire_us()
+        wait_s = STEP_S if nxt is None else min(STEP_S, max(nxt - now_us(), 0) / 1e6)
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(STEP_S):
+            async with asyncio.timeout(wait_s):
                 await self._poked.wait()
         self._poked.clear()
         await self.step()
@@ -88,7 +89,7 @@ class Flows:
         async with self._lock:
             await self._reload()
             now = now_us()
-            fires = self._planner.due(now + self._lookahead_us)
+            fires = self._planner.due(now)
             await self._start([(f.task_id, f.sched_us, Trigger.SCHEDULE) for f in fires], now)
 
     # ------------------------------------------------------------ definitions and schedules

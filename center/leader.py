@@ -140,7 +140,7 @@ class Leader(PoolListener):
         )
         self._identity_noted: set[int] = set()
         self.fleet = Fleet(self.ctx, config.center_offline_after_s)
-        self.flows = Flows(self.ctx, self.pool.connected, config.lookahead_us)
+        self.flows = Flows(self.ctx, self.pool.connected)
         self._commands = CommandRunner(self.ctx, rebalance=self.fleet.rebalance, flows=self.flows)
         self._daemons = DaemonSync(self.ctx, self.fleet.wanted)
         self.recovery = Recovery(self.ctx)

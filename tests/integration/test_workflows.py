@@ -232,3 +232,35 @@ async def test_a_new_leader_carries_a_flow_run_on(db_url: str, engine: AsyncEngi
 async def _node_status(engine: AsyncEngine, flow_runid: str, task_id: int, status: str) -> bool:
     rows = (await node_runs(engine, flow_runid)).get(task_id, [])
     return any(r["status"] == status for r in rows)
+
+
+async def test_fires_missed_with_no_leader_follow_the_misfire_policy(
+    db_url: str, engine: AsyncEngine, tmp_path: Path
+):
+    """A workflow every second, with no center for ~3 s: `skip` records each missed fire as a
+    skipped flow run saying so, then the schedule goes on."""
+    async with running_center(db_url) as center:
+        async with running_agent(tmp_path, center.registration_port):
+            gid = await add_group(engine)
+            aid = await approve_agent(engine, "agent-1", gid)
+            step = await add_rule(engine, [aid], gid=gid, name="s", rule="", execute="/bin/true")
+            wid = await add_workflow(
+                engine, gid, {step: "all"}, [], rule="* * * * * *", overlap="parallel"
+            )
+            await poll(lambda: _count(engine, wid, FlowStatus.SUCCESS, 1), 15)
+            await center.stop()
+    stopped_us = now_us()
+    await poll(lambda: _later(stopped_us + 3_000_000), 10)
+    async with running_center(db_url) as center:
+        async with running_agent(tmp_path, center.registration_port):
+            await poll(lambda: _count(engine, wid, FlowStatus.SUCCESS, 3), 20)
+            runs = await flow_runs(engine, wid)
+    missed = [r for r in runs if r["sched_us"] > stopped_us and r["sched_us"] < stopped_us + 3e6]
+    assert len(missed) >= 2
+    assert all(r["status"] == FlowStatus.SKIPPED and r["trigger"] == "misfire" for r in missed)
+    assert all(r["reason"].startswith("missed") for r in missed)
+    assert len({r["sched_us"] for r in runs}) == len(runs)
+
+
+async def _later(when_us: int) -> bool:
+    return now_us() >= when_us
