@@ -150,6 +150,7 @@ class ChaosRun:
                 rule="",
                 execute=APPEND,
                 overlap="parallel",  # a burst after a reconnect is not skipped at the agent
+                process_num=10,
                 **common,
             )
             for n in "abc"
