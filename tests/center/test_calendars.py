@@ -72,7 +72,7 @@ def test_done_when_cn_workdays_preview():
         "2026-10-10 Sat 09:00",
         "2026-10-12 Mon 09:00",
     ]
-    assert not any(d.split()[1] == "Sun" or "2026-10-0" in d[:10] and d[9] <= "7" for d in days)
+    assert not any(d.split()[1] == "Sun" or ("2026-10-0" in d[:10] and d[9] <= "7") for d in days)
     assert all(d.split()[1] != "Sat" or d.startswith("2026-10-10") for d in days)
 
 

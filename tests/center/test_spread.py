@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -66,7 +67,7 @@ def test_h_steps_keep_their_step():
         minutes = [
             _utc(f).minute for f in parse_schedule("H/15 * * * *", seed=seed).preview_us(T0, 4)
         ]
-        assert [(b - a) % 60 for a, b in zip(minutes, minutes[1:], strict=False)] == [15, 15, 15]
+        assert [(b - a) % 60 for a, b in itertools.pairwise(minutes)] == [15, 15, 15]
         within = [
             _utc(f).minute
             for f in parse_schedule("H(0-29)/10 * * * *", seed=seed).preview_us(T0, 3)
@@ -79,7 +80,7 @@ def test_h_in_the_seconds_field():
     seconds = set()
     for seed in range(1, 40):
         fires = parse_schedule("H * * * * *", seed=seed).preview_us(T0, 3)
-        assert [b - a for a, b in zip(fires, fires[1:], strict=False)] == [60 * S, 60 * S]
+        assert [b - a for a, b in itertools.pairwise(fires)] == [60 * S, 60 * S]
         seconds.add(_utc(fires[0]).second)
     assert len(seconds) > 15
 
@@ -171,7 +172,7 @@ def test_jitter_offsets_are_in_range_stable_and_in_order(expr, jitter_s):
     offsets = [f - max(p for p in plain if p <= f) for f in fires]
     assert all(0 <= o < jitter_s * S and o % 1000 == 0 for o in offsets)
     assert len(set(offsets)) > 1
-    assert all(a < b for a, b in zip(fires, fires[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(fires))
     assert all(times.next_fire_us(f - 1) == f for f in fires)
     other = build_timing(expr, seed=12, jitter_s=jitter_s).preview_us(T0, 50)
     assert other != fires  # another rule, other offsets
