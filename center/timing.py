@@ -59,15 +59,14 @@ class Timing:
 
     def next_fire_us(self, after_us: int) -> int | None:
         # a plain fire up to jitter_ms before `after` may still land after it
-        start_us = after_us - self.jitter_ms * 1000
-        while True:
-            base_us = self._next_on_calendar(start_us)
-            if base_us is None:
-                return None
-            fire_us = self._jittered(base_us)
+        base_us = self._next_on_calendar(after_us - self.jitter_ms * 1000)
+        while base_us is not None:
+            following = self.schedule.next_fire_us(base_us) if self.jitter_ms else None
+            fire_us = self._jittered(base_us, following)
             if fire_us > after_us:
                 return fire_us
-            start_us = base_us
+            base_us = self._next_on_calendar(base_us, following)
+        return None
 
     def preview_us(self, after_us: int, count: int) -> list[int]:
         fires: list[int] = []
@@ -79,9 +78,10 @@ class Timing:
             fires.append(fire := following)
         return fires
 
-    def _next_on_calendar(self, after_us: int) -> int | None:
-        """The schedule's first fire after `after_us` on a date the calendar lets it run."""
-        fire = self.schedule.next_fire_us(after_us)
+    def _next_on_calendar(self, after_us: int, known: int | None = None) -> int | None:
+        """The schedule's first fire after `after_us` on a date the calendar lets it run;
+        `known`: that first fire, if the caller has it already."""
+        fire = known if known is not None else self.schedule.next_fire_us(after_us)
         calendar = self.calendar
         if calendar is None:
             return fire
@@ -96,11 +96,11 @@ class Timing:
             fire = self.schedule.next_fire_us(self._midnight_us(good) - 1)
         return None
 
-    def _jittered(self, base_us: int) -> int:
+    def _jittered(self, base_us: int, following: int | None) -> int:
+        """base_us moved by its offset; `following` is the schedule's next fire after it."""
         if not self.jitter_ms:
             return base_us
         room_ms = self.jitter_ms
-        following = self.schedule.next_fire_us(base_us)
         if following is not None:
             room_ms = min(room_ms, (following - base_us) // 1000)  # keeps fires in order
         return base_us + hash_value(self.seed, "jitter", base_us) % room_ms * 1000
