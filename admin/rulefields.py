@@ -157,8 +157,7 @@ def _check_text(values: dict[str, Any]) -> None:
         values[name] = value if name in ("execute", "env") else value.strip()
     if not values["name"]:
         raise RuleError("name", "is empty: give the rule a name")
-    if not values["is_daemon"] and not values["rule"]:
-        raise RuleError("rule", "is empty: give a cron expression such as */5 * * * *")
+    # An empty schedule is allowed: the rule runs by hand, after its parent or in a workflow.
     values["timezone"] = values["timezone"] or "UTC"
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import structlog
 
-from center.cronexpr import Schedule, parse_schedule
+from center.calendars import find_calendar
 from center.dag import (
     MAX_RERUNS,
     RUNNING,
@@ -29,6 +29,7 @@ from center.planner import Planner
 from center.runs import PlannedRun
 from center.store import workflows as wstore
 from center.store.workflows import FlowRun, Workflow
+from center.timing import FireTimes, build_timing
 from protocol.clock import now_us
 from protocol.vocabulary import FlowStatus, Overlap, Trigger
 
@@ -59,8 +60,9 @@ class Flows:
         self._online = online
         self._planner = Planner()
         self._defs: dict[int, Workflow] = {}
-        self._schedules: dict[int, Schedule] = {}
+        self._schedules: dict[int, FireTimes] = {}
         self._stamp: tuple[int, int] | None = None
+        self._calendars: object = None  # the rulebook's group calendars when last planned
         self._poked = asyncio.Event()
         self._lock = asyncio.Lock()
 
@@ -96,9 +98,12 @@ class Flows:
 
     async def _reload(self, *, catch_up: bool = False) -> None:
         stamp = await wstore.workflows_stamp(self._ctx.engine)
-        if stamp == self._stamp:
+        calendars = self._ctx.rulebook.calendars
+        if stamp == self._stamp and calendars is self._calendars:
             return
-        self._stamp = stamp
+        if calendars is not self._calendars:
+            self._defs = {}  # a group calendar changed: every workflow is planned again
+        self._stamp, self._calendars = stamp, calendars
         defs = {w.id: w for w in await wstore.load_workflows(self._ctx.engine)}
         last = await wstore.last_scheduled(self._ctx.engine)
         now = now_us()
@@ -124,7 +129,7 @@ class Flows:
         self._planner.remove(wid)
         self._schedules.pop(wid, None)
 
-    async def _checked(self, wf: Workflow) -> Schedule | None:
+    async def _checked(self, wf: Workflow) -> FireTimes | None:
         """The workflow's schedule (None: started by hand only, paused, or broken); a broken
         one gets its error stored, as a rule's does."""
         error, schedule = "", None
@@ -135,7 +140,7 @@ class Flows:
             if cycle:
                 raise RuleError("edges", f"the edges make a cycle: {cycle}")
             if wf.rule.strip():
-                schedule = parse_schedule(wf.rule, wf.timezone or "UTC")
+                schedule = self._timing(wf)
         except RuleError as exc:
             error = f"{exc.field}: {exc.reason}"
         if error != wf.error:
@@ -143,8 +148,21 @@ class Flows:
             await wstore.set_workflow_error(self._ctx.engine, wf.id, error)
         return schedule if wf.enabled and not error else None
 
+    def _timing(self, wf: Workflow) -> FireTimes:
+        """The workflow's fires: its cron expression (`H` seeded by its id), calendar."""
+        groups = self._ctx.rulebook.calendars
+        calendar = find_calendar(wf.calendar, wf.gid, groups) if wf.calendar else None
+        return build_timing(
+            wf.rule,
+            wf.timezone or "UTC",
+            seed=wf.id,
+            calendar=calendar,
+            mode=wf.calendar_mode,
+            fallback=wf.calendar_fallback,
+        )
+
     def _gap(
-        self, wf: Workflow, schedule: Schedule, gap_from_us: int, now: int
+        self, wf: Workflow, schedule: FireTimes, gap_from_us: int, now: int
     ) -> list[tuple[int, int, str]]:
         """Fires that fell while no center led, as the workflow's misfire policy says: started
         late (trigger misfire), or recorded as missed (a skipped flow run)."""

@@ -38,6 +38,9 @@ class Workflow:
     error: str
     update_time: int
     graph: Graph
+    calendar: str = ""
+    calendar_mode: str = "only"
+    calendar_fallback: str = "skip"
 
     @property
     def enabled(self) -> bool:
@@ -87,6 +90,9 @@ async def load_workflows(engine: AsyncEngine) -> list[Workflow]:
             error=r["error"],
             update_time=r["update_time"],
             graph=Graph(nodes[r["id"]], tuple(edges[r["id"]])),
+            calendar=r["calendar"],
+            calendar_mode=r["calendar_mode"],
+            calendar_fallback=r["calendar_fallback"],
         )
         for r in rows
     ]

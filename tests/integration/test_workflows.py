@@ -207,23 +207,25 @@ async def _pause(engine: AsyncEngine, wid: int) -> None:
 async def test_a_new_leader_carries_a_flow_run_on(db_url: str, engine: AsyncEngine, tmp_path: Path):
     """The center stops while A runs; the next one (a new epoch) starts C once A has ended, and
     nothing starts twice: the flow run is recomputed from the store with the same ids."""
-    async with running_center(db_url) as center:
-        async with running_agent(tmp_path, center.registration_port, name="agent-1"):
-            gid = await add_group(engine)
-            aid = await approve_agent(engine, "agent-1", gid)
-            a = await add_rule(engine, [aid], gid=gid, name="A", rule="", execute="/bin/sleep 2")
-            c = await add_rule(
-                engine, [aid], gid=gid, name="C", rule="", shell=1, execute=ECHO_FLOW
-            )
-            wid = await add_workflow(engine, gid, {a: "all", c: "all"}, [(a, c, "success")])
-            await run_flow(engine, wid)
-            [flow] = await flow_runs(engine, wid)
-            await poll(lambda: _node_status(engine, flow["id"], a, statuses.RUNNING), 15)
-            await center.stop()
-    async with running_center(db_url) as center:
-        async with running_agent(tmp_path, center.registration_port, name="agent-1"):
-            done = await poll(lambda: _status(engine, flow["id"], FlowStatus.SUCCESS), 30)
-            nodes = await node_runs(engine, flow["id"])
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port, name="agent-1"),
+    ):
+        gid = await add_group(engine)
+        aid = await approve_agent(engine, "agent-1", gid)
+        a = await add_rule(engine, [aid], gid=gid, name="A", rule="", execute="/bin/sleep 2")
+        c = await add_rule(engine, [aid], gid=gid, name="C", rule="", shell=1, execute=ECHO_FLOW)
+        wid = await add_workflow(engine, gid, {a: "all", c: "all"}, [(a, c, "success")])
+        await run_flow(engine, wid)
+        [flow] = await flow_runs(engine, wid)
+        await poll(lambda: _node_status(engine, flow["id"], a, statuses.RUNNING), 15)
+        await center.stop()
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port, name="agent-1"),
+    ):
+        done = await poll(lambda: _status(engine, flow["id"], FlowStatus.SUCCESS), 30)
+        nodes = await node_runs(engine, flow["id"])
     assert done["epoch"] >= 1
     assert [r["status"] for r in nodes[a]] == [statuses.SUCCESS]
     assert [r["result"] for r in nodes[c]] == [f"{flow['id']}\n"]
@@ -239,22 +241,26 @@ async def test_fires_missed_with_no_leader_follow_the_misfire_policy(
 ):
     """A workflow every second, with no center for ~3 s: `skip` records each missed fire as a
     skipped flow run saying so, then the schedule goes on."""
-    async with running_center(db_url) as center:
-        async with running_agent(tmp_path, center.registration_port):
-            gid = await add_group(engine)
-            aid = await approve_agent(engine, "agent-1", gid)
-            step = await add_rule(engine, [aid], gid=gid, name="s", rule="", execute="/bin/true")
-            wid = await add_workflow(
-                engine, gid, {step: "all"}, [], rule="* * * * * *", overlap="parallel"
-            )
-            await poll(lambda: _count(engine, wid, FlowStatus.SUCCESS, 1), 15)
-            await center.stop()
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port),
+    ):
+        gid = await add_group(engine)
+        aid = await approve_agent(engine, "agent-1", gid)
+        step = await add_rule(engine, [aid], gid=gid, name="s", rule="", execute="/bin/true")
+        wid = await add_workflow(
+            engine, gid, {step: "all"}, [], rule="* * * * * *", overlap="parallel"
+        )
+        await poll(lambda: _count(engine, wid, FlowStatus.SUCCESS, 1), 15)
+        await center.stop()
     stopped_us = now_us()
     await poll(lambda: _later(stopped_us + 3_000_000), 10)
-    async with running_center(db_url) as center:
-        async with running_agent(tmp_path, center.registration_port):
-            await poll(lambda: _count(engine, wid, FlowStatus.SUCCESS, 3), 20)
-            runs = await flow_runs(engine, wid)
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port),
+    ):
+        await poll(lambda: _count(engine, wid, FlowStatus.SUCCESS, 3), 20)
+        runs = await flow_runs(engine, wid)
     missed = [r for r in runs if r["sched_us"] > stopped_us and r["sched_us"] < stopped_us + 3e6]
     assert len(missed) >= 2
     assert all(r["status"] == FlowStatus.SKIPPED and r["trigger"] == "misfire" for r in missed)
