@@ -293,3 +293,22 @@ def redacted(kind: str, url: str) -> str:
     elif kind == Kind.FEISHU and len(segments) > 1:  # /open-apis/bot/v2/hook/<id>
         path = "/".join([*segments[:-1], "***"])
     return urllib.parse.urlunsplit(parts._replace(path=path, query=query, fragment=""))
+
+
+def url_shape_problem(kind: str, url: str) -> str | None:
+    """Why `url` is not the shape of a `kind` robot's webhook URL (None: it is). The host is
+    not checked: private deployments and relays have their own; the path and query are."""
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    if kind == Kind.DINGTALK:
+        if not query.get("access_token"):
+            return "must be the robot's URL, …/robot/send?access_token=…"
+        if "timestamp" in query or "sign" in query:
+            return "must not carry timestamp or sign: each alert is signed when it is sent"
+    elif kind == Kind.WECOM and not query.get("key"):
+        return "must be the robot's URL, …/cgi-bin/webhook/send?key=…"
+    elif kind == Kind.FEISHU and not re.search(r"/bot/v2/hook/[^/]+$", parts.path):
+        return "must be the bot's URL, …/open-apis/bot/v2/hook/…"
+    elif kind == Kind.SLACK and parts.path.strip("/").count("/") < 1:
+        return "must be the incoming webhook's URL, https://hooks.slack.com/services/…"
+    return None
