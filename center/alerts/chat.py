@@ -49,6 +49,7 @@ MAX_MENTIONS = 20
 _MOBILE_RE = re.compile(r"^\+?[0-9][0-9-]{4,19}$")
 _USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _EVERYONE = ("all", "@all")
+_FEISHU_LOCALES = {"en": "en_us", "zh-CN": "zh_cn", "ja": "ja_jp"}
 _SLACK_EMOJI = {"alert": ":rotating_light:", "recovery": ":white_check_mark:", "test": ":bell:"}
 
 
@@ -175,10 +176,12 @@ def wecom_message(text: ChatText, mentions: Mentions = Mentions()) -> dict[str, 
     return {"msgtype": "text", "text": body}
 
 
-def feishu_message(text: ChatText, locale: str = "en_us") -> dict[str, Any]:
-    """A post (rich text): the title, then one paragraph of text per line."""
+def feishu_message(text: ChatText) -> dict[str, Any]:
+    """A post (rich text): the title, then one paragraph of text per line, under the locale
+    of the text's language (Feishu shows a post in any locale it has)."""
     lines = plain_lines(text)[1:]
     paragraphs = [[{"tag": "text", "text": line}] for line in lines]
+    locale = _FEISHU_LOCALES.get(text.lang, "en_us")
     post = {locale: {"title": text.title, "content": paragraphs}}
     return {"msg_type": "post", "content": {"post": post}}
 

@@ -16,6 +16,7 @@ from typing import Any
 # Keys: `state.<alert|recovery|test>`, `event.<event name>`, `fact.<what>`, and the sentences.
 ENGLISH: Mapping[str, str] = MappingProxyType(
     {
+        "lang": "en",  # which language this table is (a platform may label its message so)
         "product": "UnitedCron",
         "state.alert": "ALERT",
         "state.recovery": "RECOVERED",
@@ -50,6 +51,7 @@ class ChatText:
     summary: str
     facts: tuple[tuple[str, str], ...]  # (label, value), in the order shown
     note: str = ""  # how many were throttled since the last one sent, or ""
+    lang: str = "en"
 
 
 def _phrase(phrases: Mapping[str, str], key: str, fallback: str) -> str:
@@ -94,7 +96,8 @@ def chat_text(data: Mapping[str, Any], phrases: Mapping[str, str] = ENGLISH) -> 
     )
     count = data.get("suppressed") or 0
     note = _phrase(phrases, "suppressed", "").format(count=count) if count else ""
-    return ChatText(state, title, summary, _facts(data, phrases), note)
+    lang = _phrase(phrases, "lang", "en")
+    return ChatText(state, title, summary, _facts(data, phrases), note, lang)
 
 
 def plain_lines(text: ChatText) -> list[str]:

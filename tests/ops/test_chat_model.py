@@ -217,6 +217,8 @@ def test_wecom_content_stays_within_2048_bytes_of_utf8():
 def test_feishu_post_and_slack_blocks():
     """Feishu: a post with the title and a text paragraph per line. Slack: `text` for the
     notification, blocks for the message, with &, <, > sent as entities."""
+    zh = chat.feishu_message(ChatText("alert", "标题", "摘要", (), lang="zh-CN"))
+    assert list(zh["content"]["post"]) == ["zh_cn"]
     post = chat.feishu_message(TEXT)["content"]["post"]["en_us"]
     assert post["title"] == TEXT.title
     assert [p[0]["text"] for p in post["content"]] == ["a <b> & c", "rule: r_1", "n"]
