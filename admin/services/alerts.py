@@ -149,7 +149,7 @@ async def check_target(columns: dict[str, Any], allowed: Sequence[Network]) -> N
 def _secret(kind: str, secret: str) -> str:
     """A chat robot's secret: DingTalk's starts with SEC; WeCom and Slack robots sign nothing."""
     if secret and kind == DINGTALK and not secret.startswith("SEC"):
-        raise Invalid("secret", "a DingTalk robot's secret starts with SEC (see the robot's security settings)")
+        raise Invalid("secret", "a DingTalk robot's secret starts with SEC (its security settings)")
     if secret and kind in CHAT_KINDS and kind not in SIGNED_CHAT_KINDS:
         raise Invalid(
             "secret", f"{NAMES[kind]} robots sign nothing: leave it empty (the URL is the secret)"
