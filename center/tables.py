@@ -395,8 +395,11 @@ login_throttle = Table(
 
 # ---------------------------------------------------------------- operations (issue 8)
 
-# Where a group's alerts go. kind: `webhook` (target: the URL; the body is signed with `secret`)
-# or `email` (target: comma-separated addresses). events: comma list of center.alerts events.
+# Where a group's alerts go. kind: `webhook` (target: the URL; the body is signed with `secret`),
+# `email` (target: comma-separated addresses), or a chat robot: `dingtalk`, `wecom`, `feishu`,
+# `slack` (target: the robot's webhook URL; secret: the platform's signing secret, DingTalk and
+# Feishu only; mentions: whom DingTalk and WeCom robots @, a comma list of phone numbers, user
+# ids or `all`). events: comma list of center.alerts events.
 # throttle_s: at most one alert per (channel, subject, event) in that window; grace_s: how long
 # after a fire a rule may take to start before "did not start". status: 1 on, 0 off.
 alert_channel = Table(
@@ -408,6 +411,7 @@ alert_channel = Table(
     Column("kind", String(16), nullable=False),
     Column("target", String(1000), nullable=False),
     Column("secret", String(128), nullable=False, server_default=""),
+    Column("mentions", String(500), nullable=False, server_default=""),
     Column("events", String(255), nullable=False),
     Column("throttle_s", Integer, nullable=False, server_default="3600"),
     Column("grace_s", Integer, nullable=False, server_default="60"),

@@ -145,3 +145,15 @@ class CaState(StrEnum):
     ACTIVE = "active"
     RETIRING = "retiring"
     RETIRED = "retired"
+
+
+class AlertChannelKind(StrEnum):
+    """Where an alert channel sends (alert_channel.kind): a signed JSON webhook, email, or a
+    chat group's robot on one of the chat platforms, in that platform's own format."""
+
+    WEBHOOK = "webhook"
+    EMAIL = "email"
+    DINGTALK = "dingtalk"
+    WECOM = "wecom"
+    FEISHU = "feishu"
+    SLACK = "slack"
