@@ -179,6 +179,8 @@ def _planned_run(r: Any) -> PlannedRun:
         first_runid=r["first_runid"],
         parent_runid=r["parent_runid"],
         due_us=r["due_us"],
+        params=r["params"] or "",
+        env=r["env_override"] or "",
     )
 
 
