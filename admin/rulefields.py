@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from admin.errors import Invalid
 from center.cronexpr import parse_schedule
 from center.errors import RuleError
-from center.rules import Rule, parse_env, validate_rule
+from center.rules import Rule, parse_env, parse_keys, validate_rule
 
 # Pure: no I/O. Whether the agents and the group exist is checked by services/rules.py.
 
@@ -32,6 +32,7 @@ TEXT_LIMITS = {
     "depends_when": 8,
     "retry_unknown": 8,
     "description": 500,
+    "concurrency_keys": 500,  # shared limits: the group's keys, comma-separated
 }
 INT_FIELDS = (
     "process_num",
@@ -48,7 +49,7 @@ INT_FIELDS = (
     "partition_stop_s",
 )
 FLOAT_FIELDS = ("timeout_s", "kill_grace_s", "retry_backoff_s")
-BOOL_FIELDS = ("is_daemon", "shell", "failover")
+BOOL_FIELDS = ("is_daemon", "shell", "failover", "allow_params")
 OPTIONAL_INT_FIELDS = ("depends_on",)
 COLUMNS = (*TEXT_LIMITS, *INT_FIELDS, *FLOAT_FIELDS, *BOOL_FIELDS, *OPTIONAL_INT_FIELDS)
 _DEFAULTS = Rule(id=0, rule="", execute="")
@@ -124,6 +125,7 @@ def checked(values: Mapping[str, Any]) -> dict[str, Any]:
                 raise RuleError(name, "must be a finite number")
         rule = Rule(id=0, **{k: v for k, v in out.items() if k in _RULE_FIELDS})
         validate_rule(rule)
+        out["concurrency_keys"] = ",".join(parse_keys(rule.concurrency_keys))
         if rule.is_daemon:
             parse_schedule("@hourly", rule.timezone or "UTC")  # the zone must exist all the same
     except RuleError as exc:
