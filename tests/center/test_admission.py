@@ -16,9 +16,12 @@ from center.admission import (
     key_full,
     rule_keys,
 )
+from center.commands import DONE, FAILED, ManualArgs, manual_runs
+from center.dispatcher import DispatchQueue
 from center.errors import RuleError
 from center.fleet_limits import Limits
 from center.holders import WAITER_STALE_US, Holder, HolderBook, fleet_slot, key_slot
+from center.routing import AgentInfo
 from center.rules import Rule, parse_keys, validate_rule
 from center.runs import plan_run
 
@@ -217,3 +220,43 @@ def test_limits_fleet_cap_and_keys_together() -> None:
     assert limits.book.holders(key_slot(1, "db"), 2 * S) == [("5-2000000-4-0-0", 4)]
     limits.keys = {}
     assert limits.admit(_run(5, 3), rule, 3 * S).verdict == WAIT, "the key was deleted"
+
+
+# ---------------------------------------------------------------- manual runs with extras
+
+
+def _manual(**values: object) -> Rule:
+    return Rule(**({"id": 9, "rule": "@yearly", "execute": "x", "agents": (3,)} | values))  # type: ignore[arg-type]
+
+
+def test_manual_runs_carry_params_env_and_run_at() -> None:
+    """The command's args become the runs' params and env, planned at run_at (or now)."""
+    agents = {3: AgentInfo(id=3, name="a", ip="127.0.0.1", port=1, status=1)}
+    extra = ManualArgs.of({"params": "--day 1", "env": {"B": "2", "A": "1"}, "run_at_us": 50 * S})
+    out = manual_runs(_manual(allow_params=True), agents, 9, 10 * S, extra)
+    assert out.status == DONE and "planned at" in out.result
+    (run,) = out.runs
+    assert (run.sched_us, run.trigger, run.params) == (50 * S, "manual", "--day 1")
+    assert run.env == '{"A": "1", "B": "2"}' and run.env_override == {"A": "1", "B": "2"}
+    refused = manual_runs(_manual(), agents, 9, 10 * S, extra)
+    assert refused.status == FAILED and refused.result.startswith("params:")
+    now = manual_runs(_manual(), agents, 9, 10 * S)
+    assert now.runs[0].sched_us == 10 * S and now.runs[0].params == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{"env": {"LD_PRELOAD": "x"}}, {"params": "'open"}, {"params": 5}, {"run_at_us": "soon"}],
+)
+def test_manual_args_are_checked_again_at_the_center(args: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        ManualArgs.of(args)
+
+
+def test_a_killed_planned_run_leaves_the_queue() -> None:
+    """A run-at killed while planned is never handed to the dispatcher."""
+    queue = DispatchQueue()
+    keep, kill = plan_run(1, 5 * S, 1, trigger="manual"), plan_run(2, 5 * S, 1, trigger="manual")
+    queue.add([keep, kill])
+    queue.cancel([kill.runid, "not-queued"])
+    assert queue.pop_due(6 * S) == [keep] and len(queue) == 0
