@@ -31,6 +31,7 @@ TEXT = (
     "misfire",
     "depends_when",
     "retry_unknown",
+    "concurrency_keys",
 )
 INTS = (
     "status",
@@ -47,7 +48,7 @@ INTS = (
     "partition_stop_s",
 )
 FLOATS = ("timeout_s", "kill_grace_s", "retry_backoff_s")
-BOOLS = ("is_daemon", "shell", "failover")
+BOOLS = ("is_daemon", "shell", "failover", "allow_params")
 ORDER = (
     "group",
     "name",
@@ -84,6 +85,8 @@ ORDER = (
     "limit_nproc",
     "max_per_agent",
     "partition_stop_s",
+    "concurrency_keys",
+    "allow_params",
 )
 _DEFAULT = Rule(id=0, rule="", execute="")
 DEFAULTS: dict[str, Any] = {
