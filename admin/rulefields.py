@@ -13,7 +13,7 @@ from admin.errors import Invalid
 from center.calendars import Calendar
 from center.cronexpr import parse_schedule
 from center.errors import RuleError
-from center.rules import NO_CALENDARS, Rule, parse_env, validate_rule
+from center.rules import NO_CALENDARS, Rule, parse_env, parse_keys, validate_rule
 
 # Pure: no I/O. Whether the agents and the group exist is checked by services/rules.py.
 
@@ -37,6 +37,7 @@ TEXT_LIMITS = {
     "calendar": 64,
     "calendar_mode": 8,
     "calendar_fallback": 8,
+    "concurrency_keys": 500,  # shared limits: the group's keys, comma-separated
 }
 INT_FIELDS = (
     "process_num",
@@ -54,7 +55,7 @@ INT_FIELDS = (
     "jitter_s",
 )
 FLOAT_FIELDS = ("timeout_s", "kill_grace_s", "retry_backoff_s")
-BOOL_FIELDS = ("is_daemon", "shell", "failover")
+BOOL_FIELDS = ("is_daemon", "shell", "failover", "allow_params")
 OPTIONAL_INT_FIELDS = ("depends_on",)
 COLUMNS = (*TEXT_LIMITS, *INT_FIELDS, *FLOAT_FIELDS, *BOOL_FIELDS, *OPTIONAL_INT_FIELDS)
 _DEFAULTS = Rule(id=0, rule="", execute="")
@@ -136,6 +137,7 @@ def checked(
         fields = {k: v for k, v in out.items() if k in _RULE_FIELDS}
         rule = Rule(id=task_id, gid=values.get("gid"), **fields)
         validate_rule(rule, calendars)
+        out["concurrency_keys"] = ",".join(parse_keys(rule.concurrency_keys))
         if rule.is_daemon:
             parse_schedule("@hourly", rule.timezone or "UTC")  # the zone must exist all the same
     except RuleError as exc:

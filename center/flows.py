@@ -177,7 +177,13 @@ class Flows:
 
     # ------------------------------------------------------------ starting flow runs
 
-    async def _start(self, fires: list[tuple[int, int, str]], now: int, user_id: int = 0) -> None:
+    async def _start(
+        self,
+        fires: list[tuple[int, int, str]],
+        now: int,
+        user_id: int = 0,
+        extras: tuple[str, str] = ("", ""),
+    ) -> None:
         """Record the flow runs these fires make (running, queued, or skipped as the overlap
         policy says), then move every open flow run on."""
         open_runs = await wstore.open_flow_runs(self._ctx.engine)
@@ -185,7 +191,8 @@ class Flows:
         for wid, sched_us, trigger in fires:
             wf = self._defs.get(wid)
             if wf is not None:
-                new.append(self._decide(wf, sched_us, trigger, open_runs + new, user_id))
+                run = self._decide(wf, sched_us, trigger, open_runs + new, user_id)
+                new.append(dataclasses.replace(run, params=extras[0], env=extras[1]))
         if not new:
             await self._advance(open_runs, now)
             return
@@ -247,7 +254,7 @@ class Flows:
     async def _move_on(self, wf: Workflow, run: FlowRun, rows: list[RunRow], moves: _Moves) -> bool:
         """One flow run's next step; True when it has ended."""
         rules, now = self._ctx.rulebook.rules, moves.now_us
-        flow = FlowRef(wf.id, run.id, run.sched_us, run.created_us)
+        flow = FlowRef(wf.id, run.id, run.sched_us, run.created_us, run.params, run.env)
         outcomes = node_outcomes(as_node_runs(flow, rows, rules, now), run.generations)
         names = {t: rules[t].name for t in wf.graph.nodes if t in rules}
         step = next_step(wf.graph, outcomes, names)
@@ -304,8 +311,11 @@ class Flows:
 
     # ------------------------------------------------------------ operators' commands
 
-    async def run_now(self, workflow_id: int, trigger: str, user_id: int) -> tuple[str, str]:
-        """Start a flow run now (the admin's run, or the API's)."""
+    async def run_now(
+        self, workflow_id: int, trigger: str, user_id: int, extras: tuple[str, str] = ("", "")
+    ) -> tuple[str, str]:
+        """Start a flow run now (the admin's run, or the API's); `extras` (params, env JSON)
+        go to the nodes whose rule allows parameters."""
         async with self._lock:
             self._stamp = None  # a workflow saved moments ago is loaded first
             await self._reload()
@@ -315,7 +325,7 @@ class Flows:
             if wf.error:
                 return FAILED, f"workflow {workflow_id} cannot run: {wf.error}"
             now = now_us()
-            await self._start([(workflow_id, now, trigger)], now, user_id)
+            await self._start([(workflow_id, now, trigger)], now, user_id, extras)
             run = await wstore.find_flow_run(self._ctx.engine, flow_runid(workflow_id, now))
         if run is None:
             return FAILED, "the flow run was not recorded"

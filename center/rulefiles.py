@@ -35,6 +35,7 @@ TEXT = (
     "calendar",
     "calendar_mode",
     "calendar_fallback",
+    "concurrency_keys",
 )
 INTS = (
     "status",
@@ -52,7 +53,7 @@ INTS = (
     "jitter_s",
 )
 FLOATS = ("timeout_s", "kill_grace_s", "retry_backoff_s")
-BOOLS = ("is_daemon", "shell", "failover")
+BOOLS = ("is_daemon", "shell", "failover", "allow_params")
 ORDER = (
     "group",
     "name",
@@ -93,6 +94,8 @@ ORDER = (
     "calendar_mode",
     "calendar_fallback",
     "jitter_s",
+    "concurrency_keys",
+    "allow_params",
 )
 _DEFAULT = Rule(id=0, rule="", execute="")
 DEFAULTS: dict[str, Any] = {

@@ -77,6 +77,8 @@ class Rule:
     calendar_mode: str = "only"
     calendar_fallback: str = "skip"
     jitter_s: int = 0
+    concurrency_keys: str = ""  # the group's keys each run holds (comma-separated)
+    allow_params: bool = False  # run now may append params and override env
     error: str = ""
     update_time: int = 0
     agents: tuple[int, ...] = ()
@@ -92,7 +94,7 @@ class Rule:
         return self.is_daemon and self.routing != "listed"
 
 
-_BOOL_FIELDS = frozenset({"is_daemon", "shell", "failover"})
+_BOOL_FIELDS = frozenset({"is_daemon", "shell", "failover", "allow_params"})
 _FIELDS = frozenset(Rule.__dataclass_fields__)
 
 
@@ -121,6 +123,7 @@ def validate_rule(
     _check_numbers(rule)
     _check_limits(rule)
     _check_fleet(rule)
+    _check_keys(rule)
     if schedule is not None:
         _check_fan_out(rule, schedule)
     return schedule
@@ -259,6 +262,54 @@ def _check_fleet(rule: Rule) -> None:
         raise RuleError(
             "shard_total", f"a daemon rule placed by {rule.routing} keeps instances, not shards"
         )
+
+
+# ---------------------------------------------------------------- shared limits and params
+
+MAX_KEYS = 8
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+MAX_PARAMS_CHARS = 1000
+
+
+def parse_keys(text: str) -> tuple[str, ...]:
+    """The `concurrency_keys` column: key names, comma-separated (RuleError if malformed)."""
+    keys = tuple(k.strip() for k in text.split(",") if k.strip())
+    for key in keys:
+        if not _KEY_RE.match(key):
+            raise RuleError(
+                "concurrency_keys", f"{key[:40]!r} is not a key name (letters, digits, _ . : -)"
+            )
+    if len(set(keys)) != len(keys):
+        raise RuleError("concurrency_keys", "names a key twice")
+    if len(keys) > MAX_KEYS:
+        raise RuleError("concurrency_keys", f"at most {MAX_KEYS} keys per rule")
+    return keys
+
+
+def _check_keys(rule: Rule) -> None:
+    if parse_keys(rule.concurrency_keys) and rule.is_daemon:
+        raise RuleError("concurrency_keys", "applies to one-shot rules only (not daemons)")
+
+
+def check_params(params: str) -> tuple[str, ...]:
+    """A manual run's `params`: split like a command (RuleError naming `params` if not)."""
+    if len(params) > MAX_PARAMS_CHARS:
+        raise RuleError("params", f"is longer than {MAX_PARAMS_CHARS} characters")
+    if "\x00" in params or not is_unicode(params):
+        raise RuleError("params", "contains a NUL byte or invalid text")
+    try:
+        return tuple(shlex.split(params))
+    except ValueError as exc:
+        raise RuleError("params", f"cannot be split like a shell would: {exc}") from None
+
+
+def check_env_override(value: Any) -> dict[str, str]:
+    """A manual run's `env` overrides, checked like a rule's env (RuleError naming `env`)."""
+    if isinstance(value, Mapping):
+        value = json.dumps(dict(value))
+    if not isinstance(value, str):
+        raise RuleError("env", "must be a JSON object of NAME: value")
+    return parse_env(value)
 
 
 def fires_in_busiest_minute(schedule: FireTimes) -> int:

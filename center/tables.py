@@ -175,6 +175,10 @@ crontab = Table(
     # A deterministic offset in [0, jitter_s) per fire, from the rule id and the fire time.
     Column("jitter_s", Integer, nullable=False, server_default="0"),
     *_times(),
+    # Shared limits and parameters: the group's concurrency keys (comma-separated names) each
+    # run holds while it goes on, and whether run now may add params and env overrides.
+    Column("concurrency_keys", String(500), nullable=False, server_default=""),
+    Column("allow_params", SmallInteger, nullable=False, server_default="0"),
     Index("ix_crontab_update_time", "update_time"),
     sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
@@ -222,6 +226,10 @@ task_process = Table(
     Column("epoch", BigInteger, nullable=False, server_default="0"),
     Column("created_us", BigInteger, nullable=False, server_default="0"),
     Column("updated_us", BigInteger, nullable=False, server_default="0"),
+    # A manual run's arguments appended to the command, and its env overrides (a JSON object);
+    # NULL for any other run.
+    Column("params", Text, nullable=True),
+    Column("env_override", Text, nullable=True),
     # DESIGN's key (task, scheduled time, agent, attempt), plus the instance: a daemon's
     # instances and a sharded rule's shards may share an agent and a start time.
     UniqueConstraint("task_id", "sched_us", "aid", "attempt", "instance"),
@@ -595,6 +603,9 @@ workflow_run = Table(
     Column("reason", String(500), nullable=False, server_default=""),
     # Re-runs from a node: JSON {task_id: generation}; runs of older generations are history.
     Column("reruns", Text, nullable=False, server_default="{}"),
+    # A run now's extras, given to the nodes whose rule allows parameters (allow_params).
+    Column("params", Text, nullable=False, server_default=""),
+    Column("env", Text, nullable=False, server_default=""),
     Column("user_id", Integer, nullable=False, server_default="0"),
     Column("epoch", BigInteger, nullable=False, server_default="0"),
     Column("created_us", BigInteger, nullable=False, server_default="0"),
@@ -621,6 +632,24 @@ calendar = Table(
     Column("exclude", Text, nullable=False, server_default=""),
     *_times(),
     UniqueConstraint("gid", "name"),
+    sqlite_autoincrement=True,
+    **MYSQL_OPTIONS,
+)
+
+# ---------------------------------------------------------------- shared limits
+
+# A group's named limit: at most `limit` runs of the rules that hold `key` go on at once,
+# counted over every agent.
+concurrency_key = Table(
+    "concurrency_key",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gid", Integer, nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("limit", Integer, nullable=False, server_default="1"),
+    Column("description", String(255), nullable=False, server_default=""),
+    *_times(),
+    UniqueConstraint("gid", "key"),
     sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
 )

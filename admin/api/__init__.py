@@ -9,6 +9,7 @@ from admin.api.alerts import router as alerts_router
 from admin.api.auth import router as auth_router
 from admin.api.calendars import router as calendars_router
 from admin.api.groups import router as groups_router
+from admin.api.keys import router as keys_router
 from admin.api.rules import router as rules_router
 from admin.api.runs import router as runs_router
 from admin.api.users import router as users_router
@@ -17,6 +18,7 @@ router = APIRouter()
 for part in (
     auth_router,
     groups_router,
+    keys_router,
     agents_router,
     rules_router,
     calendars_router,

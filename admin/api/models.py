@@ -124,6 +124,11 @@ class RulePatch(Body):
         default=None, description="past the calendar's data: skip | weekdays"
     )
     jitter_s: Int32 | None = Field(default=None, description="offset per fire in [0, jitter_s)")
+    # Shared limits and parameters
+    concurrency_keys: str | None = Field(
+        default=None, description="the group's concurrency keys its runs hold, comma-separated"
+    )
+    allow_params: bool | None = Field(default=None, description="run now may take params, env")
 
     def rule_changes(self) -> dict[str, Any]:
         return self.changes(frozenset({"depends_on"}))
@@ -135,6 +140,29 @@ class RuleIn(RulePatch):
     gid: Int32 | None = Field(description="The group the rule belongs to")
     name: str | None = Field(description="A name for people")
     execute: str | None = Field(description="The command")
+
+
+class KeyIn(Body):
+    """A group's concurrency key: at most `limit` runs of the rules holding it at once."""
+
+    key: str = Field(max_length=64, description="letters, digits, _ . : -")
+    limit: Int32 = 1
+    description: str = ""
+
+
+class KeyPatch(Body):
+    limit: Int32 | None = None
+    description: str | None = None
+
+
+class RunNowIn(Body):
+    """Run now, with arguments and env overrides (rules with allow_params), or at a time."""
+
+    params: str | None = Field(default=None, description="appended to the command, split like it")
+    env: dict[str, Any] | str | None = Field(default=None, description="JSON object of overrides")
+    run_at: str | None = Field(
+        default=None, description="ISO time with an offset (Z, +08:00): run once then, not now"
+    )
 
 
 class UserIn(Body):

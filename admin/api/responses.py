@@ -120,6 +120,16 @@ class CommandOut(Out):
     status: str | None = None
 
 
+class KeyOut(Out):
+    """A concurrency key; in lists also `holders` (runs dispatched or running, any agent),
+    `queue` (runs past their instant waiting for room) and `rules` (that hold it)."""
+
+    id: int
+    gid: int
+    key: str
+    limit: int
+
+
 class UserOut(Out):
     id: int
     name: str

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
-from admin.api.models import RuleIn, RulePatch
+from admin.api.models import RuleIn, RulePatch, RunNowIn
 from admin.api.responses import CommandOut, PlacementOut, PreviewOut, RuleOut
 from admin.services import fleet, rules
 from admin.timing_preview import PreviewAsk
@@ -98,9 +98,14 @@ async def delete_rule(task_id: Int64, actor: ApiActor, engine: Engine) -> None:
     response_model=CommandOut,
     response_model_exclude_unset=True,
 )
-async def run_now(task_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
-    """Run the rule now on its agents; poll GET /commands/{id} for the center's answer."""
-    return await rules.command(engine, actor, task_id, CommandKind.RUN)
+async def run_now(
+    task_id: Int64, actor: ApiActor, engine: Engine, body: RunNowIn | None = None
+) -> dict[str, Any]:
+    """Run the rule now on its agents (or once at `run_at`), with `params` appended to the
+    command and `env` overrides if the rule has allow_params (422 naming the field if not);
+    poll GET /commands/{id} for the center's answer."""
+    extras = body.changes() if body is not None else {}
+    return await rules.command(engine, actor, task_id, CommandKind.RUN, extras)
 
 
 @router.post(

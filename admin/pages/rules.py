@@ -167,6 +167,16 @@ async def create_rule(
 async def rule(
     request: Request, task_id: Int64, session: PageSession, engine: Engine
 ) -> HTMLResponse:
+    return await _rule_page(request, task_id, session, engine)
+
+
+async def _rule_page(
+    request: Request,
+    task_id: int,
+    session: PageSession,
+    engine: Engine,
+    error: AdminError | None = None,
+) -> HTMLResponse:
     actor = session.actor
     row = await rules.get_rule(engine, actor, task_id)
     fires, _ = await _fires(engine, actor, _form_values(row), task_id)
@@ -183,8 +193,9 @@ async def rule(
         "can_run": actor.can(Action.RUN, row["gid"]),
         "can_toggle": actor.can(Action.TOGGLE, row["gid"]),
         "can_edit": actor.can(Action.EDIT, row["gid"]),
+        "error": error,
     }
-    return render(request, "rule.html", session, context)
+    return render(request, "rule.html", session, context, error.status if error else 200)
 
 
 @router.get("/rules/{task_id}/edit")
@@ -233,9 +244,14 @@ async def delete_rule(
 
 @router.post("/rules/{task_id}/run")
 async def run_now(
-    task_id: Int64, session: PageSession, engine: Engine, _form: CsrfForm
+    request: Request, task_id: Int64, session: PageSession, engine: Engine, form: CsrfForm
 ) -> Response:
-    await rules.command(engine, session.actor, task_id, CommandKind.RUN)
+    """Run now; the form may add params, env overrides (JSON) and a run-at time."""
+    extras = {name: text(form, name).strip() for name in ("params", "env", "run_at")}
+    try:
+        await rules.command(engine, session.actor, task_id, CommandKind.RUN, extras)
+    except Invalid as exc:
+        return await _rule_page(request, task_id, session, engine, exc)
     return redirect(f"/rules/{task_id}")
 
 

@@ -11,7 +11,8 @@ from admin.actor import Actor
 from admin.errors import Conflict, Forbidden, Invalid, NotFound
 from admin.permissions import Action
 from admin.queries import agents, groups, rules, runs
-from admin.services import audited
+from admin.runargs import args_json, run_args
+from admin.services import audited, keys
 from center.errors import RuleError
 from center.rules import rule_from_row, validate_rule
 from center.store.calendars import load_calendars
@@ -136,6 +137,8 @@ async def _checked(
     columns = rulefields.checked(values, calendars, task_id or 0)
     targets = await _check_targets(conn, gid, values.get("agents", []))
     await _check_dependency(conn, gid, columns["depends_on"], task_id)
+    if missing := await keys.missing_keys(conn, gid, columns["concurrency_keys"]):
+        raise Invalid("concurrency_keys", f"no key {', '.join(missing)} in this rule's group")
     return columns | {"gid": gid}, targets
 
 
@@ -190,12 +193,18 @@ async def delete_rule(engine: AsyncEngine, actor: Actor, task_id: int) -> None:
 
 
 async def command(
-    engine: AsyncEngine, actor: Actor, task_id: int, kind: CommandKind
+    engine: AsyncEngine,
+    actor: Actor,
+    task_id: int,
+    kind: CommandKind,
+    extras: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Ask the leader center to run the rule now ("run") or stop its runs ("kill_rule")."""
+    """Ask the leader center to run the rule now ("run", with `extras`: params, env, run_at)
+    or stop its runs ("kill_rule"). The command row, params and env included, is audited."""
     now = now_us()
     async with engine.begin() as conn:
         rule = await _visible(conn, actor, task_id, Action.RUN)
+        args = run_args(rule, extras or {}, now) if kind == CommandKind.RUN else {}
         if kind == "run" and rule["is_daemon"]:
             raise Conflict("a daemon rule runs all the time: enable it instead of running it now")
         if kind == CommandKind.REBALANCE and not (
@@ -203,6 +212,7 @@ async def command(
         ):
             raise Conflict("rebalance moves a fleet service: a daemon rule with a strategy")
         values = {"kind": kind, "task_id": task_id, "user_id": actor.user.id, "created_us": now}
+        values["args"] = args_json(args)
         command_id = await runs.insert_command(conn, values | {"status": "pending"})
         row = await runs.command_by_id(conn, command_id)
         action = {"run": "rule.run", "rebalance": "rule.rebalance"}.get(kind, "rule.kill")

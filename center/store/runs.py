@@ -180,6 +180,8 @@ def _planned_run(r: Any) -> PlannedRun:
         parent_runid=r["parent_runid"],
         flow_runid=r["flow_runid"],
         due_us=r["due_us"],
+        params=r["params"] or "",
+        env=r["env_override"] or "",
     )
 
 

@@ -58,6 +58,8 @@ class FlowRun:
     status: str = FlowStatus.RUNNING
     reason: str = ""
     generations: Mapping[int, int] = field(default_factory=dict)
+    params: str = ""  # a run now's extras for nodes whose rule allows them
+    env: str = ""
     user_id: int = 0
     created_us: int = 0
 
@@ -138,6 +140,8 @@ def _flow_run(r: Any) -> FlowRun:
         status=r["status"],
         reason=r["reason"],
         generations=generations,
+        params=r["params"],
+        env=r["env"],
         user_id=r["user_id"],
         created_us=r["created_us"],
     )
@@ -183,6 +187,8 @@ def flow_run_row(run: FlowRun, epoch: int, now_us: int) -> dict[str, Any]:
         "status": run.status,
         "reason": run.reason[:500],
         "reruns": json.dumps({str(k): v for k, v in run.generations.items()}),
+        "params": run.params,
+        "env": run.env,
         "user_id": run.user_id,
         "epoch": epoch,
         "created_us": now_us,

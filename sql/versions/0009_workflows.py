@@ -81,6 +81,8 @@ def upgrade() -> None:
         _str("status", 16, "running"),
         _str("reason", 500),
         sa.Column("reruns", sa.Text(), nullable=False, server_default="{}"),
+        sa.Column("params", sa.Text(), nullable=False, server_default=""),
+        sa.Column("env", sa.Text(), nullable=False, server_default=""),
         sa.Column("user_id", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("epoch", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("created_us", sa.BigInteger(), nullable=False, server_default="0"),

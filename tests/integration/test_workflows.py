@@ -4,6 +4,7 @@ flow run id in every node's environment, schedules with their overlap policy."""
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,14 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center.service import CenterService
-from center.tables import task_process, workflow, workflow_edge, workflow_node, workflow_run
+from center.tables import (
+    center_command,
+    task_process,
+    workflow,
+    workflow_edge,
+    workflow_node,
+    workflow_run,
+)
 from protocol import statuses
 from protocol.vocabulary import CommandKind, FlowStatus
 from tests.integration.cluster import (
@@ -270,3 +278,38 @@ async def test_fires_missed_with_no_leader_follow_the_misfire_policy(
 
 async def _later(when_us: int) -> bool:
     return now_us() >= when_us
+
+
+async def test_a_flow_run_now_gives_its_params_to_the_nodes_that_allow_them(
+    db_url: str, engine: AsyncEngine, tmp_path: Path
+):
+    """Run now with params and env: a node whose rule allows parameters gets both; the others
+    run as saved."""
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port),
+    ):
+        gid = await add_group(engine)
+        aid = await approve_agent(engine, "agent-1", gid)
+        yes = await add_rule(
+            engine, [aid], gid=gid, name="yes", rule="", execute="/bin/echo", allow_params=1
+        )
+        no = await add_rule(engine, [aid], gid=gid, name="no", rule="", execute="/bin/echo")
+        wid = await add_workflow(engine, gid, {yes: "all", no: "all"}, [])
+        args = {"params": "a 'b c'", "env": {"GREETING": "hi"}}
+        async with engine.begin() as conn:
+            command = await conn.execute(
+                insert(center_command).values(
+                    kind=CommandKind.FLOW_RUN,
+                    task_id=wid,
+                    user_id=1,
+                    args=json.dumps(args),
+                    created_us=now_us(),
+                )
+            )
+        command_id = int(command.inserted_primary_key[0])  # type: ignore[index]
+        assert (await poll(lambda: command_done(engine, command_id), 15))["status"] == "done"
+        flow = await poll(lambda: ended_flow(engine, wid), 30)
+        nodes = await node_runs(engine, flow["id"])
+    assert nodes[yes][0]["result"] == "a b c\n" and nodes[yes][0]["params"] == "a 'b c'"
+    assert nodes[no][0]["result"] == "\n" and not nodes[no][0]["params"]

@@ -2,8 +2,8 @@
 kinds themselves (dingtalk, wecom, feishu, slack) fit the existing `kind`, `target` and
 `secret` columns.
 
-Revision ID: 0014
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 
 Frozen history, like 0001: the types are spelled out here, not imported from center.tables.
 """
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014"
-down_revision: str | Sequence[str] | None = "0009"
+revision: str = "0012"
+down_revision: str | Sequence[str] | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
