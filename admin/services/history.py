@@ -44,6 +44,16 @@ async def list_versions(
         return await versions.list_versions(conn, task_id, limit)
 
 
+async def overview(
+    engine: AsyncEngine, actor: Actor, task_id: int, limit: int = 200
+) -> dict[str, Any]:
+    """The rule and its versions (the history page), and whether the actor may roll back."""
+    async with engine.connect() as conn:
+        rule = await _rule(conn, actor, task_id, Action.VIEW)
+        rows = await versions.list_versions(conn, task_id, limit)
+    return {"rule": rule, "versions": rows, "can_rollback": actor.can(Action.EDIT, rule["gid"])}
+
+
 async def get_version(
     engine: AsyncEngine, actor: Actor, task_id: int, number: int
 ) -> dict[str, Any]:
