@@ -136,7 +136,7 @@ def run_now(
         command = client.post(f"/rules/{task_id}/run", body or None)
         command = wait_command(client, command, wait_s, settings(ctx).poll_s, Progress(sys.stderr))
         runs = _started(client, task_id, command)
-        if follow and not as_json:
+        if follow and not as_json and command["status"] == "done":
             print(_command_text(command, runs), file=sys.stderr)
             follow_and_exit(client, [r["id"] for r in runs], settings(ctx).poll_s)
             return
