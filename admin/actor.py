@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from admin.errors import AdminError, Forbidden, NotFound, Refusal
 from admin.permissions import Action, Decision, User, decide, gids_with, visible_gids
+from center.rule_versions import Author
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +15,13 @@ class Actor:
     user: User
     grants: Mapping[int, str] = field(default_factory=dict)
     client: str = ""
+    # How the request came: "" a browser session, "api token <prefix>" a bearer token.
+    via: str = ""
+
+    @property
+    def author(self) -> Author:
+        """Who a rule version saved by this actor names."""
+        return Author(self.user.id, self.user.name, self.via)
 
     @property
     def scope(self) -> frozenset[int] | None:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ctl.app import app as ctl_app
 from protocol.logs import configure_logging
 from protocol.settings import settings_or_exit
 
@@ -26,6 +27,8 @@ pki_app = typer.Typer(no_args_is_help=True, help="The cluster's built-in PKI (it
 app.add_typer(pki_app, name="pki")
 rules_app = typer.Typer(no_args_is_help=True, help="Rules as YAML files, to keep them in git.")
 app.add_typer(rules_app, name="rules")
+# The fleet over the admin's REST API (HTTP only: ctl imports nothing of the center).
+app.add_typer(ctl_app, name="ctl")
 
 ConfigOpt = Annotated[
     Path | None,

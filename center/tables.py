@@ -184,6 +184,25 @@ crontab = Table(
     **MYSQL_OPTIONS,
 )
 
+# Every saved version of a rule: all its columns and targets as JSON (`content`), numbered per
+# rule from 1, with who saved it (user_id 0 for a tool: `username` "import", "migration"; `via`
+# says how: "" a page, "api token <prefix>"), when and a short summary of what changed.
+crontab_version = Table(
+    "crontab_version",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("task_id", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("user_id", Integer, nullable=False, server_default="0"),
+    Column("username", String(64), nullable=False, server_default=""),
+    Column("via", String(64), nullable=False, server_default=""),
+    Column("at_us", BigInteger, nullable=False),
+    Column("summary", String(255), nullable=False, server_default=""),
+    Column("content", LongText, nullable=False),
+    UniqueConstraint("task_id", "version"),
+    **MYSQL_OPTIONS,
+)
+
 crontab_agent = Table(
     "crontab_agent",
     metadata,

@@ -9,9 +9,11 @@ from admin.api.alerts import router as alerts_router
 from admin.api.auth import router as auth_router
 from admin.api.calendars import router as calendars_router
 from admin.api.groups import router as groups_router
+from admin.api.history import router as history_router
 from admin.api.keys import router as keys_router
 from admin.api.rules import router as rules_router
 from admin.api.runs import router as runs_router
+from admin.api.status import router as status_router
 from admin.api.users import router as users_router
 
 router = APIRouter()
@@ -22,8 +24,10 @@ for part in (
     agents_router,
     rules_router,
     calendars_router,
+    history_router,
     runs_router,
     users_router,
     alerts_router,
+    status_router,
 ):
     router.include_router(part)

@@ -10,6 +10,7 @@ from admin.pages.auth import router as auth_router
 from admin.pages.calendars import router as calendars_router
 from admin.pages.dashboard import router as dashboard_router
 from admin.pages.groups import router as groups_router
+from admin.pages.history import router as history_router
 from admin.pages.login_steps import router as login_steps_router
 from admin.pages.rules import router as rules_router
 from admin.pages.runs import router as runs_router
@@ -24,6 +25,7 @@ for part in (
     calendars_router,
     agents_router,
     rules_router,
+    history_router,
     runs_router,
     users_router,
     alerts_router,

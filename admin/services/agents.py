@@ -13,6 +13,7 @@ from admin.permissions import Action, sees_pending_agents
 from admin.queries import agents, groups
 from admin.services import audited
 from center.rules import NOT_UNICODE, is_unicode
+from center.store.versions import record_version
 from protocol.clock import now_us
 
 LABELS_BYTES = 4096
@@ -148,7 +149,7 @@ async def update_agent(
             raise Conflict("approve the agent into a group first")
         changes = await _changes(conn, actor, before, values)
         if "gid" in changes and changes["gid"] != before["gid"]:
-            await agents.detach(conn, aid, now)  # its rules belong to the old group
+            await _detach(conn, actor, aid, now, "moved to another group")
         await agents.update_agent(conn, aid, changes, now)
         after = _decoded(await agents.agent_by_id(conn, aid) or {})
         target = ("agent", aid, after["gid"])
@@ -187,6 +188,14 @@ FORGOTTEN: dict[str, Any] = {
 }
 
 
+async def _detach(conn: AsyncConnection, actor: Actor, aid: int, now: int, why: str) -> None:
+    """Take the agent out of every rule; each rule so changed gets a new version."""
+    for task_id in await agents.detach(conn, aid, now):
+        await record_version(
+            conn, task_id, actor.author, now, f"agent {aid} left its targets ({why})"
+        )
+
+
 async def delete_agent(engine: AsyncEngine, actor: Actor, aid: int) -> None:
     """Forget an agent (status -1, no group) and take it out of every rule.
 
@@ -195,7 +204,7 @@ async def delete_agent(engine: AsyncEngine, actor: Actor, aid: int) -> None:
     now = now_us()
     async with engine.begin() as conn:
         before = await _visible(conn, actor, aid, Action.EDIT)
-        await agents.detach(conn, aid, now)
+        await _detach(conn, actor, aid, now, "deleted")
         if before.get("cert_serial"):  # no center accepts its certificate from now on
             await agents.revoke_cert(conn, aid, before, "agent deleted", now)
         await agents.update_agent(conn, aid, FORGOTTEN, now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -156,6 +156,8 @@ async def token_actor(engine: AsyncEngine, token: str, client: str) -> Actor | N
         if row is None or row["revoked_us"] or (row["expires_us"] and row["expires_us"] <= now):
             return None
         actor = await actor_of(conn, row["user_id"], client)
+        if actor is not None:
+            actor = replace(actor, via=f"api token {row['prefix']}")
         if actor is not None and now - row["last_used_us"] > _TOUCH_EVERY_US:
             await sessions.touch_token(conn, row["id"], now)
             await conn.commit()

@@ -16,6 +16,7 @@ from admin.services import audited, keys
 from center.errors import RuleError
 from center.rules import rule_from_row, validate_rule
 from center.store.calendars import load_calendars
+from center.store.versions import record_version
 from center.timing import timing_warning
 from protocol.clock import now_us
 from protocol.vocabulary import CommandKind, RuleStatus
@@ -148,6 +149,7 @@ async def create_rule(engine: AsyncEngine, actor: Actor, values: dict[str, Any])
         columns, targets = await _checked(conn, actor, values, None)
         task_id = await rules.insert_rule(conn, columns | {"error": ""}, now)
         await rules.set_targets(conn, task_id, targets)
+        await record_version(conn, task_id, actor.author, now)
         after = await rules.rule_by_id(conn, task_id)
         target = ("rule", task_id, columns["gid"])
         await audited(conn, actor, now, "rule.create", target, after=after)
@@ -166,20 +168,36 @@ async def update_rule(
     now = now_us()
     async with engine.begin() as conn:
         before = await _visible(conn, actor, task_id, _action_for(changes))
-        merged = before | changes
-        if _action_for(changes) is Action.TOGGLE:
-            if merged["status"] not in (ENABLED, PAUSED):
-                raise Invalid("status", "must be 1 (enabled) or 0 (paused)")
-            columns, targets = {"status": merged["status"]}, before["agents"]
-        else:
-            columns, targets = await _checked(conn, actor, merged, task_id)
-        await rules.update_rule(conn, task_id, columns, now)
-        if targets != before["agents"]:
-            await rules.set_targets(conn, task_id, targets)
-        after = await rules.rule_by_id(conn, task_id)
+        after = await save(conn, actor, before, changes, now)
         target = ("rule", task_id, before["gid"])
         await audited(conn, actor, now, "rule.update", target, before=before, after=after)
-    return after or {}
+    return after
+
+
+async def save(
+    conn: AsyncConnection,
+    actor: Actor,
+    before: dict[str, Any],
+    changes: dict[str, Any],
+    now: int,
+    *,
+    summary: str | None = None,
+) -> dict[str, Any]:
+    """Write `changes` over the stored rule `before` (checked like any edit) and record the
+    version; `summary` overrides the one made from the diff (a rollback)."""
+    task_id = before["id"]
+    merged = before | changes
+    if _action_for(changes) is Action.TOGGLE:
+        if merged["status"] not in (ENABLED, PAUSED):
+            raise Invalid("status", "must be 1 (enabled) or 0 (paused)")
+        columns, targets = {"status": merged["status"]}, before["agents"]
+    else:
+        columns, targets = await _checked(conn, actor, merged, task_id)
+    await rules.update_rule(conn, task_id, columns, now)
+    if targets != before["agents"]:
+        await rules.set_targets(conn, task_id, targets)
+    await record_version(conn, task_id, actor.author, now, summary)
+    return await rules.rule_by_id(conn, task_id) or {}
 
 
 async def delete_rule(engine: AsyncEngine, actor: Actor, task_id: int) -> None:
@@ -188,6 +206,7 @@ async def delete_rule(engine: AsyncEngine, actor: Actor, task_id: int) -> None:
     async with engine.begin() as conn:
         before = await _visible(conn, actor, task_id, Action.EDIT)
         await rules.update_rule(conn, task_id, {"status": DELETED}, now)
+        await record_version(conn, task_id, actor.author, now)
         target = ("rule", task_id, before["gid"])
         await audited(conn, actor, now, "rule.delete", target, before=before)
 

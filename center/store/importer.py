@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from center import _import_rows as rows
 from center.cronexpr import parse_schedule
 from center.errors import RuleError
+from center.rule_versions import Author
 from center.store._util import new_id as inserted_id
 from center.store.db import create_engine, current_revision, head_revision, normalize_url, safe_url
+from center.store.versions import record_version
 from center.tables import (
     admin_grant,
     admin_user,
@@ -29,6 +31,7 @@ from protocol.clock import now_us
 ROLES = ("viewer", "operator", "admin")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_]{0,32}$")
 REQUIRED = ("agents", "crontab")
+UNITED_CRON = Author(0, "import", "import-united-cron")
 OPTIONAL = ("crontab_agent", "auth_group", "auth_group_access", "ucenter_member", "member")
 
 
@@ -281,6 +284,9 @@ class _Run:
             await self.conn.execute(
                 insert(crontab_agent), [{"task_id": task_id, "aid": a} for a in sorted(aids)]
             )
+        # The original's create_time is kept, so say plainly what this first version is.
+        summary = "imported from the original" if outcome == "imported" else None
+        await record_version(self.conn, task_id, UNITED_CRON, self.now, summary)
         for _ in aids:
             self.report.count("crontab_agent", "imported")
 

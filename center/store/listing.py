@@ -8,9 +8,13 @@ from typing import Any
 from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from center.rule_versions import Author
 from center.store._util import new_id
+from center.store.versions import record_version
 from center.tables import agents, cron_group, crontab, crontab_agent, task_process
 from protocol import statuses
+
+DEMO = Author(0, "demo", "unitedcron demo")
 
 
 def _named_runs() -> Select[Any]:
@@ -68,3 +72,4 @@ async def seed_demo(
             row = {"gid": gid, "run_user": run_user, **stamps, **rule}
             task_id = new_id(await conn.execute(insert(crontab).values(**row)))
             await conn.execute(insert(crontab_agent).values(task_id=task_id, aid=aid))
+            await record_version(conn, task_id, DEMO, now_us)

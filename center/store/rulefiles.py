@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from center.rule_versions import IMPORT
 from center.rulefiles import (
     BOOLS,
     ORDER,
@@ -25,6 +26,7 @@ from center.rulefiles import (
 )
 from center.store._util import new_id
 from center.store.db import create_engine
+from center.store.versions import record_version
 from center.tables import agents, audit_log, cron_group, crontab, crontab_agent
 from protocol.clock import now_us
 
@@ -120,6 +122,8 @@ async def apply(conn: AsyncConnection, rule_file: RuleFile, stored: Stored, prun
         wanted = by_key.get(change.key)
         if wanted is not None:
             await writer.link(change.key, wanted["depends_on"])
+    for change in todo.changes:  # each rule as the file left it, parent links included
+        await record_version(conn, writer.ids[change.key], IMPORT, writer.now)
     return todo
 
 
