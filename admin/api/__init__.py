@@ -10,6 +10,7 @@ from admin.api.auth import router as auth_router
 from admin.api.groups import router as groups_router
 from admin.api.rules import router as rules_router
 from admin.api.runs import router as runs_router
+from admin.api.stats import router as stats_router
 from admin.api.users import router as users_router
 
 router = APIRouter()
@@ -21,5 +22,6 @@ for part in (
     runs_router,
     users_router,
     alerts_router,
+    stats_router,
 ):
     router.include_router(part)

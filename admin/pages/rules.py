@@ -14,7 +14,7 @@ from admin.errors import AdminError, Invalid
 from admin.pages._common import CsrfForm, int_or_none, redirect, text, texts
 from admin.permissions import Action
 from admin.queries.runs import RunFilter
-from admin.services import agents, fleet, groups, rules, runs
+from admin.services import agents, fleet, groups, rules, runs, stats
 from admin.web import Engine, Int64, PageSession, render
 from center.rules import DEPENDS_WHEN, MISFIRE_POLICIES, OVERLAP_POLICIES, RETRY_UNKNOWN, ROUTINGS
 from protocol.vocabulary import CommandKind
@@ -29,6 +29,7 @@ async def list_rules(request: Request, session: PageSession, engine: Engine) -> 
     gid, status = int_or_none(q.get("gid")), int_or_none(q.get("status"))
     name = q.get("name", "")[:128]
     rows = await rules.list_rules(engine, session.actor, gid=gid, name=name, status=status)
+    await stats.rule_outcomes(engine, rows)  # the last 20 outcomes and the success rate
     context = {
         "rules": rows,
         "groups": await groups.list_groups(engine, session.actor),
@@ -151,6 +152,8 @@ async def rule(
         "can_toggle": actor.can(Action.TOGGLE, row["gid"]),
         "can_edit": actor.can(Action.EDIT, row["gid"]),
     }
+    figures = await stats.rule_stats(engine, actor, task_id)
+    context |= {"stats": figures, "trend": stats.chart(figures)}
     return render(request, "rule.html", session, context)
 
 

@@ -1,0 +1,124 @@
+"""Statistics' SQL: rollup rows of rules, the last outcomes of a page of rules, the timeline."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from admin.queries import Row, in_scope
+from center.rollup import Sums
+from center.store._util import _chunks
+from center.store.rollups import sums_of
+from center.tables import agents, crontab, run_rollup, task_process
+from protocol import statuses
+
+_FINAL = sorted(statuses.FINAL)
+_ACTIVE_NOW = [statuses.DISPATCHED, statuses.RUNNING]
+# Rules per statement of the outcome strips (each a LIMIT on the index of the rule's runs).
+_STRIP_RULES = 100
+
+
+def rules_of_group(gid: int) -> Select[Any]:
+    return select(crontab.c.id).where(crontab.c.gid == gid)
+
+
+async def rollup_rows(
+    conn: AsyncConnection, task_ids: Sequence[int] | Select[Any], since_us: int
+) -> list[tuple[int, Sums]]:
+    """(hour_us, sums) of the rules' rollups from `since_us` on (a range of the primary key
+    per rule)."""
+    query = select(run_rollup).where(
+        run_rollup.c.task_id.in_(task_ids), run_rollup.c.hour_us >= since_us
+    )
+    return [(int(r["hour_us"]), sums_of(r)) for r in (await conn.execute(query)).mappings()]
+
+
+async def success_counts(
+    conn: AsyncConnection, task_ids: Sequence[int], since_us: int
+) -> dict[int, tuple[int, int]]:
+    """task_id → (successes, runs meant to run: all final but skipped) since `since_us`."""
+    if not task_ids:
+        return {}
+    c = run_rollup.c
+    meant = c.n_success + c.n_failed + c.n_timeout + c.n_killed + c.n_lost + c.n_missed
+    query = (
+        select(c.task_id, func.sum(c.n_success), func.sum(meant))
+        .where(c.task_id.in_(list(task_ids)), c.hour_us >= since_us)
+        .group_by(c.task_id)
+    )
+    return {int(t): (int(s or 0), int(m or 0)) for t, s, m in (await conn.execute(query)).all()}
+
+
+async def last_outcomes(
+    conn: AsyncConnection, task_ids: Sequence[int], now_us: int, count: int = 20
+) -> dict[int, list[Row]]:
+    """task_id → its last `count` finished runs (id, status, sched_us), oldest first: per rule
+    a backward walk of the (task_id, sched_us, …) index, all rules in one statement."""
+    out: dict[int, list[Row]] = defaultdict(list)
+    tp = task_process.c
+    for chunk in _chunks(list(task_ids), _STRIP_RULES):
+        parts = [
+            select(tp.task_id, tp.id, tp.status, tp.sched_us)
+            .where(tp.task_id == task_id, tp.sched_us <= now_us, tp.status.in_(_FINAL))
+            .order_by(tp.sched_us.desc())
+            .limit(count)
+            .subquery()
+            for task_id in chunk
+        ]
+        if not parts:
+            continue
+        query = union_all(*(select(p) for p in parts))
+        for row in (await conn.execute(query)).mappings():
+            out[int(row["task_id"])].append(dict(row))
+    for rows in out.values():
+        rows.sort(key=lambda r: (r["sched_us"], r["id"]))
+    return out
+
+
+async def timeline_runs(
+    conn: AsyncConnection,
+    gids: frozenset[int] | None,
+    from_us: int,
+    to_us: int,
+    *,
+    lookback_us: int,
+    limit: int,
+) -> list[Row]:
+    """Runs that overlap [from_us, to_us), by scheduled time, at most `limit`: those
+    scheduled in the window or up to `lookback_us` before it that end in it or later, and
+    those still going that were scheduled earlier still."""
+    tp = task_process.c
+    columns = (
+        tp.id,
+        tp.task_id,
+        tp.aid,
+        tp.status,
+        tp.sched_us,
+        tp.start,
+        tp.end,
+        crontab.c.name.label("rule_name"),
+        agents.c.name.label("agent_name"),
+    )
+    base = (
+        select(*columns)
+        .select_from(
+            task_process.join(crontab, crontab.c.id == tp.task_id).outerjoin(
+                agents, agents.c.id == tp.aid
+            )
+        )
+        .where(in_scope(crontab.c.gid, gids))
+    )
+    recent = base.where(
+        tp.sched_us >= from_us - lookback_us,
+        tp.sched_us < to_us,
+        or_(tp.sched_us >= from_us, tp.end >= from_us, tp.status.in_(_ACTIVE_NOW)),
+    )
+    older = base.where(tp.status.in_(_ACTIVE_NOW), tp.sched_us < from_us - lookback_us)
+    rows = [dict(r) for r in (await conn.execute(older.limit(limit))).mappings()]
+    query = recent.order_by(tp.sched_us, tp.id).limit(limit + 1 - len(rows))
+    rows += [dict(r) for r in (await conn.execute(query)).mappings()]
+    return rows
