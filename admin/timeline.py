@@ -74,18 +74,21 @@ def bar_span(run: TimelineRun, now_us: int) -> tuple[int, int]:
 
 
 def layout(runs: Sequence[TimelineRun], from_us: int, to_us: int, now_us: int) -> Timeline:
-    """Lanes sorted by label; each run a bar clipped to [from_us, to_us)."""
+    """Lanes sorted by label (those with a bar in the window); each run a bar clipped to
+    [from_us, to_us)."""
     span = max(to_us - from_us, 1)
-    lanes: dict[int, str] = {}
+    shown = []
     for run in runs:
+        begin, end = bar_span(run, now_us)
+        if end >= from_us and begin < to_us:
+            shown.append((run, begin, end))
+    lanes: dict[int, str] = {}
+    for run, _, _ in shown:
         lanes.setdefault(run.lane, run.lane_label)
     order = sorted(lanes, key=lambda lane: (lanes[lane], lane))
     ys = {lane: i * (LANE_H + LANE_GAP) for i, lane in enumerate(order)}
     bars = []
-    for run in runs:
-        begin, end = bar_span(run, now_us)
-        if end < from_us or begin >= to_us:
-            continue
+    for run, begin, end in shown:
         x0 = LABEL_W + PLOT_W * (max(begin, from_us) - from_us) / span
         x1 = LABEL_W + PLOT_W * (min(end, to_us) - from_us) / span
         width = min(max(x1 - x0, MIN_BAR_W), LABEL_W + PLOT_W - x0)
