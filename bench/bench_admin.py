@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import math
 import os
 import random
@@ -104,17 +105,24 @@ def _status(rng: random.Random) -> str:
 
 
 def runs(sh: Shape, now: int, rng: random.Random) -> Iterator[list[Any]]:
-    """Every run row (in _COLUMNS order), rule by rule."""
+    """Every run row (in _COLUMNS order), in order of scheduled time, as a center inserts them
+    (ids in time order: a rule's last runs sit with every other rule's, at the table's end)."""
+    return heapq.merge(
+        *(_rule_runs(k, count, sh, now, rng) for k, count in enumerate(sh.per_rule, start=1)),
+        key=lambda row: row[10],
+    )
+
+
+def _rule_runs(k: int, count: int, sh: Shape, now: int, rng: random.Random) -> Iterator[list[Any]]:
     first = now - DAYS * 24 * HOUR
     ahead = 5 * 60 * S  # the center plans this far ahead
-    for k, count in enumerate(sh.per_rule, start=1):
-        step = (DAYS * 24 * HOUR + ahead) // count
-        offset = rng.randrange(step)
-        median_ms = 20 * 60_000 if k in sh.long else 2_000
-        for i in range(count):
-            sched = first + offset + i * step
-            aid = sh.targets[k - 1][i % len(sh.targets[k - 1])]
-            yield _row(k, aid, sched, now, median_ms=median_ms, rng=rng)
+    step = (DAYS * 24 * HOUR + ahead) // count
+    offset = rng.randrange(step)
+    median_ms = 20 * 60_000 if k in sh.long else 2_000
+    targets = sh.targets[k - 1]
+    for i in range(count):
+        sched = first + offset + i * step
+        yield _row(k, targets[i % len(targets)], sched, now, median_ms=median_ms, rng=rng)
 
 
 def _row(
@@ -266,6 +274,13 @@ def _load_file(cur: Any, path: Path, rows: list[list[Any]]) -> None:
     cur.execute(f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE task_process ({cols})")
 
 
+def _reused(name: str, n: int, seed: int) -> dict[str, Any]:
+    """What `load` made, for a kept database: the same seed gives the same shape."""
+    url = _server().set(database=name).render_as_string(hide_password=False)
+    sh = shape(n, random.Random(seed))
+    return {"url": url, "shape": sh, "now": time.time_ns() // 1000, "load_s": 0.0}
+
+
 def _drop(name: str) -> None:
     with _connect() as conn, conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
@@ -379,12 +394,17 @@ async def main() -> None:
     parser.add_argument("n", nargs="?", type=int, default=1_000_000)
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument(
+        "--reuse", nargs=2, metavar=("SMALL", "BIG"), help="time the pages of kept databases"
+    )
     args = parser.parse_args()
-    tag = secrets.token_hex(3)
-    names = (f"uc_bench_small_{tag}", f"uc_bench_big_{tag}")
+    names = args.reuse or [f"uc_bench_{k}_{secrets.token_hex(3)}" for k in ("small", "big")]
     try:
-        small = await load(names[0], BASELINE, seed=1)
-        big = await load(names[1], args.n, seed=2)
+        if args.reuse:
+            small, big = _reused(names[0], BASELINE, seed=1), _reused(names[1], args.n, seed=2)
+        else:
+            small = await load(names[0], BASELINE, seed=1)
+            big = await load(names[1], args.n, seed=2)
         print(f"loaded {args.n} runs in {big['load_s']:.0f} s (rules {RULES}, agents {AGENTS}, "
               f"groups {GROUPS}, {DAYS} days)", flush=True)  # fmt: skip
         paths = pages(big)
@@ -392,7 +412,7 @@ async def main() -> None:
         big_times = await time_pages(big, paths, args.reps)
         print(_table(args.n, small_times, big_times))
     finally:
-        if not args.keep:
+        if not args.keep and not args.reuse:
             for name in names:
                 _drop(name)
         else:

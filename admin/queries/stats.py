@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin.queries import Row, in_scope
-from center.rollup import Sums
+from center.rollup import COUNTED, Sums
 from center.store._util import _chunks
 from center.store.rollups import sums_of
 from center.tables import agents, crontab, run_rollup, task_process
@@ -29,10 +29,22 @@ def rules_of_group(gid: int) -> Select[Any]:
 async def rollup_rows(
     conn: AsyncConnection, task_ids: Sequence[int] | Select[Any], since_us: int
 ) -> list[tuple[int, Sums]]:
-    """(hour_us, sums) of the rules' rollups from `since_us` on (a range of the primary key
-    per rule)."""
-    query = select(run_rollup).where(
-        run_rollup.c.task_id.in_(task_ids), run_rollup.c.hour_us >= since_us
+    """(hour_us, sums) of the rules' rollups from `since_us` on, one row per hour: counts
+    summed, maxima taken and histograms concatenated by the database (a group's 30 days are
+    720 rows to read, not 720 per rule)."""
+    c = run_rollup.c
+    figures = []
+    for name in ("dur", "late"):
+        figures += [
+            func.sum(c[f"{name}_n"]).label(f"{name}_n"),
+            func.sum(c[f"{name}_sum_ms"]).label(f"{name}_sum_ms"),
+            func.max(c[f"{name}_max_ms"]).label(f"{name}_max_ms"),
+            func.group_concat(c[f"{name}_hist"]).label(f"{name}_hist"),
+        ]
+    query = (
+        select(c.hour_us, *(func.sum(c[f"n_{s}"]).label(f"n_{s}") for s in COUNTED), *figures)
+        .where(c.task_id.in_(task_ids), c.hour_us >= since_us)
+        .group_by(c.hour_us)
     )
     return [(int(r["hour_us"]), sums_of(r)) for r in (await conn.execute(query)).mappings()]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, text, tuple_, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -76,44 +76,56 @@ async def fold(conn: AsyncConnection, sums: Mapping[tuple[int, int], Sums], now_
     keys = sorted(k for k, s in sums.items() if s.counts and any(s.counts.values()))
     if not keys:
         return
-    mysql = is_mysql(conn)
-    blank = [{"task_id": t, "hour_us": h} for t, h in keys]
-    await conn.execute(_insert(mysql, blank, lock_only=True))
+    await _write(conn, [{"task_id": t, "hour_us": h} for t, h in keys], lock_only=True)
     stored = await _read(conn, keys)
     rows = []
     for key in keys:
         total = stored.get(key, Sums())
         total.merge(sums[key])
         rows.append(_row(key, total, now_us))
-    await conn.execute(_insert(mysql, rows, lock_only=False))
+    await _write(conn, rows, lock_only=False)
 
 
 async def _read(conn: AsyncConnection, keys: Sequence[tuple[int, int]]) -> dict[Any, Sums]:
+    """The rollup rows of these keys, by hour then rules (a batch touches an hour or two):
+    ranges of the primary key, where a list of (task_id, hour_us) pairs would be a scan."""
+    by_hour: dict[int, list[int]] = {}
+    for task_id, hour_us in keys:
+        by_hour.setdefault(hour_us, []).append(task_id)
     out: dict[Any, Sums] = {}
-    pk = tuple_(run_rollup.c.task_id, run_rollup.c.hour_us)
-    for chunk in _chunks(keys):
-        query = select(run_rollup).where(pk.in_(list(chunk)))
-        for row in (await conn.execute(query)).mappings():
-            out[(int(row["task_id"]), int(row["hour_us"]))] = sums_of(row)
+    for hour_us, task_ids in by_hour.items():
+        for chunk in _chunks(task_ids):
+            query = select(run_rollup).where(
+                run_rollup.c.hour_us == hour_us, run_rollup.c.task_id.in_(list(chunk))
+            )
+            for row in (await conn.execute(query)).mappings():
+                out[(int(row["task_id"]), int(row["hour_us"]))] = sums_of(row)
     return out
 
 
-def _insert(mysql: bool, rows: list[dict[str, Any]], *, lock_only: bool) -> Any:
-    """Multi-row upsert. lock_only: create missing rows and lock existing ones (MySQL takes
-    an exclusive lock on a duplicate of INSERT … ON DUPLICATE KEY UPDATE), changing nothing."""
+def _upsert(mysql: bool, columns: Sequence[str], *, lock_only: bool) -> Any:
+    """An upsert of run_rollup rows, for executemany (batched into multi-row statements by the
+    driver layer, compiled once). lock_only: create missing rows and lock existing ones
+    (MySQL takes an exclusive lock on a duplicate of INSERT … ON DUPLICATE KEY UPDATE),
+    changing nothing; else set every given column."""
+    changed = [c for c in columns if c not in _KEYS]
     if mysql:
-        stmt = mysql_dialect.insert(run_rollup).values(rows)
+        stmt = mysql_dialect.insert(run_rollup)
         if lock_only:
             return stmt.on_duplicate_key_update(task_id=run_rollup.c.task_id)
-        return stmt.on_duplicate_key_update(
-            {c: stmt.inserted[c] for c in rows[0] if c not in _KEYS}
-        )
-    lite = sqlite_dialect.insert(run_rollup).values(rows)
+        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in changed})
+    lite = sqlite_dialect.insert(run_rollup)
     if lock_only:
         return lite.on_conflict_do_nothing(index_elements=list(_KEYS))
     return lite.on_conflict_do_update(
-        index_elements=list(_KEYS), set_={c: lite.excluded[c] for c in rows[0] if c not in _KEYS}
+        index_elements=list(_KEYS), set_={c: lite.excluded[c] for c in changed}
     )
+
+
+async def _write(conn: AsyncConnection, rows: list[dict[str, Any]], *, lock_only: bool) -> None:
+    if rows:
+        stmt = _upsert(is_mysql(conn), list(rows[0]), lock_only=lock_only)
+        await conn.execute(stmt, rows)
 
 
 def _row(key: tuple[int, int], s: Sums, now_us: int) -> dict[str, Any]:
@@ -134,13 +146,13 @@ def sums_of(row: Mapping[Any, Any]) -> Sums:
 
     def figure(name: str) -> Figure:
         return Figure(
-            n=int(row[f"{name}_n"]),
-            sum_ms=int(row[f"{name}_sum_ms"]),
-            max_ms=int(row[f"{name}_max_ms"]),
-            hist=rollup.decode_hist(str(row[f"{name}_hist"])),
+            n=int(row[f"{name}_n"] or 0),
+            sum_ms=int(row[f"{name}_sum_ms"] or 0),
+            max_ms=int(row[f"{name}_max_ms"] or 0),
+            hist=rollup.decode_hist(str(row[f"{name}_hist"] or "")),
         )
 
-    counts = {s: int(row[f"n_{s}"]) for s in COUNTED if row[f"n_{s}"]}
+    counts = {s: int(row[f"n_{s}"] or 0) for s in COUNTED if row[f"n_{s}"]}
     return Sums(counts=counts, duration=figure("dur"), lateness=figure("late"))
 
 
@@ -173,12 +185,9 @@ async def write_sums(
     conn: AsyncConnection, sums: Mapping[tuple[int, int], Sums], now_us: int
 ) -> int:
     """Rollup rows set to `sums` (not added: for a rebuild or a bulk load)."""
-    mysql = is_mysql(conn)
     keys = sorted(sums)
     for chunk in _chunks(keys, 1_000):
-        await conn.execute(
-            _insert(mysql, [_row(k, sums[k], now_us) for k in chunk], lock_only=False)
-        )
+        await _write(conn, [_row(k, sums[k], now_us) for k in chunk], lock_only=False)
     return len(keys)
 
 

@@ -172,6 +172,7 @@ async def test_rules_list_strip_and_rule_page(world: World, app):
             rules = await client.get("/rules")
             rule = await client.get(f"/rules/{task_id}")
             group = await client.get(f"/groups/{world.alpha}")
+            dashboard = await client.get("/")
     assert rules.status_code == rule.status_code == group.status_code == 200
     row = re.search(r"alpha job.*?</tr>", rules.text, re.S)
     assert row is not None
@@ -195,3 +196,5 @@ async def test_rules_list_strip_and_rule_page(world: World, app):
     assert "%" in row.group(0)
     for page in (rule, group):
         assert 'id="stats"' in page.text and "polyline" in page.text
+    # The dashboard's runs of the last 24 h come from the rollups: the fire missed a second ago.
+    assert re.search(r"missed 1\b", dashboard.text)
