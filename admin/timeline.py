@@ -91,9 +91,9 @@ def layout(runs: Sequence[TimelineRun], from_us: int, to_us: int, now_us: int) -
     for run, begin, end in shown:
         x0 = LABEL_W + PLOT_W * (max(begin, from_us) - from_us) / span
         x1 = LABEL_W + PLOT_W * (min(end, to_us) - from_us) / span
-        width = min(max(x1 - x0, MIN_BAR_W), LABEL_W + PLOT_W - x0)
+        width = max(min(max(x1 - x0, MIN_BAR_W), LABEL_W + PLOT_W - x0), 1.0)
         tip = f"#{run.id} {run.title}: {run.status}, {_clock(begin)} → {_end_text(run, end)}"
-        bars.append(Bar(run.id, run.status, x0, ys[run.lane], max(width, 1.0), tip))
+        bars.append(Bar(run.id, run.status, round(x0, 1), ys[run.lane], round(width, 1), tip))
     return Timeline(
         lanes=[Lane(lanes[lane], ys[lane]) for lane in order],
         bars=bars,
@@ -125,7 +125,10 @@ def _end_text(run: TimelineRun, end: int) -> str:
 
 
 def _clock(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%m-%d %H:%M:%S")
+    """HH:MM:SS (UTC) by arithmetic: thousands of tooltips, strftime would be most of the
+    layout's time."""
+    s = us // 1_000_000 % 86_400
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def _stamp(us: int, long: bool) -> str:

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from admin.errors import Invalid
-from admin.pages._common import us_from_local
-from admin.services import stats
+from admin.pages._common import int_or_none, us_from_local
+from admin.services import agents, rules, stats
 from admin.web import Engine, PageSession, render
 from protocol.clock import now_us
 
@@ -36,8 +36,14 @@ async def timeline(request: Request, session: PageSession, engine: Engine) -> HT
     start, end = stats.window_of(
         us_from_local(q.get("from")), us_from_local(q.get("to")), _hours(q.get("hours")), now_us()
     )
-    chart, cut = await stats.timeline(engine, session.actor, start, end, lane)
+    rule, agent = int_or_none(q.get("rule")), int_or_none(q.get("agent"))
+    chart, cut = await stats.timeline(
+        engine, session.actor, (start, end), lane, task_id=rule, aid=agent
+    )
     context = {
+        "rules": await rules.list_rules(engine, session.actor),
+        "agents": await agents.list_agents(engine, session.actor),
+        "filters": {"rule": q.get("rule", ""), "agent": q.get("agent", "")},
         "chart": chart,
         "cut": cut,
         "max_bars": stats.TIMELINE_MAX_BARS,

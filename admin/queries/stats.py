@@ -99,6 +99,8 @@ async def timeline_runs(
     *,
     lookback_us: int,
     limit: int,
+    task_id: int | None = None,
+    aid: int | None = None,
 ) -> list[Row]:
     """Runs that overlap [from_us, to_us), by scheduled time, at most `limit`: those
     scheduled in the window or up to `lookback_us` before it that end in it or later, and
@@ -124,6 +126,10 @@ async def timeline_runs(
         )
         .where(in_scope(crontab.c.gid, gids))
     )
+    if task_id is not None:
+        base = base.where(tp.task_id == task_id)
+    if aid is not None:
+        base = base.where(tp.aid == aid)
     recent = base.where(
         tp.sched_us >= from_us - lookback_us,
         tp.sched_us < to_us,

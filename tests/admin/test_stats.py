@@ -198,3 +198,33 @@ async def test_rules_list_strip_and_rule_page(world: World, app):
         assert 'id="stats"' in page.text and "polyline" in page.text
     # The dashboard's runs of the last 24 h come from the rollups: the fire missed a second ago.
     assert re.search(r"missed 1\b", dashboard.text)
+
+
+async def test_timeline_draws_runs_as_links_and_says_when_cut(world: World, app, monkeypatch):
+    """The timeline has a bar per run of the window, each a link to its run, lanes per agent
+    or per rule; over the cap it says it shows the first N; a bad window names the field."""
+    from admin.services import stats as stats_service
+
+    engine = app.state.engine
+    task_id, aid = world.ids["rule_a"], world.ids["agent_a"]
+    async with asyncio.timeout(TIMEOUT_S):
+        await _write_history(engine, task_id, aid)
+        client = await _session_client(app, world, "viewer")
+        async with client:
+            week = await client.get("/timeline?hours=96&lane=rule")
+            agents_day = await client.get(f"/timeline?hours=96&agent={aid}")
+            monkeypatch.setattr(stats_service, "TIMELINE_MAX_BARS", 3)
+            cut = await client.get("/timeline?hours=96")
+            bad = await client.get("/timeline?hours=abc")
+            backwards = await client.get("/timeline?from=2026-01-02T00:00&to=2026-01-01T00:00")
+    async with engine.connect() as conn:
+        c = task_process.c
+        rows = (await conn.execute(select(c.id).where(c.task_id == task_id))).scalars().all()
+    assert week.status_code == agents_day.status_code == cut.status_code == 200
+    linked = {int(i) for i in re.findall(r'<a href="/runs/(\d+)"><rect', week.text)}
+    assert linked == set(rows)  # alpha's runs only (the viewer sees alpha), all within 4 days
+    assert "alpha job" in week.text and 'class="st-success"' in week.text
+    assert "host-a" in agents_day.text
+    assert len(re.findall(r"<rect x=", cut.text)) == 3 and 'id="timeline-cut"' in cut.text
+    assert bad.status_code == 422 and "hours" in bad.text
+    assert backwards.status_code == 422 and "from" in backwards.text
