@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from center import rollup
 from center.rollup import COUNTED, Figure, RunFacts, Sums
 from center.store._util import _chunks
-from center.store.db import is_mysql
-from center.tables import run_rollup, task_process
+from center.store.db import create_engine, is_mysql
+from center.tables import crontab, run_rollup, task_process
 from protocol import statuses
+from protocol.clock import now_us as clock_us
 
 _FACTS = (
     task_process.c.runid,
@@ -179,6 +180,17 @@ async def rebuild(engine: AsyncEngine, task_ids: Sequence[int], now_us: int) -> 
                     sums.setdefault(run.key(), Sums()).add(run, +1)
             written += await write_sums(conn, sums, now_us)
     return written
+
+
+async def rebuild_all(url: str) -> int:
+    """`rebuild` of every rule (removed ones too) of the database at `url`."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            task_ids = list((await conn.scalars(select(crontab.c.id))).all())
+        return await rebuild(engine, task_ids, clock_us())
+    finally:
+        await engine.dispose()
 
 
 async def write_sums(
