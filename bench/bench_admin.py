@@ -308,7 +308,8 @@ def pages(made: dict[str, Any]) -> list[tuple[str, str]]:
         ("runs: rule + failed", f"/runs?rule={busy}&status=failed"),
         ("runs: agent + failed", f"/runs?agent={agent}&status=failed"),
         ("runs: older page", "/runs?before_id=5000"),
-        ("rules list (500, strips)", "/rules"),
+        ("rules list (page of 100)", "/rules"),
+        ("rules list, page 5", "/rules?page=5"),
         ("rule page (busy)", f"/rules/{busy}"),
         ("rule page (typical)", f"/rules/{typical}"),
         ("agent page", f"/agents/{agent}"),
@@ -352,7 +353,7 @@ async def _logged_in(app: Any, engine: Any) -> httpx.AsyncClient:
     now = time.time_ns() // 1000
     token = credentials.new_api_token()
     async with engine.begin() as conn:
-        uid = await users.insert_user(conn, "bench", "!", True, now)
+        uid = await users.insert_user(conn, f"bench-{secrets.token_hex(3)}", "!", True, now)
         await conn.execute(
             insert(api_token).values(
                 user_id=uid, name="bench", token_hash=credentials.digest(token),

@@ -186,11 +186,29 @@ def encode_hist(hist: list[int]) -> str:
 
 
 def decode_hist(text: str) -> list[int]:
+    """A histogram from its text, or from several joined by commas (GROUP_CONCAT of many
+    rows: their buckets add up). Bad parts are skipped."""
     hist = [0] * BUCKETS
-    for part in text.split(",") if text else ():
+    # Fast path (a group's 30 days are some 200,000 pairs): "i:n,i:n" as one flat list.
+    fields = [f for f in text.replace(":", ",").split(",") if f]
+    try:
+        pairs = zip(map(int, fields[0::2]), map(int, fields[1::2]), strict=True)
+        for i, n in pairs:
+            hist[i if 0 <= i < BUCKETS else _BAD] += n
+    except (ValueError, IndexError):
+        return _decode_slowly(text)
+    return hist
+
+
+_BAD = BUCKETS  # an index past the end: raises, so that a bad bucket takes the slow path
+
+
+def _decode_slowly(text: str) -> list[int]:
+    hist = [0] * BUCKETS
+    for part in text.split(","):
         i, _, n = part.partition(":")
-        if i.isdigit() and 0 <= int(i) < BUCKETS:
-            hist[int(i)] += int(n or 0)
+        if i.isdigit() and int(i) < BUCKETS and n.isdigit():
+            hist[int(i)] += int(n)
     return hist
 
 
