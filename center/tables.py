@@ -672,3 +672,35 @@ concurrency_key = Table(
     sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
 )
+
+# ---------------------------------------------------------------- statistics (issue 17)
+
+# Per rule per hour of scheduled time (hour_us: the hour's first µs): runs that ended in each
+# final status (n_<status>), and of the runs that started, durations and start lateness in ms
+# as count, sum, max and a histogram in center.rollup's log buckets ("bucket:count,…").
+# Kept by the center in the transaction that moves runs to a final status; kept longer than
+# the runs (UNITEDCRON_CENTER_ROLLUP_KEEP_DAYS).
+run_rollup = Table(
+    "run_rollup",
+    metadata,
+    Column("task_id", Integer, nullable=False),
+    Column("hour_us", BigInteger, nullable=False),
+    *(
+        Column(f"n_{s}", Integer, nullable=False, server_default="0")
+        for s in ("success", "failed", "timeout", "killed", "lost", "missed", "skipped")
+    ),
+    *(
+        column
+        for figure in ("dur", "late")
+        for column in (
+            Column(f"{figure}_n", Integer, nullable=False, server_default="0"),
+            Column(f"{figure}_sum_ms", BigInteger, nullable=False, server_default="0"),
+            Column(f"{figure}_max_ms", BigInteger, nullable=False, server_default="0"),
+            Column(f"{figure}_hist", String(700), nullable=False, server_default=""),
+        )
+    ),
+    Column("updated_us", BigInteger, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("task_id", "hour_us"),
+    Index("ix_run_rollup_hour_us", "hour_us"),
+    **MYSQL_OPTIONS,
+)

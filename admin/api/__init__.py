@@ -13,6 +13,7 @@ from admin.api.history import router as history_router
 from admin.api.keys import router as keys_router
 from admin.api.rules import router as rules_router
 from admin.api.runs import router as runs_router
+from admin.api.stats import router as stats_router
 from admin.api.status import router as status_router
 from admin.api.users import router as users_router
 
@@ -29,5 +30,6 @@ for part in (
     users_router,
     alerts_router,
     status_router,
+    stats_router,
 ):
     router.include_router(part)

@@ -14,6 +14,7 @@ from admin.pages.history import router as history_router
 from admin.pages.login_steps import router as login_steps_router
 from admin.pages.rules import router as rules_router
 from admin.pages.runs import router as runs_router
+from admin.pages.timeline import router as timeline_router
 from admin.pages.users import router as users_router
 
 router = APIRouter(include_in_schema=False)
@@ -27,6 +28,7 @@ for part in (
     rules_router,
     history_router,
     runs_router,
+    timeline_router,
     users_router,
     alerts_router,
 ):

@@ -9,7 +9,7 @@ from admin.errors import AdminError, Conflict, Invalid
 from admin.pages._common import CsrfForm, redirect, text
 from admin.permissions import ROLES, Action
 from admin.queries import users as user_rows
-from admin.services import groups, keys, users
+from admin.services import groups, keys, stats, users
 from admin.web import Engine, Int64, PageSession, render
 
 router = APIRouter()
@@ -54,6 +54,8 @@ async def _group_page(
         "keys": await keys.list_keys(engine, actor, gid),
         "error": error,
     }
+    figures = await stats.group_stats(engine, actor, gid)
+    context |= {"stats": figures, "trend": stats.chart(figures)}
     return render(request, "group.html", session, context, error.status if error else 200)
 
 

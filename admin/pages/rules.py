@@ -14,7 +14,7 @@ from admin.errors import AdminError, Invalid
 from admin.pages._common import CsrfForm, int_or_none, redirect, text, texts
 from admin.permissions import Action
 from admin.queries.runs import RunFilter
-from admin.services import agents, calendars, fleet, groups, rules, runs
+from admin.services import agents, calendars, fleet, groups, rules, runs, stats
 from admin.timing_preview import PreviewAsk
 from admin.web import Engine, Int64, PageSession, render
 from center.calendars import BUILTINS
@@ -22,6 +22,7 @@ from center.rules import DEPENDS_WHEN, MISFIRE_POLICIES, OVERLAP_POLICIES, RETRY
 from protocol.vocabulary import CalendarFallback, CalendarMode, CommandKind
 
 router = APIRouter()
+RULES_PAGE = 100
 _ZONES = sorted(available_timezones())
 
 
@@ -31,8 +32,14 @@ async def list_rules(request: Request, session: PageSession, engine: Engine) -> 
     gid, status = int_or_none(q.get("gid")), int_or_none(q.get("status"))
     name = q.get("name", "")[:128]
     rows = await rules.list_rules(engine, session.actor, gid=gid, name=name, status=status)
+    # A page of rules, each with its last 20 outcomes and success rate (one indexed walk per rule).
+    page = max(int_or_none(q.get("page")) or 1, 1)
+    shown = rows[(page - 1) * RULES_PAGE : page * RULES_PAGE]
+    await stats.rule_outcomes(engine, shown)
     context = {
-        "rules": rows,
+        "rules": shown,
+        "page": page,
+        "more": len(rows) > page * RULES_PAGE,
         "groups": await groups.list_groups(engine, session.actor),
         "filters": {"gid": gid, "name": name, "status": status},
         "can_create": bool(session.actor.scope_for(Action.EDIT) != frozenset()),
@@ -195,6 +202,8 @@ async def _rule_page(
         "can_edit": actor.can(Action.EDIT, row["gid"]),
         "error": error,
     }
+    figures = await stats.rule_stats(engine, actor, task_id)
+    context |= {"stats": figures, "trend": stats.chart(figures)}
     return render(request, "rule.html", session, context, error.status if error else 200)
 
 

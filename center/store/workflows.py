@@ -11,12 +11,14 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from center import rollup
 from center.dag import Edge, Graph
 from center.flow_nodes import RunRow
 from center.runs import PlannedRun, planned_row
 from center.store._util import _chunks
 from center.store.db import insert_ignore
 from center.store.lease import Lease, _fence
+from center.store.rollups import facts, fold, runs_before
 from center.tables import task_process, workflow, workflow_edge, workflow_node, workflow_run
 from protocol import statuses
 from protocol.vocabulary import FlowStatus, RuleStatus, Trigger
@@ -250,4 +252,7 @@ async def insert_skipped(
     ]
     async with engine.begin() as conn:
         await _fence(conn, lease, {"updated_us": now_us})
+        before = await runs_before(conn, [r["runid"] for r in rows])
         await conn.execute(insert_ignore(task_process), rows)
+        writes = [facts(r) for r in rows]
+        await fold(conn, rollup.changes(before, writes, rollup.inserted), now_us)
