@@ -11,6 +11,7 @@ from admin.api.groups import router as groups_router
 from admin.api.rules import router as rules_router
 from admin.api.runs import router as runs_router
 from admin.api.users import router as users_router
+from admin.api.workflows import router as workflows_router
 
 router = APIRouter()
 for part in (
@@ -21,5 +22,6 @@ for part in (
     runs_router,
     users_router,
     alerts_router,
+    workflows_router,
 ):
     router.include_router(part)
