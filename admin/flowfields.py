@@ -198,3 +198,21 @@ def edges_text(edges: Sequence[Mapping[str, Any]], names: Mapping[int, str]) -> 
     return "\n".join(
         f"{ref(e['parent_task_id'])} -> {ref(e['child_task_id'])} {e['when']}" for e in edges
     )
+
+
+def from_form(
+    form: Mapping[str, str], chosen: Sequence[str], names: Mapping[int, str]
+) -> dict[str, Any]:
+    """The values of the workflow form: text as given, numbers parsed, the ticked rules with
+    their join (`join-<id>`), and the edge lines against the ticked rules' `names`."""
+    values: dict[str, Any] = {name: form[name] for name in TEXT_LIMITS if name in form}
+    for name in (*INT_FIELDS, "gid"):
+        text = form.get(name, "").strip()
+        if text:
+            if not text.lstrip("-").isdigit() or len(text) > 12:
+                raise Invalid(name, f"{text[:40]!r} is not a whole number")
+            values[name] = int(text)
+    ids = sorted({int(c) for c in chosen if c.strip().isdigit() and len(c) < 12})
+    values["nodes"] = [{"task_id": t, "join": form.get(f"join-{t}", FlowJoin.ALL)} for t in ids]
+    values["edges"] = parse_edges(form.get("edges", ""), {t: names.get(t, "") for t in ids})
+    return values

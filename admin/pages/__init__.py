@@ -13,6 +13,7 @@ from admin.pages.login_steps import router as login_steps_router
 from admin.pages.rules import router as rules_router
 from admin.pages.runs import router as runs_router
 from admin.pages.users import router as users_router
+from admin.pages.workflows import router as workflows_router
 
 router = APIRouter(include_in_schema=False)
 for part in (
@@ -25,5 +26,6 @@ for part in (
     runs_router,
     users_router,
     alerts_router,
+    workflows_router,
 ):
     router.include_router(part)

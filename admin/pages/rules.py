@@ -14,7 +14,7 @@ from admin.errors import AdminError, Invalid
 from admin.pages._common import CsrfForm, int_or_none, redirect, text, texts
 from admin.permissions import Action
 from admin.queries.runs import RunFilter
-from admin.services import agents, fleet, groups, rules, runs
+from admin.services import agents, fleet, groups, rules, runs, workflows
 from admin.web import Engine, Int64, PageSession, render
 from center.rules import DEPENDS_WHEN, MISFIRE_POLICIES, OVERLAP_POLICIES, RETRY_UNKNOWN, ROUTINGS
 from protocol.vocabulary import CommandKind
@@ -150,6 +150,7 @@ async def rule(
         "can_run": actor.can(Action.RUN, row["gid"]),
         "can_toggle": actor.can(Action.TOGGLE, row["gid"]),
         "can_edit": actor.can(Action.EDIT, row["gid"]),
+        "workflows": await workflows.workflows_of_rule(engine, actor, task_id),
     }
     return render(request, "rule.html", session, context)
 
