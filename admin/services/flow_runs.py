@@ -124,10 +124,8 @@ async def run_now(
     return row or {}
 
 
-def _refusal(flow_run: Mapping[str, Any], node: NodeState | None, task_id: int) -> str:
-    """Why a node cannot be re-run now, or ""."""
-    if node is None or not node.join:
-        return ""  # answered as not found
+def _refusal(flow_run: Mapping[str, Any], node: NodeState, task_id: int) -> str:
+    """Why a step cannot be re-run now, or ""."""
     if node.state == statuses.RUNNING:
         return f"node {task_id} is still running in flow run {flow_run['id']}"
     if node.state == PENDING and flow_run["status"] in OPEN:
