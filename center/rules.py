@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from center.cronexpr import Schedule, parse_schedule
+from center.calendars import Calendar, find_calendar
 from center.errors import RuleError
+from center.timing import FireTimes, build_timing
 from protocol.messages import RunSpec
 from protocol.rlimits import is_loader_variable, limit_problem
 from protocol.vocabulary import DependsWhen, Misfire, Overlap, RetryUnknown, Routing, RuleStatus
@@ -70,6 +71,12 @@ class Rule:
     limit_nproc: int = 0
     max_per_agent: int = 0
     partition_stop_s: int = 0
+    # Calendars and spread (center/timing.py): a calendar by name ("" = none) used `only` or
+    # `except`, what a date past its data does, and a deterministic offset per fire.
+    calendar: str = ""
+    calendar_mode: str = "only"
+    calendar_fallback: str = "skip"
+    jitter_s: int = 0
     error: str = ""
     update_time: int = 0
     agents: tuple[int, ...] = ()
@@ -97,10 +104,16 @@ def rule_from_row(row: Mapping[str, Any], agents: tuple[int, ...] = ()) -> Rule:
     return Rule(**values, agents=tuple(sorted(agents)))
 
 
-def validate_rule(rule: Rule) -> Schedule | None:
-    """Check every field: the schedule (None for a daemon or a dependent-only rule), or
-    RuleError naming the field."""
-    schedule = _schedule(rule)
+# A group's calendars by (gid, name); the built-in ones are always there.
+NO_CALENDARS: Mapping[tuple[int, str], Calendar] = {}
+
+
+def validate_rule(
+    rule: Rule, calendars: Mapping[tuple[int, str], Calendar] = NO_CALENDARS
+) -> FireTimes | None:
+    """Check every field: the fire times (None for a daemon or a dependent-only rule), or
+    RuleError naming the field. `calendars` are the groups' own, loaded by the caller."""
+    schedule = _schedule(rule, calendars)
     _check_command(rule)
     _check_user(rule.run_user)
     parse_env(rule.env)
@@ -113,7 +126,7 @@ def validate_rule(rule: Rule) -> Schedule | None:
     return schedule
 
 
-def _schedule(rule: Rule) -> Schedule | None:
+def _schedule(rule: Rule, calendars: Mapping[tuple[int, str], Calendar]) -> FireTimes | None:
     if rule.depends_on is not None:
         if rule.depends_on == rule.id:
             raise RuleError("depends_on", "a rule cannot depend on itself")
@@ -121,7 +134,16 @@ def _schedule(rule: Rule) -> Schedule | None:
             raise RuleError("depends_on", "a daemon rule runs all the time; it cannot depend")
     if rule.is_daemon or not rule.rule.strip():
         return None  # no schedule: runs by hand, after its parent, or as a workflow's step
-    return parse_schedule(rule.rule, rule.timezone or "UTC")
+    calendar = find_calendar(rule.calendar, rule.gid, calendars) if rule.calendar else None
+    return build_timing(
+        rule.rule,
+        rule.timezone or "UTC",
+        seed=rule.id,
+        jitter_s=rule.jitter_s,
+        calendar=calendar,
+        mode=rule.calendar_mode,
+        fallback=rule.calendar_fallback,
+    )
 
 
 def _check_command(rule: Rule) -> None:
@@ -239,7 +261,7 @@ def _check_fleet(rule: Rule) -> None:
         )
 
 
-def fires_in_busiest_minute(schedule: Schedule) -> int:
+def fires_in_busiest_minute(schedule: FireTimes) -> int:
     """Pure: how many times the schedule fires in the 60 s from its first fire after a fixed
     instant (the minute a per-second field makes busiest); capped at 61."""
     at = schedule.next_fire_us(FAN_OUT_PROBE_US)
@@ -251,7 +273,7 @@ def fires_in_busiest_minute(schedule: Schedule) -> int:
     return count
 
 
-def _check_fan_out(rule: Rule, schedule: Schedule) -> None:
+def _check_fan_out(rule: Rule, schedule: FireTimes) -> None:
     shards = max(rule.shard_total, 1)
     runs = shards * fires_in_busiest_minute(schedule)
     if runs > MAX_RUNS_PER_MINUTE:

@@ -56,6 +56,17 @@ def _times() -> list[Column[int]]:
     ]
 
 
+def _calendar_columns() -> list[Column[str]]:
+    """A rule's or a workflow's calendar by name ("" = none; a group's own or a built-in),
+    used `only` or `except` (CalendarMode), and what a date past its data does
+    (CalendarFallback)."""
+    return [
+        Column("calendar", String(64), nullable=False, server_default=""),
+        Column("calendar_mode", String(8), nullable=False, server_default="only"),
+        Column("calendar_fallback", String(8), nullable=False, server_default="skip"),
+    ]
+
+
 cron_group = Table(
     "cron_group",
     metadata,
@@ -160,6 +171,9 @@ crontab = Table(
     # cut off from every center keeps them before it stops them itself (0 = keep running).
     Column("max_per_agent", Integer, nullable=False, server_default="0"),
     Column("partition_stop_s", Integer, nullable=False, server_default="0"),
+    *_calendar_columns(),
+    # A deterministic offset in [0, jitter_s) per fire, from the rule id and the fire time.
+    Column("jitter_s", Integer, nullable=False, server_default="0"),
     *_times(),
     Index("ix_crontab_update_time", "update_time"),
     sqlite_autoincrement=True,
@@ -535,6 +549,7 @@ workflow = Table(
     Column("misfire_window_s", Integer, nullable=False, server_default="3600"),
     Column("description", String(500), nullable=False, server_default=""),
     Column("error", String(500), nullable=False, server_default=""),
+    *_calendar_columns(),
     *_times(),
     Index("ix_workflow_update_time", "update_time"),
     sqlite_autoincrement=True,
@@ -583,5 +598,25 @@ workflow_run = Table(
     Column("end_us", BigInteger, nullable=False, server_default="0"),
     Index("ix_workflow_run_workflow_id_sched_us", "workflow_id", "sched_us"),
     Index("ix_workflow_run_status", "status"),
+    **MYSQL_OPTIONS,
+)
+
+# ---------------------------------------------------------------- calendars
+
+# A group's named calendar: the dates of `base` (a built-in: weekdays, cn-workdays,
+# cn-holidays; "" = none), plus `include`, less `exclude` (dates and ranges a..b, one a line).
+calendar = Table(
+    "calendar",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gid", Integer, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("description", String(255), nullable=False, server_default=""),
+    Column("base", String(16), nullable=False, server_default=""),
+    Column("include", Text, nullable=False, server_default=""),
+    Column("exclude", Text, nullable=False, server_default=""),
+    *_times(),
+    UniqueConstraint("gid", "name"),
+    sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
 )

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from admin.api.agents import router as agents_router
 from admin.api.alerts import router as alerts_router
 from admin.api.auth import router as auth_router
+from admin.api.calendars import router as calendars_router
 from admin.api.groups import router as groups_router
 from admin.api.rules import router as rules_router
 from admin.api.runs import router as runs_router
@@ -19,6 +20,7 @@ for part in (
     groups_router,
     agents_router,
     rules_router,
+    calendars_router,
     runs_router,
     users_router,
     alerts_router,

@@ -117,6 +117,13 @@ class RulePatch(Body):
     )
     description: str | None = None
     agents: list[Int32] | None = Field(default=None, description="Ids of the target agents")
+    # calendars and spread
+    calendar: str | None = Field(default=None, description="a group calendar or a built-in")
+    calendar_mode: str | None = Field(default=None, description="only | except")
+    calendar_fallback: str | None = Field(
+        default=None, description="past the calendar's data: skip | weekdays"
+    )
+    jitter_s: Int32 | None = Field(default=None, description="offset per fire in [0, jitter_s)")
 
     def rule_changes(self) -> dict[str, Any]:
         return self.changes(frozenset({"depends_on"}))
@@ -149,3 +156,19 @@ class GrantIn(Body):
     username: str | None = None
     gid: Int32
     role: str = Field(description=" | ".join(ROLES))
+
+
+class CalendarPatch(Body):
+    """A group's calendar: `base` (weekdays, cn-workdays, cn-holidays or ""), plus `include`,
+    less `exclude`: dates and ranges (2026-10-01..2026-10-07) by commas or lines."""
+
+    name: str | None = None
+    description: str | None = None
+    base: str | None = None
+    include: str | None = None
+    exclude: str | None = None
+
+
+class CalendarIn(CalendarPatch):
+    gid: Int32
+    name: str | None = Field(description="Letters, digits, '-', '_', '.'; unique in the group")

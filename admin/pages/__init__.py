@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from admin.pages.agents import router as agents_router
 from admin.pages.alerts import router as alerts_router
 from admin.pages.auth import router as auth_router
+from admin.pages.calendars import router as calendars_router
 from admin.pages.dashboard import router as dashboard_router
 from admin.pages.groups import router as groups_router
 from admin.pages.login_steps import router as login_steps_router
@@ -21,6 +22,7 @@ for part in (
     login_steps_router,
     dashboard_router,
     groups_router,
+    calendars_router,
     agents_router,
     rules_router,
     runs_router,

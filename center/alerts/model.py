@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from center.cronexpr import Schedule
+from center.timing import FireTimes
 
 RUN_FAILED = "run_failed"
 RUN_TIMEOUT = "run_timeout"
@@ -173,7 +173,7 @@ def _vanished(channel: Channel, key: StateKey, state: AlertState, seen: set[Stat
     )
 
 
-def last_fire_us(schedule: Schedule, before_us: int, not_before_us: int) -> int | None:
+def last_fire_us(schedule: FireTimes, before_us: int, not_before_us: int) -> int | None:
     """The rule's last fire in (not_before_us, before_us]; None if there was none."""
     for window_us in _LOOKBACK_US:
         start_us = max(before_us - window_us, not_before_us)

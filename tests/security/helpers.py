@@ -16,6 +16,7 @@ from center.tables import (
     admin_grant,
     alert_channel,
     api_token,
+    calendar,
     center_command,
     metadata,
 )
@@ -103,6 +104,17 @@ async def build_attack_world(engine: AsyncEngine) -> World:
             target="https://hooks.example/uc",
             secret=f"hook-secret-{name}",
             events="run_failed",
+            create_time=stamp,
+            update_time=stamp,
+        )
+        w.ids[f"calendar_{name}"] = await _insert(
+            engine,
+            calendar,
+            gid=gid,
+            name=f"freeze-{name}",
+            base="cn-workdays",
+            include="2026-10-10",
+            exclude="",
             create_time=stamp,
             update_time=stamp,
         )

@@ -60,9 +60,12 @@ FORMS: dict[str, dict[str, str]] = {
         "status": "1",
     },
     "/alerts/{cid}": {"name": "forged", "kind": "webhook", "target": "https://evil.example/"},
+    "/groups/{gid}/calendars": {"name": "forged", "include": "2026-01-01"},
+    "/calendars/{calendar_id}": {"name": "forged", "include": "2026-01-01"},
 }
 # Which object each path parameter names; the approve form needs the pending agent.
 PATH_OBJECTS = {
+    "calendar_id": "calendar_a",
     "aid": "agent_a",
     "task_id": "rule_a",
     "run_id": "run_a",

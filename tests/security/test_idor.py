@@ -22,6 +22,7 @@ from tests.security.helpers import (
 
 # The attacker has a role in group alpha only; every object below is beta's.
 BETA_OBJECTS = {
+    "calendar_id": "calendar_b",
     "aid": "agent_b",
     "task_id": "rule_b",
     "run_id": "run_b",
@@ -42,6 +43,7 @@ API_BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/rules/{task_id}"): {"status": 0},
     ("PATCH", "/users/{user_id}"): {"superadmin": True},
     ("PATCH", "/alert-channels/{channel_id}"): {"name": "pwned"},
+    ("PATCH", "/calendars/{calendar_id}"): {"include": "2026-01-01"},
 }
 PAGE_FORMS: dict[str, dict[str, str]] = {
     "/groups/{gid}": {"name": "pwned", "description": "pwned"},
@@ -54,6 +56,8 @@ PAGE_FORMS: dict[str, dict[str, str]] = {
     "/users/{user_id}": {"superadmin": "1", "status": "1"},
     "/users/{user_id}/grants": {"gid": "{beta}", "role": "admin"},
     "/alerts/{cid}": {"name": "pwned", "kind": "webhook", "target": "https://evil.example/"},
+    "/calendars/{calendar_id}": {"name": "pwned", "include": "2026-01-01"},
+    "/groups/{gid}/calendars": {"name": "pwned", "include": "2026-01-01"},
 }
 
 
