@@ -7,10 +7,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from admin.errors import Invalid
-from center.cronexpr import parse_schedule
+from center.calendars import Calendar, find_calendar
 from center.dag import Edge, Graph, check_graph
 from center.errors import RuleError
-from protocol.vocabulary import DependsWhen, FlowJoin, Misfire, Overlap, RuleStatus
+from center.timing import build_timing
+from protocol.vocabulary import (
+    CalendarFallback,
+    CalendarMode,
+    DependsWhen,
+    FlowJoin,
+    Misfire,
+    Overlap,
+    RuleStatus,
+)
 
 # Pure: no I/O. Whether the group and the rules exist is read by services/workflows.py.
 
@@ -21,6 +30,9 @@ TEXT_LIMITS = {
     "overlap": 16,
     "misfire": 8,
     "description": 500,
+    "calendar": 64,
+    "calendar_mode": 8,
+    "calendar_fallback": 8,
 }
 INT_FIELDS = ("status", "misfire_window_s")
 COLUMNS = (*TEXT_LIMITS, *INT_FIELDS)
@@ -39,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "description": "",
     "status": int(RuleStatus.ENABLED),
     "misfire_window_s": 3600,
+    "calendar": "",
+    "calendar_mode": CalendarMode.ONLY.value,
+    "calendar_fallback": CalendarFallback.SKIP.value,
 }
 EDGE_SYNTAX = "write one edge a line: PARENT -> CHILD [success|failure|always]"
 
@@ -53,8 +68,14 @@ class NodeRule:
     deleted: bool = False
 
 
-def checked(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The `workflow` columns to store; Invalid names the field that is wrong."""
+def checked(
+    values: Mapping[str, Any],
+    calendars: Mapping[tuple[int, str], Calendar] | None = None,
+    gid: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The `workflow` columns to store; Invalid names the field that is wrong. `calendars`:
+    the group's own (`gid`); `seed` (the workflow's id, 0 before it has one) seeds H."""
     out = _typed({name: values.get(name, DEFAULTS[name]) for name in COLUMNS})
     if not out["name"]:
         raise Invalid("name", "is empty: give the workflow a name")
@@ -66,12 +87,30 @@ def checked(values: Mapping[str, Any]) -> dict[str, Any]:
     if not 0 <= out["misfire_window_s"] <= MAX_MISFIRE_WINDOW_S:
         raise Invalid("misfire_window_s", f"is out of range 0-{MAX_MISFIRE_WINDOW_S}")
     out["timezone"] = out["timezone"] or "UTC"
+    _check_timing(out, calendars or {}, gid, seed)
+    return out
+
+
+def _check_timing(
+    out: Mapping[str, Any],
+    calendars: Mapping[tuple[int, str], Calendar],
+    gid: int | None,
+    seed: int,
+) -> None:
+    """The schedule, its zone and calendar parse as the center parses them."""
     try:
-        # No schedule ("") means started by hand only; the zone must exist all the same.
-        parse_schedule(out["rule"] or "@hourly", out["timezone"])
+        calendar = find_calendar(out["calendar"], gid, calendars) if out["calendar"] else None
+        build_timing(
+            # No schedule ("") means started by hand only; the zone must exist all the same.
+            out["rule"] or "@hourly",
+            out["timezone"],
+            seed=seed,
+            calendar=calendar,
+            mode=out["calendar_mode"],
+            fallback=out["calendar_fallback"],
+        )
     except RuleError as exc:
         raise Invalid(exc.field, exc.reason) from None
-    return out
 
 
 def _typed(out: dict[str, Any]) -> dict[str, Any]:

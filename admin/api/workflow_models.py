@@ -35,6 +35,9 @@ class WorkflowPatch(Body):
     overlap: str | None = Field(default=None, description="skip | queue | parallel")
     misfire: str | None = Field(default=None, description="skip | once | all")
     misfire_window_s: Int32 | None = None
+    calendar: str | None = Field(default=None, description='A calendar\'s name; "" = every day')
+    calendar_mode: str | None = Field(default=None, description="only | except")
+    calendar_fallback: str | None = Field(default=None, description="skip | weekdays")
     description: str | None = None
     nodes: list[NodeIn] | None = None
     edges: list[EdgeIn] | None = None

@@ -15,7 +15,9 @@ from admin.pages._common import CsrfForm, int_or_none, redirect, text, texts
 from admin.permissions import Action
 from admin.services import flow_runs, groups, rules, workflows
 from admin.web import Engine, Int64, PageSession, render
+from center.calendars import BUILTINS
 from center.dag import Edge
+from protocol.vocabulary import CalendarFallback, CalendarMode
 
 router = APIRouter()
 _ZONES = sorted(available_timezones())
@@ -80,6 +82,9 @@ async def _form_page(
         "overlaps": flowfields.OVERLAPS,
         "misfires": flowfields.MISFIRES,
         "joins": flowfields.JOINS,
+        "calendars": BUILTINS,
+        "calendar_modes": tuple(CalendarMode),
+        "calendar_fallbacks": tuple(CalendarFallback),
     }
     return render(request, "workflow_form.html", session, context, error.status if error else 200)
 
@@ -180,19 +185,15 @@ async def workflow_page(
     edges = [Edge(e["parent_task_id"], e["child_task_id"], e["when"]) for e in row["edges"]]
     names = {n["task_id"]: n["name"] for n in row["nodes"]}
     states = {t: n["state"] for t, n in nodes.items()} if chosen else None
-    fires: list[str] = []
-    if row["rule"]:
-        try:
-            fires = rules.preview(row["rule"], row["timezone"])[:5]
-        except Invalid:
-            fires = []
+    timing = await workflows.fire_times(engine, row)
     context = {
         "wf": row,
         "drawing": dag_svg.layout(names, edges, states),
         "runs": recent,
         "chosen": chosen,
         "nodes": nodes,
-        "fires": fires,
+        "fires": timing["fires"],
+        "warning": timing["warning"],
         "commands": await flow_runs.commands(engine, actor, workflow_id),
         "can_run": actor.can(Action.RUN, row["gid"]),
         "can_toggle": actor.can(Action.TOGGLE, row["gid"]),

@@ -13,6 +13,8 @@ from admin.flowfields import NodeRule
 from admin.permissions import Action
 from admin.queries import groups, workflows
 from admin.services import audited
+from admin.timing_preview import PreviewAsk, preview
+from center.store.calendars import load_calendars
 from protocol.clock import now_us
 from protocol.vocabulary import RuleStatus
 
@@ -43,6 +45,28 @@ async def get_workflow(engine: AsyncEngine, actor: Actor, workflow_id: int) -> d
         return await visible(conn, actor, workflow_id, Action.VIEW)
 
 
+async def fire_times(engine: AsyncEngine, row: dict[str, Any], count: int = 5) -> dict[str, Any]:
+    """The workflow's next fire times (H seeded by its id, its calendar) and the calendar's
+    warning; none for a workflow started by hand only."""
+    if not row["rule"]:
+        return {"fires": [], "warning": ""}
+    ask = PreviewAsk(
+        rule=row["rule"],
+        timezone=row["timezone"],
+        calendar=row["calendar"],
+        calendar_mode=row["calendar_mode"],
+        calendar_fallback=row["calendar_fallback"],
+        count=count,
+        task_id=row["id"],
+    )
+    async with engine.connect() as conn:
+        calendars = await load_calendars(conn, row["gid"])
+    try:
+        return preview(ask, row["gid"], calendars, now_us())
+    except Invalid as exc:
+        return {"fires": [], "warning": f"{exc.field}: {exc.reason}"}
+
+
 async def workflows_of_rule(
     engine: AsyncEngine, actor: Actor, task_id: int
 ) -> list[dict[str, Any]]:
@@ -63,11 +87,11 @@ async def _group(conn: AsyncConnection, actor: Actor, gid: Any) -> int:
 
 
 async def _checked(
-    conn: AsyncConnection, actor: Actor, values: dict[str, Any]
+    conn: AsyncConnection, actor: Actor, values: dict[str, Any], workflow_id: int = 0
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
     """The columns and the graph to store, after the center's own checks."""
     gid = await _group(conn, actor, values.get("gid"))
-    columns = flowfields.checked(values)
+    columns = flowfields.checked(values, await load_calendars(conn, gid), gid, workflow_id)
     graph = flowfields.graph_from(values.get("nodes", []), values.get("edges", []))
     found = await workflows.rules_for_nodes(conn, list(graph.nodes))
     rules = {
@@ -118,7 +142,7 @@ async def update_workflow(
             await workflows.update_workflow(conn, workflow_id, {"status": changes["status"]}, now)
         else:
             merged = before | _stored_graph(before) | changes
-            columns, graph = await _checked(conn, actor, merged)
+            columns, graph = await _checked(conn, actor, merged, workflow_id)
             await workflows.update_workflow(conn, workflow_id, columns, now)
             await workflows.set_graph(conn, workflow_id, graph["nodes"], graph["edges"])
         after = await workflows.workflow_by_id(conn, workflow_id)

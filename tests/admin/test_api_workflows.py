@@ -47,8 +47,15 @@ async def test_crud_with_the_graph(api: httpx.AsyncClient, world: World, app: Fa
     a, b, c, d = await _rules(app, world, "extract", "fetch", "load", "report")
     edges = [(a, c, "success"), (b, c, "always"), (c, d, "failure")]
     before = now_us()
-    row = await _create(api, world, _body(world, [a, b, c, d], edges, overlap="queue"))
+    body = _body(world, [a, b, c, d], edges, overlap="queue", rule="H 2 * * *")
+    body |= {"calendar": "cn-workdays", "calendar_mode": "except", "calendar_fallback": "weekdays"}
+    row = await _create(api, world, body)
     assert row["update_time"] >= before and row["status"] == 1 and row["overlap"] == "queue"
+    assert (row["calendar"], row["calendar_mode"], row["calendar_fallback"]) == (
+        "cn-workdays",
+        "except",
+        "weekdays",
+    )
     assert [n["task_id"] for n in row["nodes"]] == [a, b, c, d]
     assert {(e["parent_task_id"], e["child_task_id"], e["when"]) for e in row["edges"]} == set(
         edges
@@ -71,7 +78,7 @@ async def test_crud_with_the_graph(api: httpx.AsyncClient, world: World, app: Fa
         headers=world.auth("admin"),
     )
     assert patched.status_code == 200, patched.text
-    assert patched.json()["name"] == "nightly2" and patched.json()["rule"] == "0 2 * * *"
+    assert patched.json()["name"] == "nightly2" and patched.json()["rule"] == "H 2 * * *"
     assert patched.json()["nodes"][1]["join"] == "any"
     assert patched.json()["update_time"] > row["update_time"]
 
@@ -82,6 +89,7 @@ async def test_crud_with_the_graph(api: httpx.AsyncClient, world: World, app: Fa
     )
     assert put.status_code == 200, put.text
     assert (put.json()["rule"], put.json()["overlap"], put.json()["edges"]) == ("", "skip", [])
+    assert put.json()["calendar"] == ""
     assert put.json()["update_time"] > patched.json()["update_time"]
 
     gone = await api.delete(f"/api/v1/workflows/{wid}", headers=world.auth("admin"))
@@ -126,6 +134,10 @@ async def test_crud_with_the_graph(api: httpx.AsyncClient, world: World, app: Fa
         ({"status": 7}, "status", "enabled"),
         ({"name": "  "}, "name", "empty"),
         ({"gid": None}, "gid", "null"),
+        ({"calendar": "nope"}, "calendar", "no calendar 'nope'"),
+        ({"calendar": "cn-workdays", "calendar_mode": "mostly"}, "calendar_mode", "only, except"),
+        ({"calendar_fallback": "guess"}, "calendar_fallback", "skip, weekdays"),
+        ({"rule": "H(70-80) * * * *"}, "rule", "H"),
     ],
 )
 async def test_a_bad_workflow_is_refused_naming_the_field(
