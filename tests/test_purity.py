@@ -33,6 +33,9 @@ PURE_MODULES = [
     ("admin.permissions", "permission checks"),
     ("admin.sso.roles", "directory groups mapped to roles"),
     ("admin.sso.ldap_names", "LDAP escaping and injection checks"),
+    ("admin.dag_svg", "workflow graph layout"),
+    ("admin.flowfields", "workflow field and graph checks"),
+    ("admin.flowstate", "flow run node states"),
 ]
 FORBIDDEN_IMPORTS = frozenset(
     {"asyncio", "sqlalchemy", "aiosqlite", "aiomysql", "socket", "subprocess", "threading"}

@@ -16,6 +16,7 @@ from admin.api.runs import router as runs_router
 from admin.api.stats import router as stats_router
 from admin.api.status import router as status_router
 from admin.api.users import router as users_router
+from admin.api.workflows import router as workflows_router
 
 router = APIRouter()
 for part in (
@@ -31,5 +32,6 @@ for part in (
     alerts_router,
     status_router,
     stats_router,
+    workflows_router,
 ):
     router.include_router(part)

@@ -16,6 +16,7 @@ from admin.pages.rules import router as rules_router
 from admin.pages.runs import router as runs_router
 from admin.pages.timeline import router as timeline_router
 from admin.pages.users import router as users_router
+from admin.pages.workflows import router as workflows_router
 
 router = APIRouter(include_in_schema=False)
 for part in (
@@ -31,5 +32,6 @@ for part in (
     timeline_router,
     users_router,
     alerts_router,
+    workflows_router,
 ):
     router.include_router(part)

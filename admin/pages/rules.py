@@ -14,7 +14,7 @@ from admin.errors import AdminError, Invalid
 from admin.pages._common import CsrfForm, int_or_none, redirect, text, texts
 from admin.permissions import Action
 from admin.queries.runs import RunFilter
-from admin.services import agents, calendars, fleet, groups, rules, runs, stats
+from admin.services import agents, calendars, fleet, groups, rules, runs, stats, workflows
 from admin.timing_preview import PreviewAsk
 from admin.web import Engine, Int64, PageSession, render
 from center.calendars import BUILTINS
@@ -200,6 +200,7 @@ async def _rule_page(
         "can_run": actor.can(Action.RUN, row["gid"]),
         "can_toggle": actor.can(Action.TOGGLE, row["gid"]),
         "can_edit": actor.can(Action.EDIT, row["gid"]),
+        "workflows": await workflows.workflows_of_rule(engine, actor, task_id),
         "error": error,
     }
     figures = await stats.rule_stats(engine, actor, task_id)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from admin.queries import Row, clamp_limit, in_scope
 from center.store._util import new_id
 from center.tables import agents, center_command, crontab, task_output, task_process
+from protocol.vocabulary import CommandKind
 
 _LIST_COLUMNS = [c for c in task_process.c if c.name != "result"]
 
@@ -121,7 +122,10 @@ async def commands_for(
     """The newest commands about a rule, or about one run."""
     query = select(center_command).order_by(center_command.c.id.desc()).limit(limit)
     if task_id is not None:
-        query = query.where(center_command.c.task_id == task_id)
+        # A flow_run command's task_id is a workflow's id, not this rule's.
+        query = query.where(
+            center_command.c.task_id == task_id, center_command.c.kind != CommandKind.FLOW_RUN
+        )
     if runid is not None:
         query = query.where(center_command.c.runid == runid)
     return [dict(r) for r in (await conn.execute(query)).mappings()]

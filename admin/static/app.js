@@ -1,4 +1,5 @@
-// UnitedCron admin: a little vanilla JavaScript — confirmations, the rule preview, live output.
+// UnitedCron admin: a little vanilla JavaScript — confirmations, the rule preview, live output,
+// the workflow form's rule filter.
 "use strict";
 
 // Forms with data-confirm ask before they post (delete, kill).
@@ -76,4 +77,18 @@ function setupTail() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { setupPreview(); setupTail(); });
+// The workflow form: only the chosen group's rules are offered as steps.
+function setupFlowForm() {
+  const form = document.getElementById("workflow-form");
+  if (!form) return;
+  const group = document.getElementById("f-gid");
+  function showRules() {
+    for (const option of form.querySelectorAll(".node-option")) {
+      option.hidden = group.value !== "" && option.dataset.gid !== group.value;
+    }
+  }
+  group.addEventListener("change", showRules);
+  showRules();
+}
+
+document.addEventListener("DOMContentLoaded", () => { setupPreview(); setupTail(); setupFlowForm(); });
