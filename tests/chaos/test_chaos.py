@@ -139,7 +139,7 @@ class ChaosRun:
                 self.retried.append(task_id)
         await self._add_workflow(both, common)
         await self._add_keyed(common)
-        for task_id in [*self.targets, *self.parents]:
+        for task_id in [*self.targets, *self.parents, *self.keyed]:
             await poll(functools.partial(self._successes, task_id), 30)
         # Every rule runs: from the next second on, each fire must be accounted for.
         self.window = (now_us() + S, 0)
@@ -170,23 +170,26 @@ class ChaosRun:
         )
 
     async def _add_keyed(self, common: dict[str, Any]) -> None:
-        """Two every-second rules, one per agent, holding one key of limit 1: under leader
-        kills the key must still never let two of their runs go at once."""
+        """Two rules, one per agent, holding one key of limit 1, taking turns (even and odd
+        seconds, 0.4 s runs): under leader kills and late bursts the key must still never
+        let two of their runs go at once."""
         gid = await add_group(self.engine, "keyed")
         async with self.engine.begin() as conn:
             await conn.execute(insert(concurrency_key).values(gid=gid, key="chaos", limit=1))
-        for agent in self.cluster.agents:
+        for agent, rule in zip(
+            self.cluster.agents, ("*/2 * * * * *", "1/2 * * * * *"), strict=True
+        ):
             task_id = await add_rule(
                 self.engine,
                 [agent.aid],
                 gid=gid,
                 name=f"keyed-{agent.name}",
+                rule=rule,
                 execute=SLOW_KEYED,
                 concurrency_keys="chaos",
                 **common,
             )
-            self.targets[task_id] = [agent.aid]
-            self.keyed.append(task_id)
+            self.keyed.append(task_id)  # not every second: not in `targets`
 
     async def _successes(self, task_id: int) -> int:
         query = select(func.count()).where(
