@@ -12,6 +12,8 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin.services import auth
+from center.rule_versions import Author
+from center.store.versions import record_version
 from center.tables import (
     admin_grant,
     alert_channel,
@@ -114,6 +116,11 @@ async def build_attack_world(engine: AsyncEngine) -> World:
             user_id=w.user_ids["root"],
             created_us=stamp,
         )
+        async with engine.begin() as conn:  # the seed's rules have no history of their own
+            author = Author(w.user_ids["root"], "root")
+            w.ids[f"version_{name}"] = await record_version(
+                conn, w.ids[f"rule_{name}"], author, stamp
+            )
     w.ids["grant_a"] = await _id_of(engine, admin_grant, user_id=w.user_ids["viewer"])
     w.ids["grant_b"] = await _id_of(engine, admin_grant, user_id=w.user_ids["beta_operator"])
     w.ids["token_b"] = await _id_of(engine, api_token, user_id=w.user_ids["beta_admin"])

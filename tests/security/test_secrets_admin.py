@@ -31,6 +31,7 @@ OBJECTS = {
     "command_id": "command_a",
     "token_id": "token_root",
     "user_id": "viewer",
+    "number": "version_a",
 }
 
 
@@ -46,6 +47,7 @@ def _urls(router: Any, ids: dict[str, int], prefix: str = "") -> list[str]:
             continue
         names = [p.name for p in route.dependant.path_params]
         query = "?rule=%40hourly" if route.path.endswith("/preview") else ""
+        query = "?from=1&to=1" if route.path.endswith("/diff") else query
         out.append(prefix + route.path.format(**{n: ids[OBJECTS[n]] for n in names}) + query)
     return out
 
