@@ -10,9 +10,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from admin.errors import Invalid
+from center.calendars import Calendar
 from center.cronexpr import parse_schedule
 from center.errors import RuleError
-from center.rules import Rule, parse_env, validate_rule
+from center.rules import NO_CALENDARS, Rule, parse_env, parse_keys, validate_rule
 
 # Pure: no I/O. Whether the agents and the group exist is checked by services/rules.py.
 
@@ -32,6 +33,11 @@ TEXT_LIMITS = {
     "depends_when": 8,
     "retry_unknown": 8,
     "description": 500,
+    # calendars and spread
+    "calendar": 64,
+    "calendar_mode": 8,
+    "calendar_fallback": 8,
+    "concurrency_keys": 500,  # shared limits: the group's keys, comma-separated
 }
 INT_FIELDS = (
     "process_num",
@@ -46,9 +52,10 @@ INT_FIELDS = (
     "limit_nproc",
     "max_per_agent",
     "partition_stop_s",
+    "jitter_s",
 )
 FLOAT_FIELDS = ("timeout_s", "kill_grace_s", "retry_backoff_s")
-BOOL_FIELDS = ("is_daemon", "shell", "failover")
+BOOL_FIELDS = ("is_daemon", "shell", "failover", "allow_params")
 OPTIONAL_INT_FIELDS = ("depends_on",)
 COLUMNS = (*TEXT_LIMITS, *INT_FIELDS, *FLOAT_FIELDS, *BOOL_FIELDS, *OPTIONAL_INT_FIELDS)
 _DEFAULTS = Rule(id=0, rule="", execute="")
@@ -113,8 +120,13 @@ def normalized_env(value: Any) -> str:
     return json.dumps(parse_env(value), sort_keys=True)
 
 
-def checked(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The column values to store, after every check the center makes; Invalid names the field."""
+def checked(
+    values: Mapping[str, Any],
+    calendars: Mapping[tuple[int, str], Calendar] = NO_CALENDARS,
+    task_id: int = 0,
+) -> dict[str, Any]:
+    """The column values to store, after every check the center makes; Invalid names the field.
+    `calendars`: the rule's group's own; `task_id` (0 for a new rule) seeds H and jitter."""
     out = {name: values.get(name, DEFAULTS[name]) for name in COLUMNS}
     try:
         out["env"] = normalized_env(out["env"])
@@ -122,8 +134,10 @@ def checked(values: Mapping[str, Any]) -> dict[str, Any]:
         for name in FLOAT_FIELDS:
             if not math.isfinite(out[name]):
                 raise RuleError(name, "must be a finite number")
-        rule = Rule(id=0, **{k: v for k, v in out.items() if k in _RULE_FIELDS})
-        validate_rule(rule)
+        fields = {k: v for k, v in out.items() if k in _RULE_FIELDS}
+        rule = Rule(id=task_id, gid=values.get("gid"), **fields)
+        validate_rule(rule, calendars)
+        out["concurrency_keys"] = ",".join(parse_keys(rule.concurrency_keys))
         if rule.is_daemon:
             parse_schedule("@hourly", rule.timezone or "UTC")  # the zone must exist all the same
     except RuleError as exc:
@@ -145,16 +159,22 @@ def _check_text(values: dict[str, Any]) -> None:
         values[name] = value if name in ("execute", "env") else value.strip()
     if not values["name"]:
         raise RuleError("name", "is empty: give the rule a name")
-    if not values["is_daemon"] and not values["rule"]:
-        raise RuleError("rule", "is empty: give a cron expression such as */5 * * * *")
+    # An empty schedule is allowed: the rule runs by hand, after its parent or in a workflow.
     values["timezone"] = values["timezone"] or "UTC"
 
 
 def preview(expr: str, tz: str, after_us: int, count: int = 10) -> list[str]:
     """The next `count` fire times as local wall-clock text in `tz`; RuleError if it won't parse."""
     fires = parse_schedule(expr, tz or "UTC").preview_us(after_us, count)  # checks tz first
+    return wall_times(fires, tz)
+
+
+def wall_times(fires: list[int], tz: str) -> list[str]:
+    """Instants as local wall-clock text in `tz` (milliseconds shown when a jitter made them)."""
     zone = ZoneInfo(tz or "UTC")
-    return [
-        datetime.fromtimestamp(us / 1e6, UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z (%z)")
-        for us in fires
-    ]
+    out = []
+    for us in fires:
+        local = datetime.fromtimestamp(us // 1_000_000, UTC).astimezone(zone)
+        millis = f".{us // 1000 % 1000:03d}" if us % 1_000_000 else ""
+        out.append(local.strftime(f"%Y-%m-%d %H:%M:%S{millis} %Z (%z)"))
+    return out

@@ -19,6 +19,7 @@ from admin.config import AdminConfig
 from admin.errors import Unauthorized
 from admin.services import auth
 from admin.services.refusals import Gate
+from admin.trend_chart import format_ms, format_rate
 
 SESSION_COOKIE = "uc_session"
 LOGIN_COOKIE = "uc_login"  # the login form's own CSRF value, before any session exists
@@ -141,6 +142,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(ts=format_us, tsz=format_us_utc, duration=format_duration, size=format_bytes)
+    env.filters.update(ms=format_ms, pct=format_rate)
     return env
 
 

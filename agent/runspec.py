@@ -66,19 +66,37 @@ Lookup = Callable[[str], Account | None]
 CwdCheck = Callable[[str, Account], str | None]
 
 
-def split_command(command: str, shell: bool) -> tuple[str, ...]:
-    """argv for the command: POSIX-shell word splitting, or `/bin/sh -c` when asked."""
+def split_command(command: str, shell: bool, params: str = "") -> tuple[str, ...]:
+    """argv for the command: POSIX-shell word splitting, or `/bin/sh -c` when asked; a manual
+    run's `params` are split the same way and appended (shell-quoted, for a shell command)."""
     if not command.strip():
         raise SpecError("command is empty")
+    extra = _split_params(params)
     if shell:
-        return (SHELL, "-c", command)
+        return (SHELL, "-c", " ".join([command, *map(shlex.quote, extra)]))
     try:
         argv = shlex.split(command)
     except ValueError as exc:
         raise SpecError(f"command cannot be split like a shell would: {exc}") from None
     if not argv:
         raise SpecError("command is empty after shell-like splitting")
-    return tuple(argv)
+    return (*argv, *extra)
+
+
+def _split_params(params: str) -> list[str]:
+    try:
+        return shlex.split(params) if params else []
+    except ValueError as exc:
+        raise SpecError(f"params cannot be split like a shell would: {exc}") from None
+
+
+def run_env(msg: Exec) -> dict[str, str]:
+    """The rule's own variables with a manual run's overrides over them; SpecError for a name
+    no rule could set (the center checks it; a center is not trusted to have done so)."""
+    for name in msg.env_override:
+        if not name.isidentifier() or not name.isascii() or name.startswith("UNITEDCRON_"):
+            raise SpecError(f"env override {name[:40]!r} is not a variable a run may set")
+    return msg.spec.env | msg.env_override
 
 
 def choose_account(run_user: str, policy: UserPolicy, lookup: Lookup) -> tuple[Account, bool]:
@@ -110,9 +128,14 @@ def choose_account(run_user: str, policy: UserPolicy, lookup: Lookup) -> tuple[A
 
 
 def build_env(
-    account: Account, ref: RunRef, spec: RunSpec, shard: tuple[int, int]
+    account: Account,
+    ref: RunRef,
+    spec: RunSpec,
+    shard: tuple[int, int],
+    own: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """A clean environment: login basics, the run's identity, then the rule's own `env`."""
+    """A clean environment: login basics, the run's identity, then the rule's own `env` (or
+    `own`: the rule's with a manual run's overrides)."""
     env = {
         "PATH": CLEAN_PATH,
         "HOME": account.home,
@@ -135,7 +158,7 @@ def build_env(
     if total > 0:
         env["UNITEDCRON_SHARD_INDEX"] = str(index)
         env["UNITEDCRON_SHARD_TOTAL"] = str(total)
-    env.update(spec.env)
+    env.update(spec.env if own is None else own)
     return env
 
 
@@ -173,17 +196,20 @@ def choose_cwd(spec: RunSpec, account: Account, cwd_problem: CwdCheck) -> str:
 def plan_launch(msg: Exec, policy: UserPolicy, lookup: Lookup, cwd_problem: CwdCheck) -> Launch:
     """Decide argv, account, env and cwd for one exec, or raise SpecError with the reason."""
     spec = msg.spec
-    argv = split_command(spec.command, spec.shell)
+    argv = split_command(spec.command, spec.shell, msg.params)
     account, switch = choose_account(spec.run_user, policy, lookup)
-    if not policy.allow_loader_env and (loader := sorted(filter(is_loader_variable, spec.env))):
+    own = run_env(msg)
+    if not policy.allow_loader_env and (loader := sorted(filter(is_loader_variable, own))):
         raise SpecError(
             f"env: {', '.join(loader)} would be read by the dynamic loader; this agent refuses "
             "loader variables (UNITEDCRON_AGENT_ALLOW_LOADER_ENV)"
         )
-    env = build_env(account, msg.ref, spec, (msg.shard_index, msg.shard_total))
+    env = build_env(account, msg.ref, spec, (msg.shard_index, msg.shard_total), own)
     cwd = choose_cwd(spec, account, cwd_problem)
     limits = spec.limits.or_defaults(policy.default_limits)
-    return Launch(argv, env, cwd, account, switch, limits, bool(spec.env))
+    # The overrides are the rule's own variables too: they travel under carrier names past
+    # the privilege drop (agent.userswitch), never in a root process's environment.
+    return Launch(argv, env, cwd, account, switch, limits, bool(own))
 
 
 def spawn_failure_reason(exc: BaseException, launch: Launch) -> str:

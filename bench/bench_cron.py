@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from center import cronexpr
+from center.calendars import CN_WORKDAYS, WEEKDAYS, builtin
 from center.cronexpr import Schedule, parse_schedule
+from center.timing import FireTimes, build_timing
 
 T0_S = 1_767_225_600  # 2026-01-01T00:00:00Z
 CALLS = 20_000
@@ -78,6 +80,44 @@ def bench_next_fire() -> None:
             continue
         other = _croniter_us(theirs, tz, CRONITER_CALLS)
         print(f"  {expr:<24}{tz:<18}{ours:>8.2f}{other:>10.2f}{other / ours:>7.1f}x")
+
+
+# (label, build_timing keywords): the composed timing next to the plain rule it starts from.
+SPREAD = [
+    ("0 9 * * *  plain", "0 9 * * *", {}),
+    ("H H * * *  (H)", "H H * * *", {"seed": 4242}),
+    ("0 9 * * *  jitter_s=600", "0 9 * * *", {"seed": 4242, "jitter_s": 600}),
+    ("0 9 * * *  only weekdays", "0 9 * * *", {"calendar": WEEKDAYS}),
+    ("0 9 * * *  only cn-workdays", "0 9 * * *", {"calendar": CN_WORKDAYS, "fallback": "weekdays"}),
+    (
+        "H H * * *  cn-workdays+jitter",
+        "H H * * *",
+        {"seed": 7, "calendar": CN_WORKDAYS, "jitter_s": 60, "fallback": "weekdays"},
+    ),
+    ("*/10 * * * * *  plain", "*/10 * * * * *", {}),
+    (
+        "*/10 * * * * *  cn-workdays",
+        "*/10 * * * * *",
+        {"calendar": CN_WORKDAYS, "fallback": "weekdays"},
+    ),
+]
+
+
+def bench_spread() -> None:
+    """Next-fire cost of H, jitter and calendars (center/timing.py), Asia/Shanghai."""
+    print("\nnext fire with H / jitter / calendar, µs per call (Asia/Shanghai, from 2026-01-01)")
+    for label, expr, keywords in SPREAD:
+        args = dict(keywords)
+        if "calendar" in args:
+            args["calendar"] = builtin(str(args["calendar"]))
+        times = build_timing(expr, "Asia/Shanghai", **args)  # type: ignore[arg-type]
+        state = [T0_S * 1_000_000]
+
+        def step(times: FireTimes = times, state: list[int] = state) -> None:
+            fire = times.next_fire_us(state[0])
+            state[0] = T0_S * 1_000_000 if fire is None else fire
+
+        print(f"  {label:<34}{_per_call_us(step, CALLS // 4):8.2f}")
 
 
 def bench_parse() -> None:
@@ -154,5 +194,6 @@ def bench_memory() -> None:
 
 if __name__ == "__main__":
     bench_next_fire()
+    bench_spread()
     bench_parse()
     bench_memory()

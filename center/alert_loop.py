@@ -142,7 +142,7 @@ class AlertLoop:
         attempts = row["attempts"] + 1
         try:
             data = json.loads(row["payload"]) | {"id": row["id"]}
-            to = Destination(row["channel_kind"], row["target"], row["secret"])
+            to = Destination(row["channel_kind"], row["target"], row["secret"], row["mentions"])
             timeout_s = self.config.center_alert_send_timeout_s
             await deliver(to, data, self.smtp, timeout_s, self.allowed)
         except TargetRefused as exc:

@@ -170,6 +170,23 @@ def db_upgrade(config: ConfigOpt = None, db_url: DbUrlOpt = None) -> None:
         typer.echo("created the cluster's CA (its key sealed under the cluster secret)")
 
 
+@db_app.command("rollups")
+def db_rollups(config: ConfigOpt = None, db_url: DbUrlOpt = None) -> None:
+    """Build the statistics' rollups again from the stored runs (after an upgrade from a
+    version without them, or a bulk import); stop the centers first."""
+    from center.config import DbConfig
+    from center.store.db import safe_url
+    from center.store.rollups import rebuild_all
+
+    cfg = settings_or_exit(DbConfig, config, db_url=db_url)
+    try:
+        written = asyncio.run(rebuild_all(cfg.db_url))
+    except Exception as exc:  # one line for the operator, not a traceback
+        typer.echo(f"unitedcron: db rollups failed for {safe_url(cfg.db_url)}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {written} rollup rows (rule × hour) of {safe_url(cfg.db_url)}")
+
+
 @pki_app.command("status")
 def pki_status(config: ConfigOpt = None, db_url: DbUrlOpt = None) -> None:
     """The trusted CAs and every approved agent's certificate."""

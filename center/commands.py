@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
 from center import store
+from center.errors import RuleError
 from center.leader_context import LeaderContext
 from center.routing import AgentInfo, listed_targets
-from center.rules import Rule
+from center.rules import Rule, check_env_override, check_params
 from center.runs import PlannedRun, plan_run
 from protocol import statuses
 from protocol.clock import now_us
@@ -29,10 +31,39 @@ class Outcome:
     runs: tuple[PlannedRun, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ManualArgs:
+    """What a "run now" may carry (center_command.args): params and env overrides for a rule
+    with allow_params, and a later instant to run at (run-at)."""
+
+    params: str = ""
+    env: str = ""  # JSON object text, "" when none
+    run_at_us: int = 0
+
+    @classmethod
+    def of(cls, args: Mapping[str, Any]) -> ManualArgs:
+        """From the command's args, checked again as the admin checked them (ValueError)."""
+        params, env, run_at = args.get("params", ""), args.get("env") or {}, args.get("run_at_us")
+        if not isinstance(params, str) or not isinstance(run_at, int | None):
+            raise ValueError("params must be text and run_at_us a whole number")
+        try:
+            check_params(params)
+            env_text = json.dumps(check_env_override(env), sort_keys=True) if env else ""
+        except RuleError as exc:
+            raise ValueError(f"{exc.field}: {exc.reason}") from None
+        return cls(params, env_text, run_at or 0)
+
+
 def manual_runs(
-    rule: Rule | None, agents: Mapping[int, AgentInfo], task_id: int, now_us: int
+    rule: Rule | None,
+    agents: Mapping[int, AgentInfo],
+    task_id: int,
+    now_us: int,
+    extra: ManualArgs = ManualArgs(),
 ) -> Outcome:
     """Pure: the runs a "run now" of this rule means, or why there are none."""
+    if (extra.params or extra.env) and rule is not None and not rule.allow_params:
+        return Outcome(FAILED, f"params: rule {task_id} does not allow parameters")
     if rule is None or rule.status == RuleStatus.DELETED:
         return Outcome(FAILED, f"rule {task_id} does not exist")
     if rule.error:
@@ -42,14 +73,21 @@ def manual_runs(
     targets = listed_targets(rule, agents)
     if not targets:
         return Outcome(FAILED, f"rule {task_id} has no approved agent")
-    runs = tuple(plan_run(task_id, now_us, aid, trigger=Trigger.MANUAL) for aid in targets)
-    return Outcome(DONE, f"started {len(runs)} run(s): {', '.join(r.runid for r in runs)}", runs)
+    at_us = max(extra.run_at_us, now_us)
+    runs = tuple(
+        plan_run(task_id, at_us, aid, trigger=Trigger.MANUAL, params=extra.params, env=extra.env)
+        for aid in targets
+    )
+    verb = "started" if at_us == now_us else f"planned at {at_us} µs"
+    return Outcome(DONE, f"{verb} {len(runs)} run(s): {', '.join(r.runid for r in runs)}", runs)
 
 
 class FlowCommands(Protocol):
     """What the workflow engine does for operators."""
 
-    async def run_now(self, workflow_id: int, trigger: str, user_id: int) -> tuple[str, str]: ...
+    async def run_now(
+        self, workflow_id: int, trigger: str, user_id: int, extras: tuple[str, str] = ("", "")
+    ) -> tuple[str, str]: ...
 
     async def rerun(self, flow_run_id: str, task_id: int) -> tuple[str, str]: ...
 
@@ -89,6 +127,7 @@ class CommandRunner:
 
     async def _kill_unsent(self, runids: list[str], user_id: int, now_us: int) -> None:
         reason = f"killed before it was sent, by user {user_id}"
+        self._ctx.queue.cancel(runids)  # a run planned for later (run-at) is never sent
         await store.set_run_status(
             self._engine,
             runids,
@@ -135,7 +174,8 @@ class CommandRunner:
         rule = self._ctx.rulebook.rules.get(command.task_id)
         now = now_us()
         if command.kind == CommandKind.RUN:
-            outcome = manual_runs(rule, self._ctx.agents(), command.task_id, now)
+            extra = ManualArgs.of(command.args)
+            outcome = manual_runs(rule, self._ctx.agents(), command.task_id, now, extra)
             await self._ctx.add_runs(list(outcome.runs), now)
             return outcome
         if command.kind == CommandKind.KILL:
@@ -152,8 +192,11 @@ class CommandRunner:
     async def _flow(command: store.Command, flows: FlowCommands) -> tuple[str, str]:
         if command.kind == CommandKind.FLOW_RERUN:
             return await flows.rerun(command.runid, command.task_id)
-        trigger = str(command.args.get("trigger") or Trigger.MANUAL)
-        return await flows.run_now(command.task_id, trigger, command.user_id)
+        given = command.args.get("trigger")
+        trigger = given if given in tuple(Trigger) else Trigger.MANUAL  # "api" is a run now too
+        extra = ManualArgs.of(command.args)
+        extras = (extra.params, extra.env)
+        return await flows.run_now(command.task_id, trigger, command.user_id, extras)
 
 
 RULE_WAIT_US = 10_000_000

@@ -115,6 +115,8 @@ class CenterConfig(ProcessSettings):
     center_retention_pause_s: float = Field(default=0.1, ge=0, le=10)
     center_retention_default_days: int = Field(default=30, ge=1, le=3650)
     center_output_keep_s: float = Field(default=3600.0, ge=0, le=30 * 86400)
+    # Statistics' rollups outlive the runs: a year's trend after the runs are gone.
+    center_rollup_keep_days: int = Field(default=400, ge=1, le=36500)
 
     @model_validator(mode="after")
     def _tls_complete(self) -> CenterConfig:

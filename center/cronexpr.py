@@ -29,6 +29,13 @@ Rule syntax
   the same instants (``@every 7d`` fires on Thursdays at 00:00 UTC).
 * ``@at <ISO date-time>``: one fire, e.g. ``@at 2026-12-01T03:00:00`` in the rule's time zone,
   or with an explicit offset (``+05:30``) or ``Z``. Whole seconds, years 1970-9998.
+* ``H`` (Jenkins' hash) in any cron field, seconds included: ``H`` is one value of the
+  field, ``H(0-29)`` one value in that range, ``H/15`` every 15 from a start below 15
+  (``7-59/15``), ``H(0-29)/10`` the same within the range; H items may stand in lists. The
+  value comes from a SHA-256 of the rule's seed (its id) and the field's position, so every
+  center computes the same times, and rules that all say ``H * * * *`` spread over the hour.
+  An H day of the month stays within 1-28. A rule parsed with no seed (an unsaved rule's
+  preview) uses seed 0; once saved, its id decides. Macros keep their fixed times.
 * A rule is at most 128 characters; the time zone is any IANA name (``Europe/Berlin``).
 
 Time zones and DST
@@ -54,6 +61,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from center._cronfields import DAY_S, MAX_YEAR, CronFields, compile_fields
+from center._cronhash import expand_hashes, has_hash
 from center.errors import RuleError
 
 __all__ = ["MAX_RULE_CHARS", "Schedule", "parse_schedule", "schedule_cache_info"]
@@ -92,11 +100,13 @@ class _Plan(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """A parsed rule in its time zone; equal when the rule text and the zone are equal."""
+    """A parsed rule in its time zone; equal when the rule text, the zone and the expansion of
+    its H fields are equal (two rules with H whose hashes differ fire at different times)."""
 
     expr: str
     tz: str
     _plan: _Plan = field(compare=False, repr=False)
+    expansion: str = ""  # the rule with its H items made plain; "" when it has none
 
     def next_fire_us(self, after_us: int) -> int | None:
         """The first fire strictly after `after_us`; None when the rule never fires again."""
@@ -119,12 +129,19 @@ class Schedule:
         return fires
 
 
-def parse_schedule(expr: str, tz: str = "UTC") -> Schedule:
+def parse_schedule(expr: str, tz: str = "UTC", *, seed: int | None = None) -> Schedule:
     """Parse a rule; raises RuleError(field="rule" or "timezone") saying what is wrong.
 
-    Results are cached per (rule, zone): rules sharing an expression share one Schedule.
+    `seed` (the rule's id) decides the values of H items; None is seed 0. Results are cached
+    per (rule, zone), and per expansion for rules with H: rules sharing one share a plan.
     """
-    return _parse_cached(expr.strip(), tz)
+    text = expr.strip()
+    if text.startswith("@") or not has_hash(text):
+        return _parse_cached(text, tz)
+    _check_length(text)
+    expansion = expand_hashes(text, seed or 0)
+    plain = _parse_cached(expansion, tz, None)
+    return Schedule(text, tz, plain._plan, expansion)
 
 
 def schedule_cache_info() -> _CacheInfo:
@@ -132,13 +149,19 @@ def schedule_cache_info() -> _CacheInfo:
     return _parse_cached.cache_info()
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
-def _parse_cached(text: str, tz: str) -> Schedule:
-    zone = _zone(tz)
+def _check_length(text: str) -> None:
     if not text:
         raise RuleError("rule", "is empty")
     if len(text) > MAX_RULE_CHARS:
         raise RuleError("rule", f"is longer than {MAX_RULE_CHARS} characters")
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _parse_cached(text: str, tz: str, max_chars: int | None = MAX_RULE_CHARS) -> Schedule:
+    # max_chars None: an H expansion, whose source text was checked (`H` may become `37`)
+    zone = _zone(tz)
+    if max_chars is not None:
+        _check_length(text)
     plan = _macro_plan(text, zone) if text.startswith("@") else _cron_plan(text, zone)
     return Schedule(text, tz, plan)
 

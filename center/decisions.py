@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from center.cronexpr import Schedule
 from center.routing import AgentInfo, choose
 from center.rulebook import RuleBook
 from center.rules import Rule
 from center.runs import PlannedRun, plan_run
+from center.timing import FireTimes
 from protocol import statuses
 from protocol.messages import RunFinished, RunRef
 from protocol.vocabulary import RetryUnknown, Trigger
@@ -62,7 +62,7 @@ class MisfirePlan:
 
 
 def misfire_plan(
-    schedule: Schedule,
+    schedule: FireTimes,
     policy: str,
     window_s: int,
     *,
@@ -83,7 +83,7 @@ def misfire_plan(
 
 
 def _first_fires(
-    schedule: Schedule, after_us: int, until_us: int, cap: int
+    schedule: FireTimes, after_us: int, until_us: int, cap: int
 ) -> tuple[list[int], bool]:
     """Up to `cap` fires in (after, until], and whether there are more."""
     fires: list[int] = []
@@ -96,7 +96,7 @@ def _first_fires(
     return fires, False
 
 
-def _newest_fire(schedule: Schedule, after_us: int, until_us: int) -> int:
+def _newest_fire(schedule: FireTimes, after_us: int, until_us: int) -> int:
     """The last fire in (after, until], probing backwards from `until` in doubling steps."""
     step_us = 1_000_000
     while True:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from center.fleet_cap import WAIT
+from center.admission import WAIT
 from center.rules import Rule
 from center.runs import PlannedRun
 from protocol.messages import Exec, RunSpec
@@ -29,6 +29,7 @@ class DispatchQueue:
         self._heap: list[tuple[int, int, PlannedRun]] = []
         self._seq = itertools.count()
         self._queued: set[str] = set()
+        self._cancelled: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -54,8 +55,15 @@ class DispatchQueue:
         while self._heap and self._heap[0][0] <= now_us:
             run = heapq.heappop(self._heap)[2]
             self._queued.discard(run.runid)
-            out.append(run)
+            if run.runid in self._cancelled:
+                self._cancelled.discard(run.runid)
+            else:
+                out.append(run)
         return out
+
+    def cancel(self, runids: list[str]) -> None:
+        """Runs killed before they were sent: dropped when they come up."""
+        self._cancelled.update(r for r in runids if r in self._queued)
 
     def next_due_us(self) -> int | None:
         return self._heap[0][0] if self._heap else None
@@ -63,6 +71,7 @@ class DispatchQueue:
     def clear(self) -> None:
         self._heap.clear()
         self._queued.clear()
+        self._cancelled.clear()
 
 
 @dataclass(slots=True)
@@ -85,6 +94,8 @@ def exec_for(run: PlannedRun, spec: RunSpec, epoch: int) -> Exec:
         spec=spec,
         shard_index=run.instance if run.shard_total else 0,
         shard_total=run.shard_total,
+        params=run.params,
+        env_override=run.env_override,
     )
 
 

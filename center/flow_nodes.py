@@ -27,6 +27,8 @@ class FlowRef:
     flow_runid: str
     sched_us: int
     started_us: int = 0  # when the flow run was recorded
+    params: str = ""  # a run now's extras, for nodes whose rule allows parameters
+    env: str = ""
 
 
 def node_runs(
@@ -51,6 +53,7 @@ def node_runs(
     if not picks:
         return [] if young else f"rule {task_id} ({rule.name!r}) has no approved agent to run it"
     sched = node_sched_us(flow.workflow_id, flow.sched_us, generation)
+    extras = (flow.params, flow.env) if rule.allow_params else ("", "")
     return [
         plan_run(
             task_id,
@@ -61,6 +64,8 @@ def node_runs(
             flow_runid=flow.flow_runid,
             shard_total=rule.shard_total,
             due_us=now_us if sched < now_us else 0,
+            params=extras[0],
+            env=extras[1],
         )
         for shard, aid in picks
     ]

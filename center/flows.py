@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import structlog
 
-from center.cronexpr import Schedule, parse_schedule
+from center.calendars import find_calendar
 from center.dag import (
     MAX_RERUNS,
     RUNNING,
@@ -29,6 +29,7 @@ from center.planner import Planner
 from center.runs import PlannedRun
 from center.store import workflows as wstore
 from center.store.workflows import FlowRun, Workflow
+from center.timing import FireTimes, build_timing
 from protocol.clock import now_us
 from protocol.vocabulary import FlowStatus, Overlap, Trigger
 
@@ -59,8 +60,9 @@ class Flows:
         self._online = online
         self._planner = Planner()
         self._defs: dict[int, Workflow] = {}
-        self._schedules: dict[int, Schedule] = {}
+        self._schedules: dict[int, FireTimes] = {}
         self._stamp: tuple[int, int] | None = None
+        self._calendars: object = None  # the rulebook's group calendars when last planned
         self._poked = asyncio.Event()
         self._lock = asyncio.Lock()
 
@@ -96,9 +98,12 @@ class Flows:
 
     async def _reload(self, *, catch_up: bool = False) -> None:
         stamp = await wstore.workflows_stamp(self._ctx.engine)
-        if stamp == self._stamp:
+        calendars = self._ctx.rulebook.calendars
+        if stamp == self._stamp and calendars is self._calendars:
             return
-        self._stamp = stamp
+        if calendars is not self._calendars:
+            self._defs = {}  # a group calendar changed: every workflow is planned again
+        self._stamp, self._calendars = stamp, calendars
         defs = {w.id: w for w in await wstore.load_workflows(self._ctx.engine)}
         last = await wstore.last_scheduled(self._ctx.engine)
         now = now_us()
@@ -124,7 +129,7 @@ class Flows:
         self._planner.remove(wid)
         self._schedules.pop(wid, None)
 
-    async def _checked(self, wf: Workflow) -> Schedule | None:
+    async def _checked(self, wf: Workflow) -> FireTimes | None:
         """The workflow's schedule (None: started by hand only, paused, or broken); a broken
         one gets its error stored, as a rule's does."""
         error, schedule = "", None
@@ -135,7 +140,7 @@ class Flows:
             if cycle:
                 raise RuleError("edges", f"the edges make a cycle: {cycle}")
             if wf.rule.strip():
-                schedule = parse_schedule(wf.rule, wf.timezone or "UTC")
+                schedule = self._timing(wf)
         except RuleError as exc:
             error = f"{exc.field}: {exc.reason}"
         if error != wf.error:
@@ -143,8 +148,21 @@ class Flows:
             await wstore.set_workflow_error(self._ctx.engine, wf.id, error)
         return schedule if wf.enabled and not error else None
 
+    def _timing(self, wf: Workflow) -> FireTimes:
+        """The workflow's fires: its cron expression (`H` seeded by its id), calendar."""
+        groups = self._ctx.rulebook.calendars
+        calendar = find_calendar(wf.calendar, wf.gid, groups) if wf.calendar else None
+        return build_timing(
+            wf.rule,
+            wf.timezone or "UTC",
+            seed=wf.id,
+            calendar=calendar,
+            mode=wf.calendar_mode,
+            fallback=wf.calendar_fallback,
+        )
+
     def _gap(
-        self, wf: Workflow, schedule: Schedule, gap_from_us: int, now: int
+        self, wf: Workflow, schedule: FireTimes, gap_from_us: int, now: int
     ) -> list[tuple[int, int, str]]:
         """Fires that fell while no center led, as the workflow's misfire policy says: started
         late (trigger misfire), or recorded as missed (a skipped flow run)."""
@@ -159,7 +177,13 @@ class Flows:
 
     # ------------------------------------------------------------ starting flow runs
 
-    async def _start(self, fires: list[tuple[int, int, str]], now: int, user_id: int = 0) -> None:
+    async def _start(
+        self,
+        fires: list[tuple[int, int, str]],
+        now: int,
+        user_id: int = 0,
+        extras: tuple[str, str] = ("", ""),
+    ) -> None:
         """Record the flow runs these fires make (running, queued, or skipped as the overlap
         policy says), then move every open flow run on."""
         open_runs = await wstore.open_flow_runs(self._ctx.engine)
@@ -167,7 +191,8 @@ class Flows:
         for wid, sched_us, trigger in fires:
             wf = self._defs.get(wid)
             if wf is not None:
-                new.append(self._decide(wf, sched_us, trigger, open_runs + new, user_id))
+                run = self._decide(wf, sched_us, trigger, open_runs + new, user_id)
+                new.append(dataclasses.replace(run, params=extras[0], env=extras[1]))
         if not new:
             await self._advance(open_runs, now)
             return
@@ -229,7 +254,7 @@ class Flows:
     async def _move_on(self, wf: Workflow, run: FlowRun, rows: list[RunRow], moves: _Moves) -> bool:
         """One flow run's next step; True when it has ended."""
         rules, now = self._ctx.rulebook.rules, moves.now_us
-        flow = FlowRef(wf.id, run.id, run.sched_us, run.created_us)
+        flow = FlowRef(wf.id, run.id, run.sched_us, run.created_us, run.params, run.env)
         outcomes = node_outcomes(as_node_runs(flow, rows, rules, now), run.generations)
         names = {t: rules[t].name for t in wf.graph.nodes if t in rules}
         step = next_step(wf.graph, outcomes, names)
@@ -286,8 +311,11 @@ class Flows:
 
     # ------------------------------------------------------------ operators' commands
 
-    async def run_now(self, workflow_id: int, trigger: str, user_id: int) -> tuple[str, str]:
-        """Start a flow run now (the admin's run, or the API's)."""
+    async def run_now(
+        self, workflow_id: int, trigger: str, user_id: int, extras: tuple[str, str] = ("", "")
+    ) -> tuple[str, str]:
+        """Start a flow run now (the admin's run, or the API's); `extras` (params, env JSON)
+        go to the nodes whose rule allows parameters."""
         async with self._lock:
             self._stamp = None  # a workflow saved moments ago is loaded first
             await self._reload()
@@ -297,7 +325,7 @@ class Flows:
             if wf.error:
                 return FAILED, f"workflow {workflow_id} cannot run: {wf.error}"
             now = now_us()
-            await self._start([(workflow_id, now, trigger)], now, user_id)
+            await self._start([(workflow_id, now, trigger)], now, user_id, extras)
             run = await wstore.find_flow_run(self._ctx.engine, flow_runid(workflow_id, now))
         if run is None:
             return FAILED, "the flow run was not recorded"

@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
+from center.admission import at_instant
 from center.agent_pool import AgentPool, LinkSettings, PoolListener
 from center.alert_loop import AlertLoop
 from center.commands import CommandRunner
@@ -23,7 +24,7 @@ from center.decisions import plan_dependents, plan_retry
 from center.dispatcher import WAIT_RETRY_US, DispatchQueue, decide_dispatch
 from center.exec_frames import ExecFrames
 from center.fleet import Fleet
-from center.fleet_cap import GO, FleetCap, admit, fleet_capped
+from center.fleet_limits import Limits
 from center.flows import Flows
 from center.intake import Intake
 from center.leader_context import LeaderContext
@@ -56,6 +57,7 @@ from protocol.messages import (
     Message,
     Pong,
     Resources,
+    RunStarted,
 )
 from protocol.tls import LinkTls
 from protocol.vocabulary import Trigger
@@ -70,6 +72,7 @@ BIG_BATCH = 1000  # dispatch batches this large are logged, with how far ahead t
 COMMANDS_POLL_S = 0.3
 SWEEP_EVERY_S = 2.0
 FLEET_EVERY_S = 0.5  # a lost agent's instances are placed elsewhere within this of the notice
+LIMITS_EVERY_S = 1.0  # keys edited, and holders ended without a report, are seen within this
 DISPATCH_STEP_S = 0.05  # one long asyncio.sleep wakes 5-10 ms late, 50 ms steps under 1 ms
 
 
@@ -105,9 +108,9 @@ class Leader(PoolListener):
         self._hooks = hooks
         self.planner = Planner()
         self.queue = DispatchQueue(
-            config.send_ahead_us, lambda task_id: fleet_capped(self.rulebook.rules.get(task_id))
+            config.send_ahead_us, lambda task_id: at_instant(self.rulebook.rules.get(task_id))
         )
-        self.fleet_cap = FleetCap(config.center_lost_after_s)
+        self.limits = Limits(config.center_lost_after_s)
         # Scheduled runs sent ahead, waiting at their agent: runid -> (aid, task_id, sched_us).
         self._held: dict[str, PlannedRun] = {}
         self.wake = asyncio.Event()
@@ -162,6 +165,7 @@ class Leader(PoolListener):
         if expired:
             log.warning("run.missed", count=expired, reason="planned, never sent in time")
         self.queue.add(await store.runs_waiting(self.engine, since))
+        await self.limits.load(self.engine, self.rulebook.rules, now_us())
         await self.fleet.load()
         await self.flows.open()
         self.pool.sync(self.agents)
@@ -190,6 +194,7 @@ class Leader(PoolListener):
                 ("sweep", self._sweep_once, SWEEP_EVERY_S),
                 ("fleet", self._fleet_once, FLEET_EVERY_S),
                 ("flows", self.flows.run, 0),  # waits for a node's end, or STEP_S, itself
+                ("limits", lambda: self.limits.refresh(self.engine), LIMITS_EVERY_S),
                 ("alerts", alerts.step, c.center_alerts_poll_s),
                 ("retention", retention.step, c.center_retention_every_s),
             ):
@@ -368,12 +373,10 @@ class Leader(PoolListener):
             self._background(self._rerouted(old_runid, run, now))
 
     def _admit(self, run: PlannedRun, rule: Rule) -> str:
-        """A fleet-capped rule's run at its instant: go (counted), wait, replace the oldest
-        run in flight, or be skipped, as its overlap policy says."""
-        if not fleet_capped(rule):
-            return GO
-        now, cap, key = now_us(), self.fleet_cap, (rule.id, run.instance)
-        decision = admit(rule, cap.running(rule, key, now))
+        """A limited rule's run at its instant (a fleet-wide cap, concurrency keys): go
+        (counted), wait, replace the oldest run in flight, or be skipped, as its overlap
+        policy says."""
+        decision = self.limits.admit(run, rule, now_us())
         if decision.replace:
             kill = Kill(
                 epoch=self.epoch,
@@ -381,10 +384,7 @@ class Leader(PoolListener):
                 runid=decision.replace,
                 reason=f"replaced by {run.runid} (overlap replace, process_num across the fleet)",
             )
-            self.send(cap.agent_of(key, decision.replace), [kill])
-            cap.ended(key, decision.replace)
-        if decision.verdict == GO:
-            cap.sent(key, run.runid, run.aid, now)
+            self.send(decision.replace_aid, [kill])
         return decision.verdict
 
     def _observe_sent(self, due: list[PlannedRun], sent: frozenset[str]) -> None:
@@ -432,7 +432,7 @@ class Leader(PoolListener):
         """Plan the retries that the finished runs call for."""
         now = now_us()
         for _, msg in batch.finished_msgs:
-            self.fleet_cap.ended((msg.ref.task_id, msg.ref.instance), msg.ref.runid)
+            self.limits.ended(msg.ref.runid)
             if msg.ref.flow_runid:
                 self.flows.poke()
         retries = [
@@ -518,6 +518,9 @@ class Leader(PoolListener):
     def on_report(self, aid: int, message: Message) -> None:
         if isinstance(message, DaemonStatus):
             self.fleet.note_status(aid, message)
+        elif isinstance(message, RunStarted):
+            rule = self.rulebook.rules.get(message.ref.task_id)
+            self.limits.started(message.ref, aid, rule, now_us())
         self._gate.admit(aid, message)
 
     def on_pong(self, aid: int, pong: Pong) -> None:

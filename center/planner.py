@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from center.cronexpr import Schedule
+from center.timing import FireTimes
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,16 +21,16 @@ class Planner:
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, int]] = []  # (fire_us, task_id, generation)
-        self._rules: dict[int, tuple[Schedule, int]] = {}  # task_id -> (schedule, generation)
+        self._rules: dict[int, tuple[FireTimes, int]] = {}  # task_id -> (schedule, generation)
         self._generation = 0
         # Rules sharing an expression and a fire time share the next fire: a burst of 100k
         # identical rules computes it once instead of 100k times.
-        self._next_memo: dict[tuple[Schedule, int], int | None] = {}
+        self._next_memo: dict[tuple[FireTimes, int], int | None] = {}
 
     def __len__(self) -> int:
         return len(self._rules)
 
-    def set_rule(self, task_id: int, schedule: Schedule, after_us: int) -> int | None:
+    def set_rule(self, task_id: int, schedule: FireTimes, after_us: int) -> int | None:
         """Plan `task_id` from its first fire strictly after `after_us`; returns that fire."""
         self._generation += 1
         self._rules[task_id] = (schedule, self._generation)
@@ -63,7 +63,7 @@ class Planner:
             heapq.heappop(self._heap)
         return None
 
-    def _push(self, task_id: int, schedule: Schedule, gen: int, after_us: int) -> int | None:
+    def _push(self, task_id: int, schedule: FireTimes, gen: int, after_us: int) -> int | None:
         key = (schedule, after_us)
         memo = self._next_memo
         if key in memo:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from center.config import CenterConfig
 from center.errors import NotLeader
 from center.store import retention as retention_store
+from center.store import rollups
 from protocol.clock import now_us
 
 # What the center's step runner handles itself (a database outage, a lost lease).
@@ -37,6 +38,7 @@ class RetentionSettings:
     pause_s: float = 0.1
     default_days: int = 30
     output_keep_s: float = 3600.0
+    rollup_keep_days: int = 400
 
     @classmethod
     def of(cls, config: CenterConfig) -> RetentionSettings:
@@ -45,6 +47,7 @@ class RetentionSettings:
             pause_s=config.center_retention_pause_s,
             default_days=config.center_retention_default_days,
             output_keep_s=config.center_output_keep_s,
+            rollup_keep_days=config.center_rollup_keep_days,
         )
 
 
@@ -53,6 +56,7 @@ class Deleted:
     runs: int = 0
     chunks: int = 0
     batches: int = 0
+    rollups: int = 0
 
 
 class Retention:
@@ -84,9 +88,17 @@ class Retention:
             await self._drain(done, partial(self._old_runs, gid, days, now))
         keep_us = int(self.settings.output_keep_s * 1e6)
         await self._drain(done, partial(self._old_chunks, now - keep_us))
-        if done.runs or done.chunks:
+        # Rollups are not the runs' to take along: hours older than their own keep only.
+        done.rollups = await rollups.delete_old(
+            self.engine, now - self.settings.rollup_keep_days * _DAY_US
+        )
+        if done.runs or done.chunks or done.rollups:
             log.info(
-                "retention.deleted", runs=done.runs, output_chunks=done.chunks, batches=done.batches
+                "retention.deleted",
+                runs=done.runs,
+                output_chunks=done.chunks,
+                rollups=done.rollups,
+                batches=done.batches,
             )
         return done
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from center.cronexpr import Schedule
+from center.calendars import Calendar
 from center.errors import RuleError
 from center.rules import Rule, validate_rule
+from center.timing import FireTimes
 from protocol.vocabulary import RuleStatus
 
 
@@ -14,7 +16,7 @@ from protocol.vocabulary import RuleStatus
 class RuleChanges:
     """The result of one poll: the planner and the store act on it."""
 
-    plan: list[tuple[int, Schedule]] = field(default_factory=list)
+    plan: list[tuple[int, FireTimes]] = field(default_factory=list)
     unplan: list[int] = field(default_factory=list)
     errors: dict[int, str] = field(default_factory=dict)  # task_id -> error to store ("" clears)
     daemons: list[int] = field(default_factory=list)  # daemon rules whose wish changed
@@ -28,9 +30,10 @@ class RuleBook:
 
     def __init__(self) -> None:
         self.rules: dict[int, Rule] = {}
-        self.schedules: dict[int, Schedule] = {}
+        self.schedules: dict[int, FireTimes] = {}
         self.children: dict[int, set[int]] = {}  # parent task_id -> rules that depend on it
         self.max_update_us = 0
+        self.calendars: Mapping[tuple[int, str], Calendar] = {}  # groups' own, by (gid, name)
 
     def update(self, rows: list[Rule], *, complete: bool) -> RuleChanges:
         """Apply fresh rows; with `complete`, a rule missing from them was deleted."""
@@ -45,7 +48,19 @@ class RuleBook:
                 self._apply(rule, changes)
         return changes
 
-    def plannable(self) -> list[tuple[int, Schedule]]:
+    def update_calendars(self, calendars: Mapping[tuple[int, str], Calendar]) -> RuleChanges:
+        """New group calendars: the rules using one that changed, came or went are re-planned."""
+        changes = RuleChanges()
+        old, self.calendars = self.calendars, dict(calendars)
+        moved = {
+            k for k in old.keys() | self.calendars.keys() if old.get(k) != self.calendars.get(k)
+        }
+        for rule in list(self.rules.values()):
+            if rule.calendar and (rule.gid, rule.calendar) in moved:
+                self._apply(rule, changes)
+        return changes
+
+    def plannable(self) -> list[tuple[int, FireTimes]]:
         """Every rule the planner should hold (after a leadership change)."""
         return [(t, s) for t, s in self.schedules.items() if self.rules[t].enabled]
 
@@ -70,7 +85,8 @@ class RuleBook:
         old = self.rules.get(rule.id)
         self.schedules.pop(rule.id, None)
         try:
-            schedule = validate_rule(rule) if rule.status != RuleStatus.DELETED else None
+            deleted = rule.status == RuleStatus.DELETED
+            schedule = None if deleted else validate_rule(rule, self.calendars)
             error = ""
         except RuleError as exc:
             schedule, error = None, f"{exc.field}: {exc.reason}"

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from center.calendars import builtin
 from center.errors import RuleError
 from center.rules import Rule, parse_env, validate_rule
 from center.tables import crontab
@@ -31,6 +32,10 @@ TEXT = (
     "misfire",
     "depends_when",
     "retry_unknown",
+    "calendar",
+    "calendar_mode",
+    "calendar_fallback",
+    "concurrency_keys",
 )
 INTS = (
     "status",
@@ -45,9 +50,10 @@ INTS = (
     "limit_nproc",
     "max_per_agent",
     "partition_stop_s",
+    "jitter_s",
 )
 FLOATS = ("timeout_s", "kill_grace_s", "retry_backoff_s")
-BOOLS = ("is_daemon", "shell", "failover")
+BOOLS = ("is_daemon", "shell", "failover", "allow_params")
 ORDER = (
     "group",
     "name",
@@ -84,6 +90,12 @@ ORDER = (
     "limit_nproc",
     "max_per_agent",
     "partition_stop_s",
+    "calendar",
+    "calendar_mode",
+    "calendar_fallback",
+    "jitter_s",
+    "concurrency_keys",
+    "allow_params",
 )
 _DEFAULT = Rule(id=0, rule="", execute="")
 DEFAULTS: dict[str, Any] = {
@@ -260,6 +272,9 @@ def _validate(where: str, entry: dict[str, Any]) -> None:
     fields = {k: v for k, v in entry.items() if k in Rule.__dataclass_fields__}
     fields |= {"env": json.dumps(entry["env"]), "timezone": entry["timezone"] or "UTC"}
     fields["depends_on"] = -1 if entry["depends_on"] is not None else None
+    if builtin(entry["calendar"]) is None:
+        # a group's own calendar lives in the database: the center checks the name there
+        fields["calendar"] = ""
     try:
         validate_rule(Rule(id=0, **{k: v for k, v in fields.items() if k not in ("agents",)}))
     except RuleError as exc:

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from center.cronexpr import Schedule, parse_schedule
+from center.calendars import Calendar, find_calendar
 from center.errors import RuleError
+from center.timing import FireTimes, build_timing
 from protocol.messages import RunSpec
 from protocol.rlimits import is_loader_variable, limit_problem
 from protocol.vocabulary import DependsWhen, Misfire, Overlap, RetryUnknown, Routing, RuleStatus
@@ -70,6 +71,14 @@ class Rule:
     limit_nproc: int = 0
     max_per_agent: int = 0
     partition_stop_s: int = 0
+    # Calendars and spread (center/timing.py): a calendar by name ("" = none) used `only` or
+    # `except`, what a date past its data does, and a deterministic offset per fire.
+    calendar: str = ""
+    calendar_mode: str = "only"
+    calendar_fallback: str = "skip"
+    jitter_s: int = 0
+    concurrency_keys: str = ""  # the group's keys each run holds (comma-separated)
+    allow_params: bool = False  # run now may append params and override env
     error: str = ""
     update_time: int = 0
     agents: tuple[int, ...] = ()
@@ -85,7 +94,7 @@ class Rule:
         return self.is_daemon and self.routing != "listed"
 
 
-_BOOL_FIELDS = frozenset({"is_daemon", "shell", "failover"})
+_BOOL_FIELDS = frozenset({"is_daemon", "shell", "failover", "allow_params"})
 _FIELDS = frozenset(Rule.__dataclass_fields__)
 
 
@@ -97,10 +106,16 @@ def rule_from_row(row: Mapping[str, Any], agents: tuple[int, ...] = ()) -> Rule:
     return Rule(**values, agents=tuple(sorted(agents)))
 
 
-def validate_rule(rule: Rule) -> Schedule | None:
-    """Check every field: the schedule (None for a daemon or a dependent-only rule), or
-    RuleError naming the field."""
-    schedule = _schedule(rule)
+# A group's calendars by (gid, name); the built-in ones are always there.
+NO_CALENDARS: Mapping[tuple[int, str], Calendar] = {}
+
+
+def validate_rule(
+    rule: Rule, calendars: Mapping[tuple[int, str], Calendar] = NO_CALENDARS
+) -> FireTimes | None:
+    """Check every field: the fire times (None for a daemon or a dependent-only rule), or
+    RuleError naming the field. `calendars` are the groups' own, loaded by the caller."""
+    schedule = _schedule(rule, calendars)
     _check_command(rule)
     _check_user(rule.run_user)
     parse_env(rule.env)
@@ -108,12 +123,13 @@ def validate_rule(rule: Rule) -> Schedule | None:
     _check_numbers(rule)
     _check_limits(rule)
     _check_fleet(rule)
+    _check_keys(rule)
     if schedule is not None:
         _check_fan_out(rule, schedule)
     return schedule
 
 
-def _schedule(rule: Rule) -> Schedule | None:
+def _schedule(rule: Rule, calendars: Mapping[tuple[int, str], Calendar]) -> FireTimes | None:
     if rule.depends_on is not None:
         if rule.depends_on == rule.id:
             raise RuleError("depends_on", "a rule cannot depend on itself")
@@ -121,7 +137,16 @@ def _schedule(rule: Rule) -> Schedule | None:
             raise RuleError("depends_on", "a daemon rule runs all the time; it cannot depend")
     if rule.is_daemon or not rule.rule.strip():
         return None  # no schedule: runs by hand, after its parent, or as a workflow's step
-    return parse_schedule(rule.rule, rule.timezone or "UTC")
+    calendar = find_calendar(rule.calendar, rule.gid, calendars) if rule.calendar else None
+    return build_timing(
+        rule.rule,
+        rule.timezone or "UTC",
+        seed=rule.id,
+        jitter_s=rule.jitter_s,
+        calendar=calendar,
+        mode=rule.calendar_mode,
+        fallback=rule.calendar_fallback,
+    )
 
 
 def _check_command(rule: Rule) -> None:
@@ -239,7 +264,55 @@ def _check_fleet(rule: Rule) -> None:
         )
 
 
-def fires_in_busiest_minute(schedule: Schedule) -> int:
+# ---------------------------------------------------------------- shared limits and params
+
+MAX_KEYS = 8
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+MAX_PARAMS_CHARS = 1000
+
+
+def parse_keys(text: str) -> tuple[str, ...]:
+    """The `concurrency_keys` column: key names, comma-separated (RuleError if malformed)."""
+    keys = tuple(k.strip() for k in text.split(",") if k.strip())
+    for key in keys:
+        if not _KEY_RE.match(key):
+            raise RuleError(
+                "concurrency_keys", f"{key[:40]!r} is not a key name (letters, digits, _ . : -)"
+            )
+    if len(set(keys)) != len(keys):
+        raise RuleError("concurrency_keys", "names a key twice")
+    if len(keys) > MAX_KEYS:
+        raise RuleError("concurrency_keys", f"at most {MAX_KEYS} keys per rule")
+    return keys
+
+
+def _check_keys(rule: Rule) -> None:
+    if parse_keys(rule.concurrency_keys) and rule.is_daemon:
+        raise RuleError("concurrency_keys", "applies to one-shot rules only (not daemons)")
+
+
+def check_params(params: str) -> tuple[str, ...]:
+    """A manual run's `params`: split like a command (RuleError naming `params` if not)."""
+    if len(params) > MAX_PARAMS_CHARS:
+        raise RuleError("params", f"is longer than {MAX_PARAMS_CHARS} characters")
+    if "\x00" in params or not is_unicode(params):
+        raise RuleError("params", "contains a NUL byte or invalid text")
+    try:
+        return tuple(shlex.split(params))
+    except ValueError as exc:
+        raise RuleError("params", f"cannot be split like a shell would: {exc}") from None
+
+
+def check_env_override(value: Any) -> dict[str, str]:
+    """A manual run's `env` overrides, checked like a rule's env (RuleError naming `env`)."""
+    if isinstance(value, Mapping):
+        value = json.dumps(dict(value))
+    if not isinstance(value, str):
+        raise RuleError("env", "must be a JSON object of NAME: value")
+    return parse_env(value)
+
+
+def fires_in_busiest_minute(schedule: FireTimes) -> int:
     """Pure: how many times the schedule fires in the 60 s from its first fire after a fixed
     instant (the minute a per-second field makes busiest); capped at 61."""
     at = schedule.next_fire_us(FAN_OUT_PROBE_US)
@@ -251,7 +324,7 @@ def fires_in_busiest_minute(schedule: Schedule) -> int:
     return count
 
 
-def _check_fan_out(rule: Rule, schedule: Schedule) -> None:
+def _check_fan_out(rule: Rule, schedule: FireTimes) -> None:
     shards = max(rule.shard_total, 1)
     runs = shards * fires_in_busiest_minute(schedule)
     if runs > MAX_RUNS_PER_MINUTE:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,21 @@ class PlannedRun:
     shard_total: int = 0
     due_us: int = 0  # send no earlier than this (a retry's backoff); 0 = at sched_us
     rule_version: int = 0  # the rule's update_time when planned: a change means re-check
+    # A manual run's extras (rules with allow_params): arguments appended to the command, and
+    # env overrides as a JSON object ("" when none).
+    params: str = ""
+    env: str = ""
+
+    @property
+    def env_override(self) -> dict[str, str]:
+        """`env` decoded (it was checked when the run was asked for; anything else reads as
+        none rather than stopping the dispatch of every other run)."""
+        try:
+            value = json.loads(self.env or "{}")
+        except ValueError:
+            return {}
+        ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        return value if ok else {}
 
     @property
     def send_at_us(self) -> int:
@@ -70,6 +86,8 @@ def plan_run(
     shard_total: int = 0,
     due_us: int = 0,
     rule_version: int = 0,
+    params: str = "",
+    env: str = "",
 ) -> PlannedRun:
     runid = make_runid(task_id, sched_us, aid, attempt, instance)
     return PlannedRun(
@@ -86,6 +104,8 @@ def plan_run(
         shard_total=shard_total,
         due_us=due_us,
         rule_version=rule_version,
+        params=params,
+        env=env,
     )
 
 
@@ -106,6 +126,8 @@ def planned_row(run: PlannedRun, epoch: int, now_us: int) -> dict[str, Any]:
         "created_us": now_us,
         "updated_us": now_us,
         "due_us": run.due_us,
+        "params": run.params or None,
+        "env_override": run.env or None,
     }
 
 

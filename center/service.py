@@ -22,8 +22,9 @@ from center.loops import Background, every, transient_errors
 from center.metrics import CenterMetrics
 from center.registration import Guard, RegistrationServer
 from center.routing import AgentInfo
-from center.rulebook import RuleBook
+from center.rulebook import RuleBook, RuleChanges
 from center.security_events import SecurityEvents
+from center.store import calendars as calendars_store
 from center.store import pki as pki_store
 from center.store.db import create_engine
 from protocol.clock import now_us
@@ -66,6 +67,7 @@ class CenterService:
         self._heartbeats: dict[int, store.Heartbeat] = {}
         self._lease_ok_mono = 0.0
         self._fingerprint: tuple[int, ...] = ()
+        self._calendars_fingerprint: tuple[int, ...] = ()
         self._fingerprint_mono = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         # Taking the lead and applying rule changes must not interleave: a rule applied while
@@ -254,12 +256,31 @@ class CenterService:
         # found by the complete load within FINGERPRINT_EVERY_S. No overlap window: thousands
         # of rules made at once share one stamp and would be re-read on every poll.
         since = None if complete else self.rulebook.max_update_us
+        await self._calendars_once()
         rows = await store.load_rules(self.engine, since)
         async with self._leadership:
             changes = self.rulebook.update(rows, complete=complete)
             if changes and self.leader is not None:
                 self.leader.apply_rule_changes(changes)
         self._rules_loaded = True
+        await self._store_errors(changes)
+
+    async def _calendars_once(self) -> None:
+        """Groups' calendars, re-read when one changed: rules using it are re-planned. Read
+        before the rules, so that a rule naming a new calendar finds it."""
+        fingerprint = await calendars_store.calendars_fingerprint(self.engine)
+        if fingerprint == self._calendars_fingerprint:
+            return
+        async with self.engine.connect() as conn:
+            calendars = await calendars_store.load_calendars(conn)
+        async with self._leadership:
+            changes = self.rulebook.update_calendars(calendars)
+            if changes and self.leader is not None:
+                self.leader.apply_rule_changes(changes)
+        self._calendars_fingerprint = fingerprint
+        await self._store_errors(changes)
+
+    async def _store_errors(self, changes: RuleChanges) -> None:
         for task_id, error in changes.errors.items():
             if error:
                 log.error("rule.invalid", task_id=task_id, error=error)

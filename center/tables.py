@@ -56,6 +56,17 @@ def _times() -> list[Column[int]]:
     ]
 
 
+def _calendar_columns() -> list[Column[str]]:
+    """A rule's or a workflow's calendar by name ("" = none; a group's own or a built-in),
+    used `only` or `except` (CalendarMode), and what a date past its data does
+    (CalendarFallback)."""
+    return [
+        Column("calendar", String(64), nullable=False, server_default=""),
+        Column("calendar_mode", String(8), nullable=False, server_default="only"),
+        Column("calendar_fallback", String(8), nullable=False, server_default="skip"),
+    ]
+
+
 cron_group = Table(
     "cron_group",
     metadata,
@@ -160,7 +171,14 @@ crontab = Table(
     # cut off from every center keeps them before it stops them itself (0 = keep running).
     Column("max_per_agent", Integer, nullable=False, server_default="0"),
     Column("partition_stop_s", Integer, nullable=False, server_default="0"),
+    *_calendar_columns(),
+    # A deterministic offset in [0, jitter_s) per fire, from the rule id and the fire time.
+    Column("jitter_s", Integer, nullable=False, server_default="0"),
     *_times(),
+    # Shared limits and parameters: the group's concurrency keys (comma-separated names) each
+    # run holds while it goes on, and whether run now may add params and env overrides.
+    Column("concurrency_keys", String(500), nullable=False, server_default=""),
+    Column("allow_params", SmallInteger, nullable=False, server_default="0"),
     Index("ix_crontab_update_time", "update_time"),
     sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
@@ -227,6 +245,10 @@ task_process = Table(
     Column("epoch", BigInteger, nullable=False, server_default="0"),
     Column("created_us", BigInteger, nullable=False, server_default="0"),
     Column("updated_us", BigInteger, nullable=False, server_default="0"),
+    # A manual run's arguments appended to the command, and its env overrides (a JSON object);
+    # NULL for any other run.
+    Column("params", Text, nullable=True),
+    Column("env_override", Text, nullable=True),
     # DESIGN's key (task, scheduled time, agent, attempt), plus the instance: a daemon's
     # instances and a sharded rule's shards may share an agent and a start time.
     UniqueConstraint("task_id", "sched_us", "aid", "attempt", "instance"),
@@ -400,8 +422,11 @@ login_throttle = Table(
 
 # ---------------------------------------------------------------- operations (issue 8)
 
-# Where a group's alerts go. kind: `webhook` (target: the URL; the body is signed with `secret`)
-# or `email` (target: comma-separated addresses). events: comma list of center.alerts events.
+# Where a group's alerts go. kind: `webhook` (target: the URL; the body is signed with `secret`),
+# `email` (target: comma-separated addresses), or a chat robot: `dingtalk`, `wecom`, `feishu`,
+# `slack` (target: the robot's webhook URL; secret: the platform's signing secret, DingTalk and
+# Feishu only; mentions: whom DingTalk and WeCom robots @, a comma list of phone numbers, user
+# ids or `all`). events: comma list of center.alerts events.
 # throttle_s: at most one alert per (channel, subject, event) in that window; grace_s: how long
 # after a fire a rule may take to start before "did not start". status: 1 on, 0 off.
 alert_channel = Table(
@@ -413,6 +438,7 @@ alert_channel = Table(
     Column("kind", String(16), nullable=False),
     Column("target", String(1000), nullable=False),
     Column("secret", String(128), nullable=False, server_default=""),
+    Column("mentions", String(500), nullable=False, server_default=""),
     Column("events", String(255), nullable=False),
     Column("throttle_s", Integer, nullable=False, server_default="3600"),
     Column("grace_s", Integer, nullable=False, server_default="60"),
@@ -554,6 +580,7 @@ workflow = Table(
     Column("misfire_window_s", Integer, nullable=False, server_default="3600"),
     Column("description", String(500), nullable=False, server_default=""),
     Column("error", String(500), nullable=False, server_default=""),
+    *_calendar_columns(),
     *_times(),
     Index("ix_workflow_update_time", "update_time"),
     sqlite_autoincrement=True,
@@ -595,6 +622,9 @@ workflow_run = Table(
     Column("reason", String(500), nullable=False, server_default=""),
     # Re-runs from a node: JSON {task_id: generation}; runs of older generations are history.
     Column("reruns", Text, nullable=False, server_default="{}"),
+    # A run now's extras, given to the nodes whose rule allows parameters (allow_params).
+    Column("params", Text, nullable=False, server_default=""),
+    Column("env", Text, nullable=False, server_default=""),
     Column("user_id", Integer, nullable=False, server_default="0"),
     Column("epoch", BigInteger, nullable=False, server_default="0"),
     Column("created_us", BigInteger, nullable=False, server_default="0"),
@@ -602,5 +632,75 @@ workflow_run = Table(
     Column("end_us", BigInteger, nullable=False, server_default="0"),
     Index("ix_workflow_run_workflow_id_sched_us", "workflow_id", "sched_us"),
     Index("ix_workflow_run_status", "status"),
+    **MYSQL_OPTIONS,
+)
+
+# ---------------------------------------------------------------- calendars
+
+# A group's named calendar: the dates of `base` (a built-in: weekdays, cn-workdays,
+# cn-holidays; "" = none), plus `include`, less `exclude` (dates and ranges a..b, one a line).
+calendar = Table(
+    "calendar",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gid", Integer, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("description", String(255), nullable=False, server_default=""),
+    Column("base", String(16), nullable=False, server_default=""),
+    Column("include", Text, nullable=False, server_default=""),
+    Column("exclude", Text, nullable=False, server_default=""),
+    *_times(),
+    UniqueConstraint("gid", "name"),
+    sqlite_autoincrement=True,
+    **MYSQL_OPTIONS,
+)
+
+# ---------------------------------------------------------------- shared limits
+
+# A group's named limit: at most `limit` runs of the rules that hold `key` go on at once,
+# counted over every agent.
+concurrency_key = Table(
+    "concurrency_key",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gid", Integer, nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("limit", Integer, nullable=False, server_default="1"),
+    Column("description", String(255), nullable=False, server_default=""),
+    *_times(),
+    UniqueConstraint("gid", "key"),
+    sqlite_autoincrement=True,
+    **MYSQL_OPTIONS,
+)
+
+# ---------------------------------------------------------------- statistics (issue 17)
+
+# Per rule per hour of scheduled time (hour_us: the hour's first µs): runs that ended in each
+# final status (n_<status>), and of the runs that started, durations and start lateness in ms
+# as count, sum, max and a histogram in center.rollup's log buckets ("bucket:count,…").
+# Kept by the center in the transaction that moves runs to a final status; kept longer than
+# the runs (UNITEDCRON_CENTER_ROLLUP_KEEP_DAYS).
+run_rollup = Table(
+    "run_rollup",
+    metadata,
+    Column("task_id", Integer, nullable=False),
+    Column("hour_us", BigInteger, nullable=False),
+    *(
+        Column(f"n_{s}", Integer, nullable=False, server_default="0")
+        for s in ("success", "failed", "timeout", "killed", "lost", "missed", "skipped")
+    ),
+    *(
+        column
+        for figure in ("dur", "late")
+        for column in (
+            Column(f"{figure}_n", Integer, nullable=False, server_default="0"),
+            Column(f"{figure}_sum_ms", BigInteger, nullable=False, server_default="0"),
+            Column(f"{figure}_max_ms", BigInteger, nullable=False, server_default="0"),
+            Column(f"{figure}_hist", String(700), nullable=False, server_default=""),
+        )
+    ),
+    Column("updated_us", BigInteger, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("task_id", "hour_us"),
+    Index("ix_run_rollup_hour_us", "hour_us"),
     **MYSQL_OPTIONS,
 )

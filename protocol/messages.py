@@ -187,6 +187,10 @@ class Exec(Message):
     spec: RunSpec
     shard_index: int = 0
     shard_total: int = 0
+    # A manual run's extras: arguments appended to the command (split like it), and variables
+    # over the rule's env. Empty for any other run, and in frames from older centers.
+    params: str = ""
+    env_override: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

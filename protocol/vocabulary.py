@@ -66,6 +66,20 @@ class RetryUnknown(StrEnum):
     RETRY = "retry"
 
 
+class CalendarMode(StrEnum):
+    """How a rule's calendar filters its fires, by the fire's local date."""
+
+    ONLY = "only"  # fire only on the calendar's days
+    EXCEPT = "except"  # fire on every day but the calendar's
+
+
+class CalendarFallback(StrEnum):
+    """A fire on a date the calendar has no data for (past a built-in's last year)."""
+
+    SKIP = "skip"  # does not run
+    WEEKDAYS = "weekdays"  # judged by its day of the week alone, as if no holiday were declared
+
+
 class CommandKind(StrEnum):
     """What an operator asks of the leader through center_command."""
 
@@ -131,3 +145,15 @@ class CaState(StrEnum):
     ACTIVE = "active"
     RETIRING = "retiring"
     RETIRED = "retired"
+
+
+class AlertChannelKind(StrEnum):
+    """Where an alert channel sends (alert_channel.kind): a signed JSON webhook, email, or a
+    chat group's robot on one of the chat platforms, in that platform's own format."""
+
+    WEBHOOK = "webhook"
+    EMAIL = "email"
+    DINGTALK = "dingtalk"
+    WECOM = "wecom"
+    FEISHU = "feishu"
+    SLACK = "slack"

@@ -21,6 +21,9 @@ PURE_MODULES = [
     ("protocol.auth", "handshake maths"),
     ("protocol.statuses", "run status constants"),
     ("center.cronexpr", "cron maths take `now` as an argument"),
+    ("center._cronhash", "H fields from a stable hash of the rule id"),
+    ("center.calendars", "calendars are data passed in"),
+    ("center.timing", "fire times composed from schedule, calendar and jitter"),
     ("center.planner", "planning takes `now` as an argument"),
     ("center.rules", "rule validation"),
     ("center.routing", "agent choice"),
@@ -30,6 +33,9 @@ PURE_MODULES = [
     ("admin.permissions", "permission checks"),
     ("admin.sso.roles", "directory groups mapped to roles"),
     ("admin.sso.ldap_names", "LDAP escaping and injection checks"),
+    ("admin.dag_svg", "workflow graph layout"),
+    ("admin.flowfields", "workflow field and graph checks"),
+    ("admin.flowstate", "flow run node states"),
 ]
 FORBIDDEN_IMPORTS = frozenset(
     {"asyncio", "sqlalchemy", "aiosqlite", "aiomysql", "socket", "subprocess", "threading"}

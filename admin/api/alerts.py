@@ -14,15 +14,23 @@ from admin.web import ApiActor, Config, Engine, Int32, Int64
 
 router = APIRouter(tags=["alerts"])
 EVENTS_HELP = "run_failed, run_timeout, crash_looping, agent_offline, did_not_start"
+KINDS_HELP = "webhook | email | dingtalk | wecom | feishu | slack"
+TARGET_HELP = "The webhook's or the chat robot's URL, or comma-separated emails"
+SECRET_HELP = (
+    "webhook: HMAC key of the signature header; dingtalk (SEC…), feishu: the robot's signing "
+    "secret; wecom, slack: none (their URL is the secret)"
+)
+MENTIONS_HELP = "dingtalk, wecom: whom the robot @s, comma-separated phone numbers, user ids, all"
 
 
 class ChannelPatch(Body):
     """Fields of an alert channel; see the README's Operations section."""
 
     name: str | None = None
-    kind: str | None = Field(default=None, description="webhook | email")
-    target: str | None = Field(default=None, description="The URL, or comma-separated emails")
-    secret: str | None = Field(default=None, description="HMAC key of the signature header")
+    kind: str | None = Field(default=None, description=KINDS_HELP)
+    target: str | None = Field(default=None, description=TARGET_HELP)
+    secret: str | None = Field(default=None, description=SECRET_HELP)
+    mentions: str | None = Field(default=None, description=MENTIONS_HELP)
     events: list[str] | None = Field(default=None, description=EVENTS_HELP)
     throttle_s: Int32 | None = Field(default=None, description="One alert per subject per window")
     grace_s: Int32 | None = Field(default=None, description="did_not_start: wait this long")
@@ -34,7 +42,7 @@ class ChannelIn(ChannelPatch):
 
     gid: Int32
     name: str | None = Field(description="A name, unique in the group")
-    target: str | None = Field(description="The URL, or comma-separated emails")
+    target: str | None = Field(description=TARGET_HELP)
 
 
 @router.get("/alert-channels", response_model=list[ChannelOut], response_model_exclude_unset=True)
@@ -55,7 +63,8 @@ async def create_channel(
     body: ChannelIn, actor: ApiActor, engine: Engine, config: Config
 ) -> dict[str, Any]:
     """Needs the admin role in `gid`; a webhook without a `secret` gets a random one. A
-    webhook's host must be public (see UNITEDCRON_ALERT_ALLOWED_NETWORKS)."""
+    webhook's or a chat robot's host must be public (see UNITEDCRON_ALERT_ALLOWED_NETWORKS),
+    and a chat robot's URL https."""
     return await alerts.create_channel(engine, actor, body.changes(), config.alert_networks)
 
 

@@ -117,6 +117,18 @@ class RulePatch(Body):
     )
     description: str | None = None
     agents: list[Int32] | None = Field(default=None, description="Ids of the target agents")
+    # calendars and spread
+    calendar: str | None = Field(default=None, description="a group calendar or a built-in")
+    calendar_mode: str | None = Field(default=None, description="only | except")
+    calendar_fallback: str | None = Field(
+        default=None, description="past the calendar's data: skip | weekdays"
+    )
+    jitter_s: Int32 | None = Field(default=None, description="offset per fire in [0, jitter_s)")
+    # Shared limits and parameters
+    concurrency_keys: str | None = Field(
+        default=None, description="the group's concurrency keys its runs hold, comma-separated"
+    )
+    allow_params: bool | None = Field(default=None, description="run now may take params, env")
 
     def rule_changes(self) -> dict[str, Any]:
         return self.changes(frozenset({"depends_on"}))
@@ -128,6 +140,29 @@ class RuleIn(RulePatch):
     gid: Int32 | None = Field(description="The group the rule belongs to")
     name: str | None = Field(description="A name for people")
     execute: str | None = Field(description="The command")
+
+
+class KeyIn(Body):
+    """A group's concurrency key: at most `limit` runs of the rules holding it at once."""
+
+    key: str = Field(max_length=64, description="letters, digits, _ . : -")
+    limit: Int32 = 1
+    description: str = ""
+
+
+class KeyPatch(Body):
+    limit: Int32 | None = None
+    description: str | None = None
+
+
+class RunNowIn(Body):
+    """Run now, with arguments and env overrides (rules with allow_params), or at a time."""
+
+    params: str | None = Field(default=None, description="appended to the command, split like it")
+    env: dict[str, Any] | str | None = Field(default=None, description="JSON object of overrides")
+    run_at: str | None = Field(
+        default=None, description="ISO time with an offset (Z, +08:00): run once then, not now"
+    )
 
 
 class UserIn(Body):
@@ -149,3 +184,19 @@ class GrantIn(Body):
     username: str | None = None
     gid: Int32
     role: str = Field(description=" | ".join(ROLES))
+
+
+class CalendarPatch(Body):
+    """A group's calendar: `base` (weekdays, cn-workdays, cn-holidays or ""), plus `include`,
+    less `exclude`: dates and ranges (2026-10-01..2026-10-07) by commas or lines."""
+
+    name: str | None = None
+    description: str | None = None
+    base: str | None = None
+    include: str | None = None
+    exclude: str | None = None
+
+
+class CalendarIn(CalendarPatch):
+    gid: Int32
+    name: str | None = Field(description="Letters, digits, '-', '_', '.'; unique in the group")

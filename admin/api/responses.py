@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict
 
 from protocol.vocabulary import (
     AgentStatus,
+    CalendarFallback,
+    CalendarMode,
     CommandKind,
     Misfire,
     Overlap,
@@ -54,6 +56,18 @@ class RuleOut(Out):
     routing: Routing | None = None
     misfire: Misfire | None = None
     retry_unknown: RetryUnknown | None = None
+    calendar_mode: CalendarMode | None = None
+    calendar_fallback: CalendarFallback | None = None
+    warning: str = ""  # one rule read alone: its calendar's data runs out soon
+
+
+class CalendarOut(Out):
+    id: int
+    gid: int
+    name: str
+    base: str
+    include: str
+    exclude: str
 
 
 class DrainOut(Out):
@@ -74,7 +88,12 @@ class PlacementOut(Out):
 
 
 class PreviewOut(Out):
+    """Fire times as wall-clock text of the rule's zone, and as µs since the epoch; `warning`:
+    the calendar's data runs out ("cn-workdays has no data after 2026-12-31 …")."""
+
     fires: list[str]
+    fires_us: list[int] = []
+    warning: str = ""
 
 
 class RunOut(Out):
@@ -99,6 +118,16 @@ class CommandOut(Out):
     id: int
     kind: CommandKind | None = None
     status: str | None = None
+
+
+class KeyOut(Out):
+    """A concurrency key; in lists also `holders` (runs dispatched or running, any agent),
+    `queue` (runs past their instant waiting for room) and `rules` (that hold it)."""
+
+    id: int
+    gid: int
+    key: str
+    limit: int
 
 
 class UserOut(Out):

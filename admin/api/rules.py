@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
-from admin.api.models import RuleIn, RulePatch
+from admin.api.models import RuleIn, RulePatch, RunNowIn
 from admin.api.responses import CommandOut, PlacementOut, PreviewOut, RuleOut
 from admin.services import fleet, rules
-from admin.web import ApiActor, Engine, Int64
+from admin.timing_preview import PreviewAsk
+from admin.web import ApiActor, Engine, Int32, Int64
 from protocol.vocabulary import CommandKind
 
 router = APIRouter(tags=["rules"])
@@ -28,9 +29,36 @@ async def list_rules(
 
 
 @router.get("/rules/preview", response_model=PreviewOut, response_model_exclude_unset=True)
-async def preview(actor: ApiActor, rule: str, timezone: str = "UTC") -> dict[str, Any]:
-    """The next 10 fire times of an expression, as wall-clock times in the time zone."""
-    return {"fires": rules.preview(rule, timezone)}
+async def preview(
+    *,
+    actor: ApiActor,
+    engine: Engine,
+    rule: str,
+    timezone: str = "UTC",
+    calendar: str = "",
+    calendar_mode: str = "only",
+    calendar_fallback: str = "skip",
+    jitter_s: Int32 = 0,
+    start: Annotated[str, Query(alias="from", description="ISO time; naive: in timezone")] = "",
+    count: Int32 = rules.PREVIEW_COUNT,
+    task_id: Annotated[Int64 | None, Query(alias="id", description="seeds H and jitter")] = None,
+    gid: Annotated[Int64 | None, Query(description="whose calendars to look in")] = None,
+) -> dict[str, Any]:
+    """The next `count` real fire times (after H, the calendar and jitter) from `from` (or now),
+    as wall-clock times in the time zone, and the calendar's warning when its data runs out."""
+    ask = PreviewAsk(
+        rule,
+        timezone,
+        calendar,
+        calendar_mode,
+        calendar_fallback,
+        jitter_s,
+        start,
+        count,
+        task_id,
+        gid,
+    )
+    return await rules.preview_times(engine, actor, ask)
 
 
 @router.post(
@@ -70,9 +98,14 @@ async def delete_rule(task_id: Int64, actor: ApiActor, engine: Engine) -> None:
     response_model=CommandOut,
     response_model_exclude_unset=True,
 )
-async def run_now(task_id: Int64, actor: ApiActor, engine: Engine) -> dict[str, Any]:
-    """Run the rule now on its agents; poll GET /commands/{id} for the center's answer."""
-    return await rules.command(engine, actor, task_id, CommandKind.RUN)
+async def run_now(
+    task_id: Int64, actor: ApiActor, engine: Engine, body: RunNowIn | None = None
+) -> dict[str, Any]:
+    """Run the rule now on its agents (or once at `run_at`), with `params` appended to the
+    command and `env` overrides if the rule has allow_params (422 naming the field if not);
+    poll GET /commands/{id} for the center's answer."""
+    extras = body.changes() if body is not None else {}
+    return await rules.command(engine, actor, task_id, CommandKind.RUN, extras)
 
 
 @router.post(

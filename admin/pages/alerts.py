@@ -30,6 +30,7 @@ def _values(form: FormData) -> dict[str, Any]:
         "name": text(form, "name"),
         "kind": text(form, "kind"),
         "target": text(form, "target"),
+        "mentions": text(form, "mentions"),
         "events": texts(form, "events"),
         "throttle_s": _number(form, "throttle_s"),
         "grace_s": _number(form, "grace_s"),

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from admin.errors import Invalid
+from admin.errors import AdminError, Conflict, Invalid
 from admin.pages._common import CsrfForm, redirect, text
 from admin.permissions import ROLES, Action
 from admin.queries import users as user_rows
-from admin.services import groups, users
+from admin.services import groups, keys, stats, users
 from admin.web import Engine, Int64, PageSession, render
 
 router = APIRouter()
@@ -36,7 +36,11 @@ async def create_group(
 
 
 async def _group_page(
-    request: Request, session: PageSession, engine: Engine, gid: int, error: Invalid | None = None
+    request: Request,
+    session: PageSession,
+    engine: Engine,
+    gid: int,
+    error: AdminError | None = None,
 ) -> HTMLResponse:
     actor = session.actor
     group = await groups.get_group(engine, actor, gid)
@@ -47,8 +51,11 @@ async def _group_page(
         "can_grant": actor.can(Action.GRANT, gid),
         "can_delete": actor.can(Action.MANAGE_GROUPS, gid),
         "roles": ROLES,
+        "keys": await keys.list_keys(engine, actor, gid),
         "error": error,
     }
+    figures = await stats.group_stats(engine, actor, gid)
+    context |= {"stats": figures, "trend": stats.chart(figures)}
     return render(request, "group.html", session, context, error.status if error else 200)
 
 
@@ -101,3 +108,61 @@ async def delete_grant(
     await users.delete_grant(engine, session.actor, grant_id)
     back = text(form, "back")
     return redirect(back if back.startswith("/users/") else f"/groups/{grant['gid']}")
+
+
+# ---------------------------------------------------------------- concurrency keys
+
+
+def _key_values(form: CsrfForm, *names: str) -> dict[str, object]:
+    values: dict[str, object] = {name: text(form, name) for name in names}
+    if "limit" in values:
+        limit = str(values["limit"]).strip()
+        values["limit"] = int(limit) if limit.isdigit() else limit  # a bad one is refused
+    return values
+
+
+@router.post("/groups/{gid}/keys")
+async def create_key(
+    request: Request, gid: Int64, session: PageSession, engine: Engine, form: CsrfForm
+) -> Response:
+    try:
+        values = _key_values(form, "key", "limit", "description")
+        await keys.create_key(engine, session.actor, gid, values)
+    except (Invalid, Conflict) as exc:
+        return await _group_page(request, session, engine, gid, exc)
+    return redirect(f"/groups/{gid}#keys")
+
+
+@router.post("/groups/{gid}/keys/{key_id}")
+async def update_key(
+    request: Request,
+    gid: Int64,
+    key_id: Int64,
+    *,
+    session: PageSession,
+    engine: Engine,
+    form: CsrfForm,
+) -> Response:
+    try:
+        values = _key_values(form, "limit", "description")
+        await keys.update_key(engine, session.actor, gid, key_id, values)
+    except Invalid as exc:
+        return await _group_page(request, session, engine, gid, exc)
+    return redirect(f"/groups/{gid}#keys")
+
+
+@router.post("/groups/{gid}/keys/{key_id}/delete")
+async def delete_key(
+    request: Request,
+    gid: Int64,
+    key_id: Int64,
+    *,
+    session: PageSession,
+    engine: Engine,
+    _form: CsrfForm,
+) -> Response:
+    try:
+        await keys.delete_key(engine, session.actor, gid, key_id)
+    except Conflict as exc:
+        return await _group_page(request, session, engine, gid, exc)
+    return redirect(f"/groups/{gid}#keys")

@@ -14,12 +14,15 @@ from admin.errors import AdminError, Invalid
 from admin.pages._common import CsrfForm, int_or_none, redirect, text, texts
 from admin.permissions import Action
 from admin.queries.runs import RunFilter
-from admin.services import agents, fleet, groups, rules, runs
+from admin.services import agents, calendars, fleet, groups, rules, runs, stats, workflows
+from admin.timing_preview import PreviewAsk
 from admin.web import Engine, Int64, PageSession, render
+from center.calendars import BUILTINS
 from center.rules import DEPENDS_WHEN, MISFIRE_POLICIES, OVERLAP_POLICIES, RETRY_UNKNOWN, ROUTINGS
-from protocol.vocabulary import CommandKind
+from protocol.vocabulary import CalendarFallback, CalendarMode, CommandKind
 
 router = APIRouter()
+RULES_PAGE = 100
 _ZONES = sorted(available_timezones())
 
 
@@ -29,8 +32,14 @@ async def list_rules(request: Request, session: PageSession, engine: Engine) -> 
     gid, status = int_or_none(q.get("gid")), int_or_none(q.get("status"))
     name = q.get("name", "")[:128]
     rows = await rules.list_rules(engine, session.actor, gid=gid, name=name, status=status)
+    # A page of rules, each with its last 20 outcomes and success rate (one indexed walk per rule).
+    page = max(int_or_none(q.get("page")) or 1, 1)
+    shown = rows[(page - 1) * RULES_PAGE : page * RULES_PAGE]
+    await stats.rule_outcomes(engine, shown)
     context = {
-        "rules": rows,
+        "rules": shown,
+        "page": page,
+        "more": len(rows) > page * RULES_PAGE,
         "groups": await groups.list_groups(engine, session.actor),
         "filters": {"gid": gid, "name": name, "status": status},
         "can_create": bool(session.actor.scope_for(Action.EDIT) != frozenset()),
@@ -39,13 +48,50 @@ async def list_rules(request: Request, session: PageSession, engine: Engine) -> 
 
 
 @router.get("/rules/preview")
-async def preview(session: PageSession, rule: str = "", timezone: str = "UTC") -> JSONResponse:
-    """The form's live preview (JSON for the page's script)."""
-    del session  # logged-in users only
+async def preview(request: Request, session: PageSession, engine: Engine) -> JSONResponse:
+    """The form's live preview (JSON for the page's script): the real fire times, after H,
+    the calendar and jitter, as the center will plan them."""
     try:
-        return JSONResponse({"fires": rules.preview(rule, timezone)})
+        answer = await rules.preview_times(engine, session.actor, _ask(dict(request.query_params)))
     except Invalid as exc:
         return JSONResponse(exc.as_json(), status_code=exc.status)
+    return JSONResponse({"fires": answer["fires"], "warning": answer["warning"]})
+
+
+def _ask(values: dict[str, str], task_id: int | None = None) -> PreviewAsk:
+    """A preview of a form's (or the page script's) text values; Invalid names a bad number."""
+
+    def number(name: str, default: int | None) -> int | None:
+        text = values.get(name, "").strip()
+        if not text:
+            return default
+        if not text.lstrip("-").isdigit() or len(text) > 12:
+            raise Invalid(name, f"{text[:40]!r} is not a whole number")
+        return int(text)
+
+    return PreviewAsk(
+        rule=values.get("rule", ""),
+        timezone=values.get("timezone") or "UTC",
+        calendar=values.get("calendar", "").strip(),
+        calendar_mode=values.get("calendar_mode") or "only",
+        calendar_fallback=values.get("calendar_fallback") or "skip",
+        jitter_s=number("jitter_s", 0) or 0,
+        task_id=task_id if task_id is not None else number("id", None),
+        gid=number("gid", None),
+    )
+
+
+async def _fires(
+    engine: Engine, actor: Actor, values: dict[str, str], task_id: int | None
+) -> tuple[list[str], str]:
+    """A rule's next fire times and its calendar warning for a page; none if it is not valid."""
+    if not values.get("rule") or values.get("is_daemon") in ("1", "True"):
+        return [], ""
+    try:
+        answer = await rules.preview_times(engine, actor, _ask(values, task_id))
+    except Invalid:
+        return [], ""
+    return list(answer["fires"]), str(answer["warning"])
 
 
 def _form_values(row: dict[str, Any]) -> dict[str, str]:
@@ -68,18 +114,14 @@ async def _form_page(
     error: AdminError | None = None,
 ) -> HTMLResponse:
     actor = session.actor
-    fires: list[str] = []
-    if values.get("rule") and not values.get("is_daemon"):
-        try:
-            fires = rules.preview(values["rule"], values.get("timezone") or "UTC")
-        except Invalid:
-            fires = []
+    fires, warning = await _fires(engine, actor, values, task_id)
     context = {
         "values": values,
         "task_id": task_id,
         "chosen": chosen or [],
         "error": error,
         "fires": fires,
+        "warning": warning,
         **await _choices(engine, actor, task_id),
     }
     return render(request, "rule_form.html", session, context, error.status if error else 200)
@@ -97,6 +139,9 @@ async def _choices(engine: Engine, actor: Actor, task_id: int | None) -> dict[st
         "misfires": MISFIRE_POLICIES,
         "depends_whens": DEPENDS_WHEN,
         "retry_unknowns": RETRY_UNKNOWN,
+        "calendars": [*BUILTINS, *await calendars.names(engine, actor)],
+        "calendar_modes": tuple(CalendarMode),
+        "calendar_fallbacks": tuple(CalendarFallback),
     }
 
 
@@ -129,14 +174,19 @@ async def create_rule(
 async def rule(
     request: Request, task_id: Int64, session: PageSession, engine: Engine
 ) -> HTMLResponse:
+    return await _rule_page(request, task_id, session, engine)
+
+
+async def _rule_page(
+    request: Request,
+    task_id: int,
+    session: PageSession,
+    engine: Engine,
+    error: AdminError | None = None,
+) -> HTMLResponse:
     actor = session.actor
     row = await rules.get_rule(engine, actor, task_id)
-    fires: list[str] = []
-    if not row["is_daemon"]:
-        try:
-            fires = rules.preview(row["rule"], row["timezone"])
-        except Invalid:
-            fires = []
+    fires, _ = await _fires(engine, actor, _form_values(row), task_id)
     service = bool(row["is_daemon"]) and row["routing"] != "listed"
     placement = await fleet.placement(engine, actor, task_id) if service else []
     context = {
@@ -150,8 +200,12 @@ async def rule(
         "can_run": actor.can(Action.RUN, row["gid"]),
         "can_toggle": actor.can(Action.TOGGLE, row["gid"]),
         "can_edit": actor.can(Action.EDIT, row["gid"]),
+        "workflows": await workflows.workflows_of_rule(engine, actor, task_id),
+        "error": error,
     }
-    return render(request, "rule.html", session, context)
+    figures = await stats.rule_stats(engine, actor, task_id)
+    context |= {"stats": figures, "trend": stats.chart(figures)}
+    return render(request, "rule.html", session, context, error.status if error else 200)
 
 
 @router.get("/rules/{task_id}/edit")
@@ -200,9 +254,14 @@ async def delete_rule(
 
 @router.post("/rules/{task_id}/run")
 async def run_now(
-    task_id: Int64, session: PageSession, engine: Engine, _form: CsrfForm
+    request: Request, task_id: Int64, session: PageSession, engine: Engine, form: CsrfForm
 ) -> Response:
-    await rules.command(engine, session.actor, task_id, CommandKind.RUN)
+    """Run now; the form may add params, env overrides (JSON) and a run-at time."""
+    extras = {name: text(form, name).strip() for name in ("params", "env", "run_at")}
+    try:
+        await rules.command(engine, session.actor, task_id, CommandKind.RUN, extras)
+    except Invalid as exc:
+        return await _rule_page(request, task_id, session, engine, exc)
     return redirect(f"/rules/{task_id}")
 
 

@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from admin.queries import Row, in_scope
-from center.tables import agents, crontab, daemon_state, task_process
+from center.rollup import COUNTED
+from center.tables import agents, crontab, daemon_state, run_rollup, task_process
 from protocol import statuses
 
 HOUR_US = 3_600_000_000
@@ -31,15 +32,39 @@ async def pending_count(conn: AsyncConnection) -> int:
 async def runs_by_hour(
     conn: AsyncConnection, gids: frozenset[int] | None, since_us: int
 ) -> dict[tuple[int, str], int]:
-    """(hour since the epoch, status) → runs scheduled in that hour, from `since_us` on."""
+    """(hour since the epoch, status) → runs scheduled in that hour, from `since_us` on: the
+    ended ones from the rollups (a day of a busy fleet is 300,000 rows; its rollups are one
+    per rule and hour), the ones not ended yet from the runs (an index on status)."""
+    out: dict[tuple[int, str], int] = {}
+    c = run_rollup.c
+    finals = (
+        select(c.hour_us, *(func.sum(c[f"n_{s}"]) for s in COUNTED))
+        .where(c.hour_us >= since_us - since_us % HOUR_US)
+        .group_by(c.hour_us)
+    )
+    if gids is not None:
+        # A filter, not a join: joined, MariaDB walks every rule's whole rollup history.
+        finals = finals.where(
+            c.task_id.in_(select(crontab.c.id).where(in_scope(crontab.c.gid, gids)))
+        )
+    for hour_us, *counts in (await conn.execute(finals)).all():
+        for status, n in zip(COUNTED, counts, strict=True):
+            if n:
+                out[(int(hour_us) // HOUR_US, status)] = int(n)
     hour = (task_process.c.sched_us // HOUR_US).label("hour")
-    query = (
+    going = (
         select(hour, task_process.c.status, func.count())
         .select_from(task_process.join(crontab, crontab.c.id == task_process.c.task_id))
-        .where(task_process.c.sched_us >= since_us, in_scope(crontab.c.gid, gids))
+        .where(
+            task_process.c.status.in_(sorted(statuses.ACTIVE)),
+            task_process.c.sched_us >= since_us,
+            in_scope(crontab.c.gid, gids),
+        )
         .group_by(hour, task_process.c.status)
     )
-    return {(int(h), str(s)): int(n) for h, s, n in (await conn.execute(query)).all()}
+    for h, status, n in (await conn.execute(going)).all():
+        out[(int(h), str(status))] = int(n)
+    return out
 
 
 async def active_runs(conn: AsyncConnection, gids: frozenset[int] | None, limit: int) -> list[Row]:

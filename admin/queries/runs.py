@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from admin.queries import Row, clamp_limit, in_scope
 from center.store._util import new_id
 from center.tables import agents, center_command, crontab, task_output, task_process
+from protocol.vocabulary import CommandKind
 
 _LIST_COLUMNS = [c for c in task_process.c if c.name != "result"]
 
@@ -42,22 +43,30 @@ def _joined(columns: list[Any], gids: frozenset[int] | None) -> Select[Any]:
 
 
 async def list_runs(conn: AsyncConnection, gids: frozenset[int] | None, f: RunFilter) -> list[Row]:
-    """Runs of the rules the scope sees, newest first, without their output."""
-    query = _joined(_LIST_COLUMNS, gids)
-    for column, value in (
-        (task_process.c.task_id, f.task_id),
-        (task_process.c.aid, f.aid),
-        (task_process.c.status, f.status),
-    ):
+    """Runs of the rules the scope sees, newest first, without their output.
+
+    A deferred join: the page's ids are found first from an index alone (the filters' columns
+    and the id are in it), then only those rows are read. Sorting a busy rule's 75,000 rows
+    by id costs milliseconds that way; reading them all to sort them took seconds."""
+    tp = task_process.c
+    page = select(tp.id)
+    if gids is not None:
+        page = page.where(tp.task_id.in_(select(crontab.c.id).where(in_scope(crontab.c.gid, gids))))
+    for column, value in ((tp.task_id, f.task_id), (tp.aid, f.aid), (tp.status, f.status)):
         if value is not None:
-            query = query.where(column == value)
+            page = page.where(column == value)
     if f.since_us is not None:
-        query = query.where(task_process.c.sched_us >= f.since_us)
+        page = page.where(tp.sched_us >= f.since_us)
     if f.until_us is not None:
-        query = query.where(task_process.c.sched_us < f.until_us)
+        page = page.where(tp.sched_us < f.until_us)
     if f.before_id is not None:
-        query = query.where(task_process.c.id < f.before_id)
-    query = query.order_by(task_process.c.id.desc()).limit(clamp_limit(f.limit))
+        page = page.where(tp.id < f.before_id)
+    ids = page.order_by(tp.id.desc()).limit(clamp_limit(f.limit)).subquery("page")
+    query = (
+        _joined(_LIST_COLUMNS, gids)
+        .join_from(task_process, ids, ids.c.id == tp.id)
+        .order_by(tp.id.desc())
+    )
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
@@ -113,7 +122,10 @@ async def commands_for(
     """The newest commands about a rule, or about one run."""
     query = select(center_command).order_by(center_command.c.id.desc()).limit(limit)
     if task_id is not None:
-        query = query.where(center_command.c.task_id == task_id)
+        # A flow_run command's task_id is a workflow's id, not this rule's.
+        query = query.where(
+            center_command.c.task_id == task_id, center_command.c.kind != CommandKind.FLOW_RUN
+        )
     if runid is not None:
         query = query.where(center_command.c.runid == runid)
     return [dict(r) for r in (await conn.execute(query)).mappings()]

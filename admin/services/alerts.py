@@ -1,4 +1,5 @@
-"""Alert channels: group admins manage their groups' channels; members see them."""
+"""Alert channels: group admins manage their groups' channels; members see them (a chat
+robot's URL, which holds its credential, only with the credential hidden)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,21 @@ from admin.errors import Conflict, Invalid, NotFound
 from admin.permissions import Action
 from admin.queries import alerts, groups
 from admin.services import audited
+from center.alerts.chat import NAMES, mentions_text, parse_mentions, redacted, url_shape_problem
 from center.alerts.model import (
+    CHAT_KINDS,
+    DINGTALK,
+    EMAIL,
     EVENTS,
     KINDS,
+    MENTION_KINDS,
+    SIGNED_CHAT_KINDS,
     WEBHOOK,
     channel_from_row,
     notification_row,
     probe_payload,
 )
-from center.alerts.targets import Network, target_problem
+from center.alerts.targets import Network, plain_http_problem, target_problem
 from protocol.clock import now_us
 
 _EMAIL_RE = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
@@ -36,6 +43,7 @@ RESOLVE_TIMEOUT_S = 3.0
 DEFAULTS: dict[str, Any] = {
     "kind": WEBHOOK,
     "secret": None,
+    "mentions": "",
     "events": list(EVENTS),
     "throttle_s": 3600,
     "grace_s": 60,
@@ -76,8 +84,10 @@ def _events(value: Any) -> str:
 
 
 def _target(kind: str, target: str) -> str:
-    if kind == WEBHOOK:
+    if kind != EMAIL:
         problem = url_problem(target)
+        if problem is None and kind in CHAT_KINDS:
+            problem = url_shape_problem(kind, target)
         if problem is not None:
             raise Invalid("target", problem)
         return target
@@ -120,16 +130,44 @@ async def _resolve(host: str) -> list[str]:
 
 
 async def check_target(columns: dict[str, Any], allowed: Sequence[Network]) -> None:
-    """Invalid("target") if a webhook's host is, or resolves to, an address alerts may not
-    reach: loopback, private, link-local, … outside UNITEDCRON_ALERT_ALLOWED_NETWORKS (the
-    process's setting, which no group admin can change)."""
-    if columns["kind"] != WEBHOOK:
+    """Invalid("target") if a webhook's or a chat robot's host is, or resolves to, an address
+    alerts may not reach: loopback, private, link-local, … outside
+    UNITEDCRON_ALERT_ALLOWED_NETWORKS (the process's setting, which no group admin can
+    change); or if a chat robot's URL, which holds its credential, is plain http:// to a
+    host outside those networks."""
+    if columns["kind"] == EMAIL:
         return
     url = columns["target"]
     addresses = await _resolve(urllib.parse.urlsplit(url).hostname or "")
     problem = target_problem(url, addresses, allowed)
+    if problem is None and columns["kind"] in CHAT_KINDS:
+        problem = plain_http_problem(url, addresses, allowed)
     if problem is not None:
         raise Invalid("target", problem)
+
+
+def _secret(kind: str, secret: str) -> str:
+    """A chat robot's secret: DingTalk's starts with SEC; WeCom and Slack robots sign nothing."""
+    if secret and kind == DINGTALK and not secret.startswith("SEC"):
+        raise Invalid("secret", "a DingTalk robot's secret starts with SEC (its security settings)")
+    if secret and kind in CHAT_KINDS and kind not in SIGNED_CHAT_KINDS:
+        raise Invalid(
+            "secret", f"{NAMES[kind]} robots sign nothing: leave it empty (the URL is the secret)"
+        )
+    return secret
+
+
+def _mentions(kind: str, value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise Invalid("mentions", "must be text: phone numbers, user ids or all, comma-separated")
+    if kind not in MENTION_KINDS:
+        raise Invalid("mentions", "only DingTalk and WeCom robots can @ people: leave it empty")
+    try:
+        return mentions_text(parse_mentions(_text({"mentions": value}, "mentions", 500)))
+    except ValueError as exc:
+        raise Invalid("mentions", str(exc)) from None
 
 
 def checked(values: dict[str, Any]) -> dict[str, Any]:
@@ -148,10 +186,32 @@ def checked(values: dict[str, Any]) -> dict[str, Any]:
     if values.get("status") not in (0, 1):
         raise Invalid("status", "must be 1 (on) or 0 (off)")
     out["status"] = values["status"]
-    secret = values.get("secret")
-    if secret is not None:
-        out["secret"] = _text(values, "secret", 128)
+    out["mentions"] = _mentions(kind, values.get("mentions"))
+    if values.get("secret") is not None:
+        out["secret"] = _secret(kind, _text(values, "secret", 128))
+    elif kind in CHAT_KINDS and kind not in SIGNED_CHAT_KINDS:
+        out["secret"] = ""
     return out
+
+
+def _fresh_secret(columns: dict[str, Any]) -> dict[str, Any]:
+    """A new channel's (or a new kind's) secret when none was given: a random one for a
+    webhook, none for a chat robot (it then relies on its platform's other safeguards)."""
+    if columns.get("secret"):
+        return columns
+    return columns | {"secret": secrets.token_urlsafe(32) if columns["kind"] == WEBHOOK else ""}
+
+
+def _merged(before: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """The channel after `changes`. A new kind takes neither the old secret (another
+    platform's, or the webhook's random key) nor @mentions it cannot use."""
+    merged = before | {"events": before["events"]} | changes
+    if merged["kind"] != before["kind"]:
+        if "secret" not in changes:
+            merged["secret"] = None
+        if "mentions" not in changes and merged["kind"] not in MENTION_KINDS:
+            merged["mentions"] = ""
+    return merged
 
 
 def shown(actor: Actor, row: dict[str, Any]) -> dict[str, Any]:
@@ -160,11 +220,15 @@ def shown(actor: Actor, row: dict[str, Any]) -> dict[str, Any]:
     out["has_secret"] = bool(row["secret"])
     if not actor.can(Action.EDIT, row["gid"]):
         out.pop("secret")
+        out["target"] = redacted(row["kind"], row["target"])
     return out
 
 
 def _audit_view(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if row is None else row | {"secret": "***" if row.get("secret") else ""}
+    if row is None:
+        return None
+    hidden = {"secret": "***" if row.get("secret") else ""}
+    return row | hidden | {"target": redacted(row["kind"], row["target"])}
 
 
 async def _visible(
@@ -213,11 +277,9 @@ async def create_channel(
     engine: AsyncEngine, actor: Actor, values: dict[str, Any], allowed: Sequence[Network] = ()
 ) -> dict[str, Any]:
     """Needs the admin role in `gid`. A webhook without a secret gets a random one; its
-    target must be public, or in the `allowed` networks."""
-    columns = checked(DEFAULTS | values)
+    target (and a chat robot's) must be public, or in the `allowed` networks."""
+    columns = _fresh_secret(checked(DEFAULTS | values))
     await check_target(columns, allowed)
-    if columns["kind"] == WEBHOOK and not columns.get("secret"):
-        columns["secret"] = secrets.token_urlsafe(32)
     now = now_us()
     async with engine.begin() as conn:
         gid = await _group(conn, actor, values.get("gid"))
@@ -239,8 +301,10 @@ async def update_channel(
     now = now_us()
     async with engine.begin() as conn:
         before = await _visible(conn, actor, channel_id, Action.EDIT)
-        merged = before | {"events": before["events"]} | changes
+        merged = _merged(before, changes)
         columns = checked(merged)
+        if merged["kind"] != before["kind"]:
+            columns = _fresh_secret(columns)
         await check_target(columns, allowed)
         await _name_free(conn, before["gid"], columns["name"], channel_id)
         await alerts.update_channel(conn, channel_id, columns, now)

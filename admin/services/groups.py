@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from admin.actor import Actor
 from admin.errors import Conflict, Invalid, NotFound
 from admin.permissions import Action
-from admin.queries import alerts, groups, users
+from admin.queries import alerts, calendars, groups, users
 from admin.services import audited
 from protocol.clock import now_us
 
@@ -112,6 +112,7 @@ async def delete_group(engine: AsyncEngine, actor: Actor, gid: int) -> None:
                 "move or delete them first"
             )
         await users.delete_group_grants(conn, gid)
+        await calendars.delete_group_calendars(conn, gid)
         for channel_id in await alerts.group_channel_ids(conn, gid):
             await alerts.delete_channel(conn, channel_id, now)
         await groups.delete_group(conn, gid)

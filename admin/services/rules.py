@@ -6,14 +6,18 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from admin import rulefields
+from admin import rulefields, timing_preview
 from admin.actor import Actor
 from admin.errors import Conflict, Forbidden, Invalid, NotFound
 from admin.permissions import Action
 from admin.queries import agents, groups, rules, runs
-from admin.services import audited
+from admin.runargs import args_json, run_args
+from admin.services import audited, keys
 from center.errors import RuleError
+from center.rules import rule_from_row, validate_rule
+from center.store.calendars import load_calendars
 from center.store.versions import record_version
+from center.timing import timing_warning
 from protocol.clock import now_us
 from protocol.vocabulary import CommandKind, RuleStatus
 
@@ -47,6 +51,7 @@ async def get_rule(engine: AsyncEngine, actor: Actor, task_id: int) -> dict[str,
     """The rule with its daemon states, recent commands and how many runs go on now."""
     async with engine.connect() as conn:
         row = await _visible(conn, actor, task_id, Action.VIEW)
+        row["warning"] = warning_of(row, await load_calendars(conn, row["gid"]))
         row["daemons"] = await rules.daemon_states(conn, task_id)
         row["commands"] = await runs.commands_for(conn, task_id=task_id, limit=10)
         row["active_runs"] = await rules.active_runs(conn, task_id)
@@ -54,11 +59,37 @@ async def get_rule(engine: AsyncEngine, actor: Actor, task_id: int) -> dict[str,
 
 
 def preview(expr: str, tz: str, now: int | None = None) -> list[str]:
-    """The next fire times, or Invalid naming `rule` or `timezone`."""
+    """The next fire times of a bare expression, or Invalid naming `rule` or `timezone`."""
     try:
         return rulefields.preview(expr, tz, now if now is not None else now_us(), PREVIEW_COUNT)
     except RuleError as exc:
         raise Invalid(exc.field, exc.reason) from None
+
+
+async def preview_times(
+    engine: AsyncEngine, actor: Actor, ask: timing_preview.PreviewAsk
+) -> dict[str, Any]:
+    """The real fire times (H, calendar, jitter) and the calendar's warning; a rule id given
+    seeds H and jitter, and its group's calendars are looked up (else those of `gid`)."""
+    gid = ask.gid
+    async with engine.connect() as conn:
+        if ask.task_id is not None:
+            gid = (await _visible(conn, actor, ask.task_id, Action.VIEW))["gid"]
+        elif gid is not None and not actor.can(Action.VIEW, gid):
+            raise Invalid("gid", f"no such group: {gid}")
+        calendars = await load_calendars(conn, gid) if gid is not None else {}
+    return timing_preview.preview(ask, gid, calendars, now_us())
+
+
+def warning_of(row: dict[str, Any], calendars: dict[tuple[int, str], Any]) -> str:
+    """The rule's calendar warning ("cn-workdays has no data after …"), "" if none."""
+    try:
+        times = validate_rule(
+            rule_from_row({k: v for k, v in row.items() if k != "agents"}), calendars
+        )
+    except RuleError:
+        return ""
+    return "" if times is None else timing_warning(times, now_us())
 
 
 async def _group_for_rule(conn: AsyncConnection, actor: Actor, gid: Any) -> int:
@@ -103,9 +134,12 @@ async def _checked(
     conn: AsyncConnection, actor: Actor, values: dict[str, Any], task_id: int | None
 ) -> tuple[dict[str, Any], list[int]]:
     gid = await _group_for_rule(conn, actor, values.get("gid"))
-    columns = rulefields.checked(values)
+    calendars = await load_calendars(conn, gid)
+    columns = rulefields.checked(values, calendars, task_id or 0)
     targets = await _check_targets(conn, gid, values.get("agents", []))
     await _check_dependency(conn, gid, columns["depends_on"], task_id)
+    if missing := await keys.missing_keys(conn, gid, columns["concurrency_keys"]):
+        raise Invalid("concurrency_keys", f"no key {', '.join(missing)} in this rule's group")
     return columns | {"gid": gid}, targets
 
 
@@ -178,12 +212,18 @@ async def delete_rule(engine: AsyncEngine, actor: Actor, task_id: int) -> None:
 
 
 async def command(
-    engine: AsyncEngine, actor: Actor, task_id: int, kind: CommandKind
+    engine: AsyncEngine,
+    actor: Actor,
+    task_id: int,
+    kind: CommandKind,
+    extras: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Ask the leader center to run the rule now ("run") or stop its runs ("kill_rule")."""
+    """Ask the leader center to run the rule now ("run", with `extras`: params, env, run_at)
+    or stop its runs ("kill_rule"). The command row, params and env included, is audited."""
     now = now_us()
     async with engine.begin() as conn:
         rule = await _visible(conn, actor, task_id, Action.RUN)
+        args = run_args(rule, extras or {}, now) if kind == CommandKind.RUN else {}
         if kind == "run" and rule["is_daemon"]:
             raise Conflict("a daemon rule runs all the time: enable it instead of running it now")
         if kind == CommandKind.REBALANCE and not (
@@ -191,6 +231,7 @@ async def command(
         ):
             raise Conflict("rebalance moves a fleet service: a daemon rule with a strategy")
         values = {"kind": kind, "task_id": task_id, "user_id": actor.user.id, "created_us": now}
+        values["args"] = args_json(args)
         command_id = await runs.insert_command(conn, values | {"status": "pending"})
         row = await runs.command_by_id(conn, command_id)
         action = {"run": "rule.run", "rebalance": "rule.rebalance"}.get(kind, "rule.kill")

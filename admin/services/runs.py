@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from admin.actor import Actor
 from admin.errors import Conflict, NotFound
 from admin.permissions import Action
-from admin.queries import rules, runs
+from admin.queries import rules, runs, workflows
 from admin.queries.runs import RunFilter
 from admin.services import audited
 from protocol import statuses
@@ -76,10 +76,17 @@ async def get_command(engine: AsyncEngine, actor: Actor, command_id: int) -> dic
     """A command and how the center carried it out (pending, done or failed, with the result)."""
     async with engine.connect() as conn:
         row = await runs.command_by_id(conn, command_id)
-        rule = await rules.rule_by_id(conn, row["task_id"]) if row else None
-    if row is None or (rule is None and not actor.user.superadmin):
+        # A flow_run command's task_id is its workflow's id; every other kind names a rule.
+        owner = (
+            None
+            if row is None
+            else await workflows.workflow_by_id(conn, row["task_id"])
+            if row["kind"] == CommandKind.FLOW_RUN
+            else await rules.rule_by_id(conn, row["task_id"])
+        )
+    if row is None or (owner is None and not actor.user.superadmin):
         raise NotFound("no such command")
-    actor.require(Action.VIEW, rule["gid"] if rule else None, "command")
+    actor.require(Action.VIEW, owner["gid"] if owner else None, "command")
     return row
 
 

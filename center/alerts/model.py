@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from center.cronexpr import Schedule
+from center.timing import FireTimes
+from protocol.vocabulary import AlertChannelKind
 
 RUN_FAILED = "run_failed"
 RUN_TIMEOUT = "run_timeout"
@@ -22,9 +23,14 @@ EVENTS = (RUN_FAILED, RUN_TIMEOUT, CRASH_LOOPING, AGENT_OFFLINE, DID_NOT_START)
 # The others are events (one per failed run), over when the rule's next run succeeds.
 CONDITIONS = frozenset({CRASH_LOOPING, AGENT_OFFLINE, DID_NOT_START})
 ALERT, RECOVERY, TEST = "alert", "recovery", "test"
-WEBHOOK, EMAIL = "webhook", "email"
+WEBHOOK, EMAIL = AlertChannelKind.WEBHOOK, AlertChannelKind.EMAIL
+DINGTALK, WECOM = AlertChannelKind.DINGTALK, AlertChannelKind.WECOM
+FEISHU, SLACK = AlertChannelKind.FEISHU, AlertChannelKind.SLACK
 PENDING, SENT, FAILED = "pending", "sent", "failed"  # alert_notification.status
-KINDS = (WEBHOOK, EMAIL)
+KINDS = tuple(AlertChannelKind)
+CHAT_KINDS = (DINGTALK, WECOM, FEISHU, SLACK)
+SIGNED_CHAT_KINDS = (DINGTALK, FEISHU)  # the others have no signature: the URL is the secret
+MENTION_KINDS = (DINGTALK, WECOM)  # the robots that can @ people
 SIGNATURE_HEADER = "X-UnitedCron-Signature"
 _US = 1_000_000
 # How far back the dead-man check looks for a rule's last fire, widening step by step so that
@@ -173,7 +179,7 @@ def _vanished(channel: Channel, key: StateKey, state: AlertState, seen: set[Stat
     )
 
 
-def last_fire_us(schedule: Schedule, before_us: int, not_before_us: int) -> int | None:
+def last_fire_us(schedule: FireTimes, before_us: int, not_before_us: int) -> int | None:
     """The rule's last fire in (not_before_us, before_us]; None if there was none."""
     for window_us in _LOOKBACK_US:
         start_us = max(before_us - window_us, not_before_us)

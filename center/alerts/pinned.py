@@ -13,6 +13,7 @@ import socket
 import ssl
 import urllib.parse
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 MAX_ANSWER_BYTES = 65536
 
@@ -56,10 +57,26 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
             raise
 
 
-def post(
-    url: str, ips: Sequence[str], body: bytes, headers: dict[str, str], timeout_s: float
-) -> int:
-    """POST `body` to `url`, connecting only to `ips`; the answer's status, or PostFailed."""
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The receiver's answer: status, reason phrase and (the first 64 KiB of) the body."""
+
+    status: int
+    reason: str
+    body: bytes
+
+
+def exchange(
+    url: str,
+    ips: Sequence[str],
+    body: bytes,
+    headers: dict[str, str],
+    timeout_s: float,
+    *,
+    label: str | None = None,
+) -> Answer:
+    """POST `body` to `url`, connecting only to `ips`; whatever the answer, or PostFailed if
+    there is none. `label` names the URL in errors where the URL itself holds a secret."""
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     https = parts.scheme == "https"
@@ -70,11 +87,19 @@ def post(
     try:
         conn.request("POST", path, body=body, headers=headers)
         answer = conn.getresponse()
-        answer.read(MAX_ANSWER_BYTES)
+        data = answer.read(MAX_ANSWER_BYTES)
     except (OSError, http.client.HTTPException) as exc:
-        raise PostFailed(f"cannot reach {url[:100]}: {exc}") from None
+        raise PostFailed(f"cannot reach {(label or url)[:100]}: {exc}") from None
     finally:
         conn.close()
+    return Answer(answer.status, answer.reason, data)
+
+
+def post(
+    url: str, ips: Sequence[str], body: bytes, headers: dict[str, str], timeout_s: float
+) -> int:
+    """POST `body` to `url`, connecting only to `ips`; the answer's status, or PostFailed."""
+    answer = exchange(url, ips, body, headers, timeout_s)
     if not 200 <= answer.status < 300:
         more = " (redirects are not followed)" if 300 <= answer.status < 400 else ""
         raise PostFailed(f"HTTP {answer.status} {answer.reason} from {url[:100]}{more}")

@@ -1,4 +1,5 @@
-"""Delivering one notification: a signed JSON POST (webhook) or a plain-text email (SMTP)."""
+"""Delivering one notification: a signed JSON POST (webhook), a plain-text email (SMTP), or a
+chat robot's message (DingTalk, WeCom, Feishu, Slack; see center.alerts.chat)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from center.alerts.model import EMAIL, SIGNATURE_HEADER, WEBHOOK, body_bytes, sign
-from center.alerts.pinned import PostFailed, post
-from center.alerts.targets import Network, target_problem
+from center.alerts.chat import Robot, chat_request, parse_mentions, redacted, reply_problem
+from center.alerts.model import CHAT_KINDS, EMAIL, SIGNATURE_HEADER, WEBHOOK, body_bytes, sign
+from center.alerts.pinned import PostFailed, exchange, post
+from center.alerts.targets import Network, plain_http_problem, target_problem
+from protocol.clock import now_us
 
 USER_AGENT = "UnitedCron-alerts/1"
 
@@ -39,14 +42,16 @@ class SmtpSettings:
 
 @dataclass(frozen=True, slots=True)
 class Destination:
-    """Where one channel sends: its kind, its URL or addresses, its signing secret."""
+    """Where one channel sends: its kind, its URL or addresses, its signing secret, and whom
+    a chat robot @s."""
 
     kind: str
     target: str
     secret: str = ""
+    mentions: str = ""
 
 
-# Both use the standard library in a worker thread, bounded by a timeout: neither blocks the
+# All use the standard library in a worker thread, bounded by a timeout: none blocks the
 # center's event loop, and no HTTP or SMTP client library is needed.
 async def deliver(
     to: Destination,
@@ -56,8 +61,8 @@ async def deliver(
     allowed: Sequence[Network] = (),
 ) -> None:
     """Send `data` to one channel; SendError says what went wrong, TargetRefused that the
-    webhook's host is (or resolves to) an address outside the public ones and `allowed`."""
-    if to.kind not in (WEBHOOK, EMAIL):
+    URL's host is (or resolves to) an address outside the public ones and `allowed`."""
+    if to.kind not in (WEBHOOK, EMAIL, *CHAT_KINDS):
         raise SendError(f"unknown channel kind {to.kind!r}")
     try:
         async with asyncio.timeout(timeout_s + 1):
@@ -65,10 +70,39 @@ async def deliver(
                 body = body_bytes(data)
                 ips = await checked_addresses(to.target, allowed)
                 await asyncio.to_thread(_post_webhook, to.target, ips, to.secret, body, timeout_s)
-            else:
+            elif to.kind == EMAIL:
                 await asyncio.to_thread(_send_email, to.target, data, smtp, timeout_s)
+            else:
+                await _tell_robot(to, data, timeout_s, allowed)
     except TimeoutError:
         raise SendError(f"no answer within {timeout_s} s") from None
+
+
+async def _tell_robot(
+    to: Destination, data: dict[str, Any], timeout_s: float, allowed: Sequence[Network]
+) -> None:
+    """A chat robot: the platform's message, signed now (its clock allows an hour), to the
+    checked addresses; the platform's own answer decides whether it was delivered."""
+    label = redacted(to.kind, to.target)
+    ips = await checked_addresses(to.target, allowed, label)
+    problem = plain_http_problem(to.target, ips, allowed)
+    if problem is not None:
+        raise TargetRefused(f"{label}: {problem}")
+    try:
+        robot = Robot(to.kind, to.target, to.secret, parse_mentions(to.mentions))
+    except ValueError as exc:
+        raise SendError(f"mentions: {exc}") from None
+    request = chat_request(robot, data, now_us())
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
+    try:
+        answer = await asyncio.to_thread(
+            exchange, request.url, ips, request.body, headers, timeout_s, label=label
+        )
+    except PostFailed as exc:
+        raise SendError(str(exc)) from None
+    problem = reply_problem(to.kind, answer.status, answer.body)
+    if problem is not None:
+        raise SendError(problem)
 
 
 def webhook_headers(secret: str, body: bytes, event: str) -> dict[str, str]:
@@ -82,16 +116,19 @@ def webhook_headers(secret: str, body: bytes, event: str) -> dict[str, str]:
     return headers
 
 
-async def checked_addresses(url: str, allowed: Sequence[Network]) -> list[str]:
+async def checked_addresses(
+    url: str, allowed: Sequence[Network], label: str | None = None
+) -> list[str]:
     """The addresses of the URL's host, resolved once, every one of them checked: the POST
-    connects to these, never to what a second lookup might say."""
+    connects to these, never to what a second lookup might say. `label` stands for the URL
+    in errors when the URL holds a secret."""
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise SendError(f"not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SendError(f"not an http(s) URL: {url[:100]!r}")
+        raise SendError(f"not an http(s) URL: {(label or url)[:100]!r}")
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(
             parts.hostname, port, type=socket.SOCK_STREAM

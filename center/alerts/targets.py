@@ -88,3 +88,23 @@ def target_problem(
                 f"unless the operator lists the network in {SETTING}"
             )
     return None
+
+
+def plain_http_problem(
+    url: str, resolved_addrs: Sequence[str], allowed: Sequence[Network]
+) -> str | None:
+    """Why a chat robot's `url` may not be plain http:// (None: it is https://, or every
+    address of its host lies in one of the `allowed` networks, like a test receiver or a
+    relay inside the operator's network). The URL carries the robot's credential."""
+    if urllib.parse.urlsplit(url).scheme != "http":
+        return None
+    host = urllib.parse.urlsplit(url).hostname or ""
+    literal = _literal(host)
+    texts = [str(literal)] if literal is not None else list(resolved_addrs)
+    ips = [_literal(t.split("%", 1)[0]) for t in texts]
+    if ips and all(ip is not None and _allowed(ip, allowed) for ip in ips):
+        return None
+    return (
+        "must be an https:// URL: it carries the robot's credential "
+        f"(http:// only to a network listed in {SETTING})"
+    )

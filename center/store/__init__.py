@@ -25,6 +25,7 @@ from center.store.events import (
     security_event,
 )
 from center.store.lease import LEASE_NAME, Lease, acquire_lease, release_lease, renew_lease
+from center.store.limits import ActiveRun, load_keys, runs_ended, runs_holding
 from center.store.lost import in_flight_off_line, record_lost
 from center.store.rules import load_rules, rules_fingerprint, set_rule_error, set_rule_notice
 from center.store.runs import (
@@ -40,6 +41,7 @@ from center.store.runs import (
 
 __all__ = [
     "LEASE_NAME",
+    "ActiveRun",
     "Command",
     "Heartbeat",
     "Lease",
@@ -52,6 +54,7 @@ __all__ = [
     "in_flight_off_line",
     "insert_planned",
     "load_agents",
+    "load_keys",
     "load_rules",
     "new_id",
     "pending_commands",
@@ -66,6 +69,8 @@ __all__ = [
     "reroute_run",
     "rules_fingerprint",
     "run_agents",
+    "runs_ended",
+    "runs_holding",
     "runs_in_flight",
     "runs_waiting",
     "security_event",

@@ -22,10 +22,12 @@ from center.alerts.model import (
     iso_us,
     last_fire_us,
 )
-from center.cronexpr import parse_schedule
+from center.calendars import Calendar, find_calendar
 from center.errors import RuleError
 from center.routing import AGENT_ENABLED, AGENT_UNREACHABLE
+from center.store.calendars import load_calendars
 from center.tables import agents, crontab, daemon_state, task_process
+from center.timing import FireTimes, build_timing
 from protocol import statuses
 
 _CHUNK = 500
@@ -221,6 +223,11 @@ async def _scheduled_rules(conn: AsyncConnection, gid: int) -> list[Any]:
         crontab.c.timezone,
         crontab.c.create_time,
         crontab.c.update_time,
+        crontab.c.gid,
+        crontab.c.calendar,
+        crontab.c.calendar_mode,
+        crontab.c.calendar_fallback,
+        crontab.c.jitter_s,
     ).where(
         crontab.c.gid == gid,
         crontab.c.status == 1,
@@ -231,12 +238,31 @@ async def _scheduled_rules(conn: AsyncConnection, gid: int) -> list[Any]:
     return list((await conn.execute(query)).mappings())
 
 
-def _expected(rules: list[Any], before_us: int, channel: Channel) -> dict[int, tuple[Any, int]]:
+def _timing(row: Any, calendars: dict[tuple[int, str], Calendar]) -> FireTimes:
+    """The rule's real fire times: H, calendar and jitter, as the planner has them."""
+    name = row["calendar"]
+    return build_timing(
+        row["rule"],
+        row["timezone"] or "UTC",
+        seed=row["id"],
+        jitter_s=row["jitter_s"],
+        calendar=find_calendar(name, row["gid"], calendars) if name else None,
+        mode=row["calendar_mode"],
+        fallback=row["calendar_fallback"],
+    )
+
+
+def _expected(
+    rules: list[Any],
+    before_us: int,
+    channel: Channel,
+    calendars: dict[tuple[int, str], Calendar],
+) -> dict[int, tuple[Any, int]]:
     """Each rule's last fire that should have started by now: {task_id: (row, fire µs)}."""
     out = {}
     for row in rules:
         try:
-            schedule = parse_schedule(row["rule"], row["timezone"] or "UTC")
+            schedule = _timing(row, calendars)
         except RuleError:
             continue  # the center reports it in crontab.error
         # Only fires after the rule (or its last change) and the channel existed count.
@@ -274,7 +300,10 @@ async def did_not_start(conn: AsyncConnection, channel: Channel, now_us: int) ->
     """For each scheduled rule of the channel's group: did its last fire (older than the
     channel's grace) start on some agent? Not started: an occurrence; started: over."""
     expected = _expected(
-        await _scheduled_rules(conn, channel.gid), now_us - channel.grace_s * 1_000_000, channel
+        await _scheduled_rules(conn, channel.gid),
+        now_us - channel.grace_s * 1_000_000,
+        channel,
+        await load_calendars(conn, channel.gid),
     )
     runs = await _runs_at(conn, [(task_id, fire) for task_id, (_r, fire) in expected.items()])
     out = []

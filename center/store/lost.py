@@ -7,10 +7,12 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from center import rollup
 from center.runs import PlannedRun, planned_row
 from center.silence import IN_FLIGHT, InFlight
 from center.store.db import insert_ignore
 from center.store.lease import Lease, _fence
+from center.store.rollups import fold, runs_before
 from center.store.runs import _planned_run
 from center.tables import agents, task_process
 from protocol import statuses
@@ -60,6 +62,7 @@ async def record_lost(
     made: list[str] = []
     async with engine.begin() as conn:
         await _fence(conn, lease, {"updated_us": now_us})
+        before = await runs_before(conn, [runid for runid, _, _ in lost])
         for runid, reason, _ in lost:
             result = await conn.execute(
                 update(task_process)
@@ -69,6 +72,8 @@ async def record_lost(
             if result.rowcount == 1:
                 made.append(runid)
         done = frozenset(made)
+        to_lost = rollup.moved_to(statuses.LOST, IN_FLIGHT)
+        await fold(conn, rollup.changes(before, [before[r] for r in made], to_lost), now_us)
         rows = [planned_row(r, lease.epoch, now_us) for runid, _, r in lost if r and runid in done]
         if rows:
             await conn.execute(insert_ignore(task_process), rows)

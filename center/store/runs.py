@@ -11,15 +11,18 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from center import rollup
 from center.runs import PlannedRun, planned_row
 from center.store._util import _chunks, _statuses_sql
 from center.store.db import insert_ignore, is_mysql
 from center.store.lease import Lease, _fence
+from center.store.rollups import facts, fold, hold_writer, runs_before
 from center.tables import (
     task_output,
     task_process,
 )
 from protocol import statuses
+from protocol.clock import now_us as clock_us
 
 
 async def insert_planned(
@@ -44,6 +47,8 @@ async def insert_planned(
         if planned_through_us:
             values["planned_through_us"] = planned_through_us
         await _fence(conn, lease, values)
+        final = [facts(r) for r in rows if r["status"] in statuses.FINAL]
+        before = await runs_before(conn, [*(f.runid for f in final), *(lost or {})])
         if rows:
             await conn.execute(insert_ignore(task_process), rows)
         for runid, reason in (lost or {}).items():
@@ -52,6 +57,15 @@ async def insert_planned(
                 .where(task_process.c.runid == runid, task_process.c.status.in_(statuses.ACTIVE))
                 .values(status=statuses.LOST, reason=reason[:500], updated_us=now_us)
             )
+        made_lost = rollup.moved_to(statuses.LOST, statuses.ACTIVE)
+        await fold(
+            conn,
+            rollup.combine(
+                rollup.changes(before, final, rollup.inserted),
+                rollup.changes(before, [before[r] for r in lost or {} if r in before], made_lost),
+            ),
+            now_us,
+        )
 
 
 async def set_run_status(
@@ -68,13 +82,20 @@ async def set_run_status(
     values: dict[str, Any] = {"status": status, "updated_us": now_us}
     if reason:
         values["reason"] = reason[:500]
+    counted = status in statuses.FINAL  # a move to a final status adds to the rollups
     for chunk in _chunks(runids):
         async with engine.begin() as conn:
+            if counted:
+                await hold_writer(conn)
+                before = await runs_before(conn, chunk)
             await conn.execute(
                 update(task_process)
                 .where(task_process.c.runid.in_(chunk), task_process.c.status.in_(only_from))
                 .values(**values)
             )
+            if counted:
+                moved = rollup.moved_to(status, only_from)
+                await fold(conn, rollup.changes(before, before.values(), moved), now_us)
 
 
 _STARTED_COLS = ("pid", "start", "run_user", "uid", "gid", "updated_us")
@@ -120,23 +141,29 @@ async def record_reports(
     finished: list[dict[str, Any]],
     chunks: list[dict[str, Any]],
 ) -> None:
-    """Apply agent reports in one transaction; repeats and reorderings change nothing."""
+    """Apply agent reports in one transaction; repeats and reorderings change nothing, and
+    the runs that this write ends are added to their rollups."""
     mysql = is_mysql(engine)
     running_or_final = statuses.FINAL | {statuses.RUNNING}
     # A finish carries every column its start does: a run that started and ended within one
     # batch (most short jobs) costs one upsert, not two.
     done = {row["runid"] for row in finished}
     started = [row for row in started if row["runid"] not in done]
+    # An agent's own final status wins over a `lost` the center wrote (a result that came
+    # late); never over another final status.
+    guard = statuses.FINAL - {statuses.LOST}
     async with engine.begin() as conn:
+        if finished:
+            await hold_writer(conn)
+            before = await runs_before(conn, done)
         if started:
             await conn.execute(
                 _upsert(task_process, mysql, _STARTED_COLS, running_or_final), started
             )
         if finished:
-            # An agent's own final status wins over a `lost` the center wrote (a result that
-            # came late); never over another final status.
-            guard = statuses.FINAL - {statuses.LOST}
             await conn.execute(_upsert(task_process, mysql, _FINISHED_COLS, guard), finished)
+            ends = rollup.changes(before, map(facts, finished), rollup.reported(guard))
+            await fold(conn, ends, clock_us())
         if chunks:
             await conn.execute(insert(task_output), chunks)
 
@@ -180,6 +207,8 @@ def _planned_run(r: Any) -> PlannedRun:
         parent_runid=r["parent_runid"],
         flow_runid=r["flow_runid"],
         due_us=r["due_us"],
+        params=r["params"] or "",
+        env=r["env_override"] or "",
     )
 
 
@@ -238,17 +267,25 @@ async def reroute_run(engine: AsyncEngine, old_runid: str, run: PlannedRun, now_
 
 async def expire_planned(engine: AsyncEngine, before_us: int, now_us: int) -> int:
     """Planned runs whose time (and grace) passed with no leader to send them: missed."""
+    planned = frozenset({statuses.PLANNED})
     async with engine.begin() as conn:
-        result = await conn.execute(
-            update(task_process)
-            .where(
-                task_process.c.status == statuses.PLANNED,
-                _due_us(engine) < before_us,
-            )
-            .values(
-                status=statuses.MISSED,
-                updated_us=now_us,
-                reason="no center sent it within the dispatch grace",
-            )
+        await hold_writer(conn)
+        query = select(task_process.c.runid).where(
+            task_process.c.status == statuses.PLANNED, _due_us(engine) < before_us
         )
-    return int(result.rowcount)
+        # By runid, the rows read and locked: a row planned meanwhile is left to the next turn.
+        runids = list((await conn.scalars(query)).all())
+        before = await runs_before(conn, runids)
+        for chunk in _chunks(runids):
+            await conn.execute(
+                update(task_process)
+                .where(task_process.c.runid.in_(chunk), task_process.c.status == statuses.PLANNED)
+                .values(
+                    status=statuses.MISSED,
+                    updated_us=now_us,
+                    reason="no center sent it within the dispatch grace",
+                )
+            )
+        moved = rollup.moved_to(statuses.MISSED, planned)
+        await fold(conn, rollup.changes(before, before.values(), moved), now_us)
+    return sum(1 for f in before.values() if f.status == statuses.PLANNED)

@@ -11,12 +11,14 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from center import rollup
 from center.dag import Edge, Graph
 from center.flow_nodes import RunRow
 from center.runs import PlannedRun, planned_row
 from center.store._util import _chunks
 from center.store.db import insert_ignore
 from center.store.lease import Lease, _fence
+from center.store.rollups import facts, fold, runs_before
 from center.tables import task_process, workflow, workflow_edge, workflow_node, workflow_run
 from protocol import statuses
 from protocol.vocabulary import FlowStatus, RuleStatus, Trigger
@@ -38,6 +40,9 @@ class Workflow:
     error: str
     update_time: int
     graph: Graph
+    calendar: str = ""
+    calendar_mode: str = "only"
+    calendar_fallback: str = "skip"
 
     @property
     def enabled(self) -> bool:
@@ -55,6 +60,8 @@ class FlowRun:
     status: str = FlowStatus.RUNNING
     reason: str = ""
     generations: Mapping[int, int] = field(default_factory=dict)
+    params: str = ""  # a run now's extras for nodes whose rule allows them
+    env: str = ""
     user_id: int = 0
     created_us: int = 0
 
@@ -87,6 +94,9 @@ async def load_workflows(engine: AsyncEngine) -> list[Workflow]:
             error=r["error"],
             update_time=r["update_time"],
             graph=Graph(nodes[r["id"]], tuple(edges[r["id"]])),
+            calendar=r["calendar"],
+            calendar_mode=r["calendar_mode"],
+            calendar_fallback=r["calendar_fallback"],
         )
         for r in rows
     ]
@@ -132,6 +142,8 @@ def _flow_run(r: Any) -> FlowRun:
         status=r["status"],
         reason=r["reason"],
         generations=generations,
+        params=r["params"],
+        env=r["env"],
         user_id=r["user_id"],
         created_us=r["created_us"],
     )
@@ -177,6 +189,8 @@ def flow_run_row(run: FlowRun, epoch: int, now_us: int) -> dict[str, Any]:
         "status": run.status,
         "reason": run.reason[:500],
         "reruns": json.dumps({str(k): v for k, v in run.generations.items()}),
+        "params": run.params,
+        "env": run.env,
         "user_id": run.user_id,
         "epoch": epoch,
         "created_us": now_us,
@@ -238,4 +252,7 @@ async def insert_skipped(
     ]
     async with engine.begin() as conn:
         await _fence(conn, lease, {"updated_us": now_us})
+        before = await runs_before(conn, [r["runid"] for r in rows])
         await conn.execute(insert_ignore(task_process), rows)
+        writes = [facts(r) for r in rows]
+        await fold(conn, rollup.changes(before, writes, rollup.inserted), now_us)

@@ -10,6 +10,7 @@ Frozen history, like 0001: the types are spelled out here, not imported from cen
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -19,7 +20,7 @@ down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-MYSQL = {
+MYSQL: dict[str, Any] = {
     "mysql_engine": "InnoDB",
     "mysql_charset": "utf8mb4",
     "mysql_collate": "utf8mb4_unicode_ci",
@@ -81,6 +82,8 @@ def upgrade() -> None:
         _str("status", 16, "running"),
         _str("reason", 500),
         sa.Column("reruns", sa.Text(), nullable=False, server_default="{}"),
+        sa.Column("params", sa.Text(), nullable=False, server_default=""),
+        sa.Column("env", sa.Text(), nullable=False, server_default=""),
         sa.Column("user_id", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("epoch", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("created_us", sa.BigInteger(), nullable=False, server_default="0"),

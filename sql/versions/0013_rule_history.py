@@ -2,7 +2,7 @@
 version 1 here (as it is at the upgrade, author "migration"), so history is complete from then.
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0012
 
 Frozen history, like 0001: the types are spelled out here, not imported from center.tables,
 and the version's JSON is built here too (every column of the row, and `agents`).
@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "0013"
-down_revision: str | Sequence[str] | None = "0009"
+down_revision: str | Sequence[str] | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.orphans import UNKNOWN
 from center.store.db import create_engine
-from center.tables import crontab, task_process, workflow, workflow_run
+from center.tables import concurrency_key, crontab, task_process, workflow, workflow_run
 from protocol import statuses
 from tests.chaos import flow_invariants as flow_inv
 from tests.chaos import invariants as inv
@@ -30,7 +30,8 @@ from tests.chaos.faults import KINDS, Fault, Injector, fault_kinds
 from tests.chaos.known_bugs import KnownBugs
 from tests.chaos.monitor import Monitor
 from tests.chaos.procs import now_us
-from tests.integration.cluster import add_rule, approve_agent, poll
+from tests.integration.cluster import add_group, add_rule, approve_agent, poll
+from tests.integration.test_limits_params import most_at_once
 from tests.integration.test_workflows import add_workflow
 
 S = 1_000_000
@@ -57,6 +58,7 @@ FLAKY = APPEND + (
 )
 # The same, then 2 s more: several run at once, and an agent killed meanwhile loses some.
 SLOW = APPEND + "; sleep 2"
+SLOW_KEYED = APPEND + "; sleep 0.4"
 
 
 @pytest.fixture
@@ -90,6 +92,7 @@ class ChaosRun:
         self.flow_rows: list[dict[str, Any]] = []
         self.workflow_id = 0
         self.parents: dict[int, list[int]] = {}  # the workflow's nodes and their parents
+        self.keyed: list[int] = []  # rules holding one concurrency key of limit 1
         self.ran: Counter[str] = Counter()
         self.codes: dict[str, int | None] = {}
         self.origin_us = now_us()
@@ -135,6 +138,7 @@ class ChaosRun:
             if extra.get("retries"):
                 self.retried.append(task_id)
         await self._add_workflow(both, common)
+        await self._add_keyed(common)
         for task_id in [*self.targets, *self.parents]:
             await poll(functools.partial(self._successes, task_id), 30)
         # Every rule runs: from the next second on, each fire must be accounted for.
@@ -164,6 +168,25 @@ class ChaosRun:
             rule="* * * * * *",
             overlap="parallel",
         )
+
+    async def _add_keyed(self, common: dict[str, Any]) -> None:
+        """Two every-second rules, one per agent, holding one key of limit 1: under leader
+        kills the key must still never let two of their runs go at once."""
+        gid = await add_group(self.engine, "keyed")
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(concurrency_key).values(gid=gid, key="chaos", limit=1))
+        for agent in self.cluster.agents:
+            task_id = await add_rule(
+                self.engine,
+                [agent.aid],
+                gid=gid,
+                name=f"keyed-{agent.name}",
+                execute=SLOW_KEYED,
+                concurrency_keys="chaos",
+                **common,
+            )
+            self.targets[task_id] = [agent.aid]
+            self.keyed.append(task_id)
 
     async def _successes(self, task_id: int) -> int:
         query = select(func.count()).where(
@@ -265,7 +288,19 @@ class ChaosRun:
             "5 failed flow runs without a failed node": flow_inv.failed_without_cause(
                 flows, self.rows
             ),
+            "6 concurrency key over its limit": self._key_over(),
         }
+
+    def _key_over(self) -> list[str]:
+        """Runs of the keyed rules that ran at once (a run lost with its agent is left out:
+        its process may outlive the agent, the key is freed when it is recorded lost)."""
+        ran = [
+            r
+            for r in self.rows
+            if r["task_id"] in self.keyed and r["start"] and r["end"] and r["status"] != "lost"
+        ]
+        most = most_at_once(ran)
+        return [f"{most} runs of the keyed rules at once"] if most > 1 else []
 
     @functools.cached_property
     def known(self) -> KnownBugs:

@@ -4,6 +4,7 @@ flow run id in every node's environment, schedules with their overlap policy."""
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,14 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center.service import CenterService
-from center.tables import task_process, workflow, workflow_edge, workflow_node, workflow_run
+from center.tables import (
+    center_command,
+    task_process,
+    workflow,
+    workflow_edge,
+    workflow_node,
+    workflow_run,
+)
 from protocol import statuses
 from protocol.vocabulary import CommandKind, FlowStatus
 from tests.integration.cluster import (
@@ -207,23 +215,25 @@ async def _pause(engine: AsyncEngine, wid: int) -> None:
 async def test_a_new_leader_carries_a_flow_run_on(db_url: str, engine: AsyncEngine, tmp_path: Path):
     """The center stops while A runs; the next one (a new epoch) starts C once A has ended, and
     nothing starts twice: the flow run is recomputed from the store with the same ids."""
-    async with running_center(db_url) as center:
-        async with running_agent(tmp_path, center.registration_port, name="agent-1"):
-            gid = await add_group(engine)
-            aid = await approve_agent(engine, "agent-1", gid)
-            a = await add_rule(engine, [aid], gid=gid, name="A", rule="", execute="/bin/sleep 2")
-            c = await add_rule(
-                engine, [aid], gid=gid, name="C", rule="", shell=1, execute=ECHO_FLOW
-            )
-            wid = await add_workflow(engine, gid, {a: "all", c: "all"}, [(a, c, "success")])
-            await run_flow(engine, wid)
-            [flow] = await flow_runs(engine, wid)
-            await poll(lambda: _node_status(engine, flow["id"], a, statuses.RUNNING), 15)
-            await center.stop()
-    async with running_center(db_url) as center:
-        async with running_agent(tmp_path, center.registration_port, name="agent-1"):
-            done = await poll(lambda: _status(engine, flow["id"], FlowStatus.SUCCESS), 30)
-            nodes = await node_runs(engine, flow["id"])
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port, name="agent-1"),
+    ):
+        gid = await add_group(engine)
+        aid = await approve_agent(engine, "agent-1", gid)
+        a = await add_rule(engine, [aid], gid=gid, name="A", rule="", execute="/bin/sleep 2")
+        c = await add_rule(engine, [aid], gid=gid, name="C", rule="", shell=1, execute=ECHO_FLOW)
+        wid = await add_workflow(engine, gid, {a: "all", c: "all"}, [(a, c, "success")])
+        await run_flow(engine, wid)
+        [flow] = await flow_runs(engine, wid)
+        await poll(lambda: _node_status(engine, flow["id"], a, statuses.RUNNING), 15)
+        await center.stop()
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port, name="agent-1"),
+    ):
+        done = await poll(lambda: _status(engine, flow["id"], FlowStatus.SUCCESS), 30)
+        nodes = await node_runs(engine, flow["id"])
     assert done["epoch"] >= 1
     assert [r["status"] for r in nodes[a]] == [statuses.SUCCESS]
     assert [r["result"] for r in nodes[c]] == [f"{flow['id']}\n"]
@@ -239,22 +249,26 @@ async def test_fires_missed_with_no_leader_follow_the_misfire_policy(
 ):
     """A workflow every second, with no center for ~3 s: `skip` records each missed fire as a
     skipped flow run saying so, then the schedule goes on."""
-    async with running_center(db_url) as center:
-        async with running_agent(tmp_path, center.registration_port):
-            gid = await add_group(engine)
-            aid = await approve_agent(engine, "agent-1", gid)
-            step = await add_rule(engine, [aid], gid=gid, name="s", rule="", execute="/bin/true")
-            wid = await add_workflow(
-                engine, gid, {step: "all"}, [], rule="* * * * * *", overlap="parallel"
-            )
-            await poll(lambda: _count(engine, wid, FlowStatus.SUCCESS, 1), 15)
-            await center.stop()
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port),
+    ):
+        gid = await add_group(engine)
+        aid = await approve_agent(engine, "agent-1", gid)
+        step = await add_rule(engine, [aid], gid=gid, name="s", rule="", execute="/bin/true")
+        wid = await add_workflow(
+            engine, gid, {step: "all"}, [], rule="* * * * * *", overlap="parallel"
+        )
+        await poll(lambda: _count(engine, wid, FlowStatus.SUCCESS, 1), 15)
+        await center.stop()
     stopped_us = now_us()
     await poll(lambda: _later(stopped_us + 3_000_000), 10)
-    async with running_center(db_url) as center:
-        async with running_agent(tmp_path, center.registration_port):
-            await poll(lambda: _count(engine, wid, FlowStatus.SUCCESS, 3), 20)
-            runs = await flow_runs(engine, wid)
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port),
+    ):
+        await poll(lambda: _count(engine, wid, FlowStatus.SUCCESS, 3), 20)
+        runs = await flow_runs(engine, wid)
     missed = [r for r in runs if r["sched_us"] > stopped_us and r["sched_us"] < stopped_us + 3e6]
     assert len(missed) >= 2
     assert all(r["status"] == FlowStatus.SKIPPED and r["trigger"] == "misfire" for r in missed)
@@ -264,3 +278,38 @@ async def test_fires_missed_with_no_leader_follow_the_misfire_policy(
 
 async def _later(when_us: int) -> bool:
     return now_us() >= when_us
+
+
+async def test_a_flow_run_now_gives_its_params_to_the_nodes_that_allow_them(
+    db_url: str, engine: AsyncEngine, tmp_path: Path
+):
+    """Run now with params and env: a node whose rule allows parameters gets both; the others
+    run as saved."""
+    async with (
+        running_center(db_url) as center,
+        running_agent(tmp_path, center.registration_port),
+    ):
+        gid = await add_group(engine)
+        aid = await approve_agent(engine, "agent-1", gid)
+        yes = await add_rule(
+            engine, [aid], gid=gid, name="yes", rule="", execute="/bin/echo", allow_params=1
+        )
+        no = await add_rule(engine, [aid], gid=gid, name="no", rule="", execute="/bin/echo")
+        wid = await add_workflow(engine, gid, {yes: "all", no: "all"}, [])
+        args = {"params": "a 'b c'", "env": {"GREETING": "hi"}}
+        async with engine.begin() as conn:
+            command = await conn.execute(
+                insert(center_command).values(
+                    kind=CommandKind.FLOW_RUN,
+                    task_id=wid,
+                    user_id=1,
+                    args=json.dumps(args),
+                    created_us=now_us(),
+                )
+            )
+        command_id = int(command.inserted_primary_key[0])  # type: ignore[index]
+        assert (await poll(lambda: command_done(engine, command_id), 15))["status"] == "done"
+        flow = await poll(lambda: ended_flow(engine, wid), 30)
+        nodes = await node_runs(engine, flow["id"])
+    assert nodes[yes][0]["result"] == "a b c\n" and nodes[yes][0]["params"] == "a 'b c'"
+    assert nodes[no][0]["result"] == "\n" and not nodes[no][0]["params"]

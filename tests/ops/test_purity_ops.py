@@ -10,6 +10,8 @@ PURE = [
     ("center.alerts.model", "throttling, recovery and last-fire decisions take `now`"),
     ("center._import_rows", "mapping the original's rows"),
     ("center.alerts.targets", "which addresses alerts may reach, given resolved addresses"),
+    ("center.alerts.chat", "chat robots' layouts, signatures and replies take `now` and data"),
+    ("center.alerts.chat_text", "the words of chat alerts"),
 ]
 
 

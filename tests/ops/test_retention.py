@@ -8,7 +8,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center.retention import Retention, RetentionSettings
-from center.tables import cron_group, task_output, task_process
+from center.rollup import RunFacts, Sums, hour_of
+from center.store import rollups
+from center.tables import cron_group, run_rollup, task_output, task_process
 from tests.integration.cluster import add_group, add_rule, now_us, poll, running_center
 
 DAY = 86_400 * 1_000_000
@@ -119,3 +121,23 @@ async def test_the_leader_center_applies_retention(engine: AsyncEngine, db_url: 
     async with running_center(db_url, center_retention_every_s=0.2):
         await poll(expired_gone, 20)
     assert runs["week_new"] in await runids(engine)
+
+
+async def test_rollups_outlive_the_runs_until_their_own_keep(engine: AsyncEngine):
+    """Old runs go without their rollups; rollups older than rollup_keep_days go on their own."""
+    gid = await add_group(engine)
+    await set_retention(engine, gid, 7)
+    task_id = await add_rule(engine, [], gid=gid)
+    now = now_us()
+    one = Sums()
+    one.add(RunFacts("x", task_id, now, "success", now, now + 5_000), +1)
+    hours = {hour_of(now - 40 * DAY), hour_of(now - 500 * DAY)}
+    async with engine.begin() as conn:
+        await rollups.write_sums(conn, {(task_id, h): one for h in hours}, now)
+    await add_run(engine, task_id, 40 * DAY)
+    settings = RetentionSettings(pause_s=0, default_days=30, rollup_keep_days=400)
+    done = await Retention(engine, settings).run_once(now)
+    assert (done.runs, done.rollups) == (1, 1)
+    async with engine.connect() as conn:
+        kept = set((await conn.scalars(select(run_rollup.c.hour_us))).all())
+    assert kept == {hour_of(now - 40 * DAY)}

@@ -12,14 +12,20 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin.services import auth
+from center.dag import flow_runid, node_sched_us
 from center.rule_versions import Author
 from center.store.versions import record_version
 from center.tables import (
     admin_grant,
     alert_channel,
     api_token,
+    calendar,
     center_command,
     metadata,
+    task_process,
+    workflow,
+    workflow_node,
+    workflow_run,
 )
 from tests.admin.conftest import BASE_URL
 from tests.admin.seed import World, build_world, now_us
@@ -29,6 +35,7 @@ CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 # Tables whose rows an attack must leave alone; the columns listed move on every request.
 _SKIPPED_TABLES = frozenset({"audit_log", "login_throttle", "leader_lease", "ops_cursor"})
 _MOVING_COLUMNS = {"admin_session": {"seen_us"}, "api_token": {"last_used_us"}}
+FLOW_SCHED_US = 1_800_000_000_000_000  # the instant of each group's flow run
 
 
 async def session_client(app: FastAPI, user_id: int, ip: str = CLIENT_IP) -> httpx.AsyncClient:
@@ -108,6 +115,17 @@ async def build_attack_world(engine: AsyncEngine) -> World:
             create_time=stamp,
             update_time=stamp,
         )
+        w.ids[f"calendar_{name}"] = await _insert(
+            engine,
+            calendar,
+            gid=gid,
+            name=f"freeze-{name}",
+            base="cn-workdays",
+            include="2026-10-10",
+            exclude="",
+            create_time=stamp,
+            update_time=stamp,
+        )
         w.ids[f"command_{name}"] = await _insert(
             engine,
             center_command,
@@ -121,11 +139,48 @@ async def build_attack_world(engine: AsyncEngine) -> World:
             w.ids[f"version_{name}"] = await record_version(
                 conn, w.ids[f"rule_{name}"], author, stamp
             )
+    for name, gid in (("a", w.alpha), ("b", w.beta)):
+        await _add_workflow(engine, w, name, gid, stamp)
     w.ids["grant_a"] = await _id_of(engine, admin_grant, user_id=w.user_ids["viewer"])
     w.ids["grant_b"] = await _id_of(engine, admin_grant, user_id=w.user_ids["beta_operator"])
     w.ids["token_b"] = await _id_of(engine, api_token, user_id=w.user_ids["beta_admin"])
     w.ids["token_root"] = await _id_of(engine, api_token, user_id=w.user_ids["root"])
     return w
+
+
+async def _add_workflow(engine: AsyncEngine, w: World, name: str, gid: int, stamp: int) -> None:
+    """A workflow of the group's rule, with one flow run in which that rule succeeded."""
+    rule = w.ids[f"rule_{name}"]
+    wid = await _insert(
+        engine, workflow, gid=gid, name=f"flow-{name}", create_time=stamp, update_time=stamp
+    )
+    w.ids[f"workflow_{name}"] = wid
+    runid = flow_runid(wid, FLOW_SCHED_US)
+    sched = node_sched_us(wid, FLOW_SCHED_US)
+    async with engine.begin() as conn:
+        await conn.execute(insert(workflow_node).values(workflow_id=wid, task_id=rule))
+        await conn.execute(
+            insert(workflow_run).values(
+                id=runid, workflow_id=wid, sched_us=FLOW_SCHED_US, status="success"
+            )
+        )
+        await conn.execute(
+            insert(task_process).values(
+                task_id=rule,
+                runid=f"{rule}-{sched}-0-0-0",
+                aid=w.ids[f"agent_{name}"],
+                status="success",
+                sched_us=sched,
+                flow_runid=runid,
+                created_us=stamp,
+                updated_us=stamp,
+            )
+        )
+
+
+def flow_ids(w: World) -> dict[str, str]:
+    """Each group's flow run id (World.ids holds numbers only)."""
+    return {f"flow_{n}": flow_runid(w.ids[f"workflow_{n}"], FLOW_SCHED_US) for n in "ab"}
 
 
 def leaf_routes(router: APIRouter) -> list[APIRoute]:

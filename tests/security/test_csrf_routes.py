@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -13,6 +15,7 @@ from tests.security.helpers import (
     changed_tables,
     csrf_of,
     depends_on,
+    flow_ids,
     leaf_routes,
     session_client,
     snapshot,
@@ -28,6 +31,7 @@ RULE_FORM = {
     "status": "1",
     "agents": "{agent_a}",
 }
+WORKFLOW_FORM = {"gid": "{alpha}", "name": "forged", "nodes": "{rule_a}", "status": "1"}
 # What each form would change if a forged post got through: valid values, so that only the
 # CSRF check stands in the way. Routes not listed post an empty form (a button).
 FORMS: dict[str, dict[str, str]] = {
@@ -60,9 +64,15 @@ FORMS: dict[str, dict[str, str]] = {
         "status": "1",
     },
     "/alerts/{cid}": {"name": "forged", "kind": "webhook", "target": "https://evil.example/"},
+    "/groups/{gid}/calendars": {"name": "forged", "include": "2026-01-01"},
+    "/calendars/{calendar_id}": {"name": "forged", "include": "2026-01-01"},
+    "/workflows/new": WORKFLOW_FORM,
+    "/workflows/{workflow_id}/edit": WORKFLOW_FORM,
+    "/workflows/{workflow_id}/status": {"status": "0"},
 }
 # Which object each path parameter names; the approve form needs the pending agent.
 PATH_OBJECTS = {
+    "calendar_id": "calendar_a",
     "aid": "agent_a",
     "task_id": "rule_a",
     "run_id": "run_a",
@@ -71,15 +81,18 @@ PATH_OBJECTS = {
     "grant_id": "grant_a",
     "cid": "channel_a",
     "token_id": "token_root",
+    "workflow_id": "workflow_a",
+    "flow_runid": "flow_a",
 }
 
 
-def _ids(w: World) -> dict[str, int]:
+def _ids(w: World) -> dict[str, Any]:
     return {
         "alpha": w.alpha,
         "beta": w.beta,
         "nobody": w.user_ids["nobody"],
         **w.ids,
+        **flow_ids(w),
     }
 
 
@@ -87,7 +100,7 @@ def _ids(w: World) -> dict[str, int]:
 LOGIN_STEPS = ("/login/enrol", "/login/totp")
 
 
-def _url(route: APIRoute, ids: dict[str, int]) -> str:
+def _url(route: APIRoute, ids: dict[str, Any]) -> str:
     objects = dict(PATH_OBJECTS)
     if route.path.endswith("/approve"):
         objects["aid"] = "pending"
@@ -97,7 +110,7 @@ def _url(route: APIRoute, ids: dict[str, int]) -> str:
     return route.path.format(**{n: ids[objects[n]] for n in names})
 
 
-def _form(route: APIRoute, ids: dict[str, int]) -> dict[str, str]:
+def _form(route: APIRoute, ids: dict[str, Any]) -> dict[str, str]:
     return {k: v.format(**ids) for k, v in FORMS.get(route.path, {}).items()}
 
 
@@ -126,7 +139,7 @@ async def _forgeries(
 
 
 async def _attack(
-    app: FastAPI, client: httpx.AsyncClient, other_token: str, route: APIRoute, ids: dict[str, int]
+    app: FastAPI, client: httpx.AsyncClient, other_token: str, route: APIRoute, ids: dict[str, Any]
 ) -> list[str]:
     """Forge one route's post; the problems found (none when every forgery is refused)."""
     before = await snapshot(app.state.engine)

@@ -15,6 +15,7 @@ from tests.admin.seed import World
 from tests.security.helpers import (
     changed_tables,
     csrf_of,
+    flow_ids,
     leaf_routes,
     session_client,
     snapshot,
@@ -22,6 +23,7 @@ from tests.security.helpers import (
 
 # The attacker has a role in group alpha only; every object below is beta's.
 BETA_OBJECTS = {
+    "calendar_id": "calendar_b",
     "aid": "agent_b",
     "task_id": "rule_b",
     "run_id": "run_b",
@@ -32,6 +34,8 @@ BETA_OBJECTS = {
     "command_id": "command_b",
     "token_id": "token_b",
     "user_id": "beta_admin",
+    "workflow_id": "workflow_b",
+    "flow_runid": "flow_b",
     "number": "version_b",
 }
 # Bodies that would change the object if the permission check let them through.
@@ -44,6 +48,9 @@ API_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/rules/{task_id}/rollback"): {"version": 1},
     ("PATCH", "/users/{user_id}"): {"superadmin": True},
     ("PATCH", "/alert-channels/{channel_id}"): {"name": "pwned"},
+    ("PATCH", "/calendars/{calendar_id}"): {"include": "2026-01-01"},
+    ("PATCH", "/workflows/{workflow_id}"): {"status": 0},
+    ("PUT", "/workflows/{workflow_id}"): {"gid": "{alpha}", "name": "pwned", "nodes": []},
 }
 PAGE_FORMS: dict[str, dict[str, str]] = {
     "/groups/{gid}": {"name": "pwned", "description": "pwned"},
@@ -57,6 +64,10 @@ PAGE_FORMS: dict[str, dict[str, str]] = {
     "/users/{user_id}": {"superadmin": "1", "status": "1"},
     "/users/{user_id}/grants": {"gid": "{beta}", "role": "admin"},
     "/alerts/{cid}": {"name": "pwned", "kind": "webhook", "target": "https://evil.example/"},
+    "/calendars/{calendar_id}": {"name": "pwned", "include": "2026-01-01"},
+    "/groups/{gid}/calendars": {"name": "pwned", "include": "2026-01-01"},
+    "/workflows/{workflow_id}/edit": {"gid": "{alpha}", "name": "pwned", "nodes": "{rule_a}"},
+    "/workflows/{workflow_id}/status": {"status": "0"},
 }
 
 
@@ -67,6 +78,7 @@ def _ids(w: World, attacker: str) -> dict[str, Any]:
         "beta_admin": w.user_ids["beta_admin"],
         "attacker": attacker,
         **w.ids,
+        **flow_ids(w),
     }
 
 
@@ -114,7 +126,7 @@ async def _api_attacks(
     problems = []
     for method, route in _id_routes(api.router):
         body = _filled(API_BODIES.get((method, route.path)), ids)
-        kwargs = {"json": body} if method in ("POST", "PATCH") else {}
+        kwargs = {"json": body} if method in ("POST", "PATCH", "PUT") else {}
         url = API_PREFIX + _url(route, ids)
         answer = await client.request(method, url, headers=w.auth(attacker), **kwargs)
         if not _allowed(attacker, method, route, answer, ids["beta"]):

@@ -16,11 +16,12 @@ from center.tables import admin_session, admin_user, api_token, task_process
 from tests.admin.conftest import admin_config
 from tests.admin.seed import World
 from tests.integration.cluster import SECRET
-from tests.security.helpers import build_attack_world, leaf_routes, session_client
+from tests.security.helpers import build_attack_world, flow_ids, leaf_routes, session_client
 from tests.security.test_secrets import leaks
 
 # The objects every id route is shown with: alpha's, which the superadmin and the viewer see.
 OBJECTS = {
+    "calendar_id": "calendar_a",
     "aid": "agent_a",
     "task_id": "rule_a",
     "run_id": "run_a",
@@ -31,6 +32,8 @@ OBJECTS = {
     "command_id": "command_a",
     "token_id": "token_root",
     "user_id": "viewer",
+    "workflow_id": "workflow_a",
+    "flow_runid": "flow_a",
     "number": "version_a",
 }
 
@@ -40,7 +43,7 @@ OBJECTS = {
 NOT_PAGES = ("/login", "/login/totp", "/login/enrol", "/auth/oidc/start", "/auth/oidc/callback")
 
 
-def _urls(router: Any, ids: dict[str, int], prefix: str = "") -> list[str]:
+def _urls(router: Any, ids: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for route in leaf_routes(router):
         if "GET" not in route.methods or route.path in NOT_PAGES:
@@ -74,7 +77,7 @@ async def app_with_secret(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 async def _answers(app: FastAPI, w: World, user: str) -> dict[str, httpx.Response]:
-    ids = {"alpha": w.alpha, "viewer": w.user_ids["viewer"], **w.ids}
+    ids = {"alpha": w.alpha, "viewer": w.user_ids["viewer"], **w.ids, **flow_ids(w)}
     client = await session_client(app, w.user_ids[user])
     out = {}
     try:

@@ -1,0 +1,210 @@
+"""Rollups' SQL: run rows read before a status write, sums folded into run_rollup, rebuilt.
+
+Every write that moves runs to a final status does, in its own transaction:
+`before = await runs_before(conn, runids)`, the write, then
+`await fold(conn, rollup.changes(before, writes, apply), now)`. The rows read are locked
+(FOR UPDATE on MySQL; on SQLite the transaction already holds the one writer lock, see
+`hold_writer`), so what the write changed is known exactly, and a repeated report counts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from center import rollup
+from center.rollup import COUNTED, Figure, RunFacts, Sums
+from center.store._util import _chunks
+from center.store.db import create_engine, is_mysql
+from center.tables import crontab, run_rollup, task_process
+from protocol import statuses
+from protocol.clock import now_us as clock_us
+
+_FACTS = (
+    task_process.c.runid,
+    task_process.c.task_id,
+    task_process.c.sched_us,
+    task_process.c.status,
+    task_process.c.start,
+    task_process.c.end,
+    task_process.c.aid,
+)
+_KEYS = ("task_id", "hour_us")
+_REBUILD_RULES = 20  # rules per rebuild transaction: bounded memory and locks
+
+
+def facts(row: Mapping[Any, Any]) -> RunFacts:
+    """A run row (or a row about to be written) as rollups see it."""
+    return RunFacts(
+        runid=str(row["runid"]),
+        task_id=int(row["task_id"]),
+        sched_us=int(row["sched_us"]),
+        status=str(row["status"]),
+        start_us=int(row.get("start") or 0),
+        end_us=int(row.get("end") or 0),
+        aid=int(row.get("aid") or 0),
+    )
+
+
+async def hold_writer(conn: AsyncConnection) -> None:
+    """Make this transaction SQLite's writer now, before it reads what it will change (the
+    driver begins a transaction at the first write; reads before it would see an older
+    state). MySQL locks the rows it reads instead."""
+    if not is_mysql(conn):
+        await conn.execute(update(run_rollup).where(text("0")).values(updated_us=0))
+
+
+async def runs_before(conn: AsyncConnection, runids: Iterable[str]) -> dict[str, RunFacts]:
+    """runid → the run row as it is now, locked until the transaction ends (absent: no row)."""
+    out: dict[str, RunFacts] = {}
+    mysql = is_mysql(conn)
+    for chunk in _chunks(sorted(set(runids))):
+        query = select(*_FACTS).where(task_process.c.runid.in_(chunk))
+        if mysql:
+            query = query.with_for_update()
+        for row in (await conn.execute(query)).mappings():
+            out[str(row["runid"])] = facts(row)
+    return out
+
+
+async def fold(conn: AsyncConnection, sums: Mapping[tuple[int, int], Sums], now_us: int) -> None:
+    """Add `sums` to their rollup rows: lock the rows (creating missing ones), read, write."""
+    keys = sorted(k for k, s in sums.items() if s.counts and any(s.counts.values()))
+    if not keys:
+        return
+    await _write(conn, [{"task_id": t, "hour_us": h} for t, h in keys], lock_only=True)
+    stored = await _read(conn, keys)
+    rows = []
+    for key in keys:
+        total = stored.get(key, Sums())
+        total.merge(sums[key])
+        rows.append(_row(key, total, now_us))
+    await _write(conn, rows, lock_only=False)
+
+
+async def _read(conn: AsyncConnection, keys: Sequence[tuple[int, int]]) -> dict[Any, Sums]:
+    """The rollup rows of these keys, by hour then rules (a batch touches an hour or two):
+    ranges of the primary key, where a list of (task_id, hour_us) pairs would be a scan."""
+    by_hour: dict[int, list[int]] = {}
+    for task_id, hour_us in keys:
+        by_hour.setdefault(hour_us, []).append(task_id)
+    out: dict[Any, Sums] = {}
+    for hour_us, task_ids in by_hour.items():
+        for chunk in _chunks(task_ids):
+            query = select(run_rollup).where(
+                run_rollup.c.hour_us == hour_us, run_rollup.c.task_id.in_(list(chunk))
+            )
+            for row in (await conn.execute(query)).mappings():
+                out[(int(row["task_id"]), int(row["hour_us"]))] = sums_of(row)
+    return out
+
+
+def _upsert(mysql: bool, columns: Sequence[str], *, lock_only: bool) -> Any:
+    """An upsert of run_rollup rows, for executemany (batched into multi-row statements by the
+    driver layer, compiled once). lock_only: create missing rows and lock existing ones
+    (MySQL takes an exclusive lock on a duplicate of INSERT … ON DUPLICATE KEY UPDATE),
+    changing nothing; else set every given column."""
+    changed = [c for c in columns if c not in _KEYS]
+    if mysql:
+        stmt = mysql_dialect.insert(run_rollup)
+        if lock_only:
+            return stmt.on_duplicate_key_update(task_id=run_rollup.c.task_id)
+        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in changed})
+    lite = sqlite_dialect.insert(run_rollup)
+    if lock_only:
+        return lite.on_conflict_do_nothing(index_elements=list(_KEYS))
+    return lite.on_conflict_do_update(
+        index_elements=list(_KEYS), set_={c: lite.excluded[c] for c in changed}
+    )
+
+
+async def _write(conn: AsyncConnection, rows: list[dict[str, Any]], *, lock_only: bool) -> None:
+    if rows:
+        stmt = _upsert(is_mysql(conn), list(rows[0]), lock_only=lock_only)
+        await conn.execute(stmt, rows)
+
+
+def _row(key: tuple[int, int], s: Sums, now_us: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"task_id": key[0], "hour_us": key[1], "updated_us": now_us}
+    row |= {f"n_{status}": s.counts.get(status, 0) for status in COUNTED}
+    for name, figure in (("dur", s.duration), ("late", s.lateness)):
+        row |= {
+            f"{name}_n": figure.n,
+            f"{name}_sum_ms": figure.sum_ms,
+            f"{name}_max_ms": figure.max_ms,
+            f"{name}_hist": rollup.encode_hist(figure.hist),
+        }
+    return row
+
+
+def sums_of(row: Mapping[Any, Any]) -> Sums:
+    """A run_rollup row as sums."""
+
+    def figure(name: str) -> Figure:
+        return Figure(
+            n=int(row[f"{name}_n"] or 0),
+            sum_ms=int(row[f"{name}_sum_ms"] or 0),
+            max_ms=int(row[f"{name}_max_ms"] or 0),
+            hist=rollup.decode_hist(str(row[f"{name}_hist"] or "")),
+        )
+
+    counts = {s: int(row[f"n_{s}"] or 0) for s in COUNTED if row[f"n_{s}"]}
+    return Sums(counts=counts, duration=figure("dur"), lateness=figure("late"))
+
+
+# ---------------------------------------------------------------- rebuild and retention
+
+
+async def rebuild(engine: AsyncEngine, task_ids: Sequence[int], now_us: int) -> int:
+    """Rollups of these rules built again from their run rows (runs stored before rollups
+    existed, or a bulk load): each rule's rollups are replaced by what its rows say, a few
+    rules per transaction. Run it with no center writing. Returns the rollup rows written."""
+    written = 0
+    for chunk in _chunks(sorted(task_ids), _REBUILD_RULES):
+        async with engine.begin() as conn:
+            await conn.execute(delete(run_rollup).where(run_rollup.c.task_id.in_(list(chunk))))
+            query = select(*_FACTS).where(
+                task_process.c.task_id.in_(list(chunk)),
+                task_process.c.status.in_(sorted(statuses.FINAL)),
+            )
+            sums: dict[tuple[int, int], Sums] = {}
+            result = await conn.stream(query.execution_options(yield_per=20_000))
+            async for part in result.mappings().partitions():
+                for row in part:
+                    run = facts(row)
+                    sums.setdefault(run.key(), Sums()).add(run, +1)
+            written += await write_sums(conn, sums, now_us)
+    return written
+
+
+async def rebuild_all(url: str) -> int:
+    """`rebuild` of every rule (removed ones too) of the database at `url`."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            task_ids = list((await conn.scalars(select(crontab.c.id))).all())
+        return await rebuild(engine, task_ids, clock_us())
+    finally:
+        await engine.dispose()
+
+
+async def write_sums(
+    conn: AsyncConnection, sums: Mapping[tuple[int, int], Sums], now_us: int
+) -> int:
+    """Rollup rows set to `sums` (not added: for a rebuild or a bulk load)."""
+    keys = sorted(sums)
+    for chunk in _chunks(keys, 1_000):
+        await _write(conn, [_row(k, sums[k], now_us) for k in chunk], lock_only=False)
+    return len(keys)
+
+
+async def delete_old(engine: AsyncEngine, before_us: int) -> int:
+    """Rollups of hours before `before_us` (they outlive the runs: kept for many months)."""
+    async with engine.begin() as conn:
+        result = await conn.execute(delete(run_rollup).where(run_rollup.c.hour_us < before_us))
+    return int(result.rowcount)
