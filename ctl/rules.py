@@ -192,11 +192,13 @@ def history(
 def diff(
     ctx: typer.Context,
     task_id: RuleId,
-    old: Annotated[int, typer.Argument(help="From this version.")],
-    new: Annotated[int, typer.Argument(help="To this version.")],
+    old: Annotated[int | None, typer.Argument(help="From this version (default: to - 1).")] = None,
+    new: Annotated[
+        int | None, typer.Argument(help="To this version (default: the newest).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The fields that differ between two versions, old → new."""
+    """The fields that differ between two versions, old → new (default: the last change)."""
     with api(ctx) as client:
         answer = client.get(f"/rules/{task_id}/diff", **{"from": old, "to": new})
     emit(as_json, answer, lambda a: table(a["changes"], CHANGE_COLUMNS) if a["changes"] else "same")

@@ -73,10 +73,15 @@ async def diff(
     task_id: Int64,
     actor: ApiActor,
     engine: Engine,
-    old: Annotated[int, Query(alias="from", ge=0, le=2**31 - 1, description="A version")],
-    new: Annotated[int, Query(alias="to", ge=0, le=2**31 - 1, description="A version")],
+    old: Annotated[
+        int | None, Query(alias="from", ge=0, le=2**31 - 1, description="Default: to - 1")
+    ] = None,
+    new: Annotated[
+        int | None, Query(alias="to", ge=0, le=2**31 - 1, description="Default: the newest")
+    ] = None,
 ) -> dict[str, Any]:
-    """The fields that differ from one version to the other: `changes` [{field, old, new}]."""
+    """The fields that differ from one version to the other: `changes` [{field, old, new}].
+    Without `to`, the newest version; without `from`, the one before `to`."""
     return await history.compare(engine, actor, task_id, old, new)
 
 

@@ -36,11 +36,9 @@ async def rule_history(
 async def rule_diff(
     request: Request, task_id: Int64, session: PageSession, engine: Engine
 ) -> HTMLResponse:
-    """Field by field, old → new; `from` and `to` are version numbers."""
+    """Field by field, old → new; `from` and `to` are version numbers (default: the last change)."""
     q = request.query_params
     old, new = int_or_none(q.get("from")), int_or_none(q.get("to"))
-    if old is None or new is None:
-        raise Invalid("from" if old is None else "to", "give two version numbers")
     context = await history.overview(engine, session.actor, task_id)
     context["diff"] = await history.compare(engine, session.actor, task_id, old, new)
     return render(request, "rule_diff.html", session, context)

@@ -63,11 +63,18 @@ async def get_version(
 
 
 async def compare(
-    engine: AsyncEngine, actor: Actor, task_id: int, old: int, new: int
+    engine: AsyncEngine, actor: Actor, task_id: int, old: int | None, new: int | None
 ) -> dict[str, Any]:
-    """The fields that differ from version `old` to version `new`, each with both values."""
+    """The fields that differ from version `old` to version `new`, each with both values;
+    without `to`, the newest version; without `from`, the one before `to` (the last change)."""
     async with engine.connect() as conn:
         await _rule(conn, actor, task_id, Action.VIEW)
+        if new is None:
+            latest = await versions.list_versions(conn, task_id, 1)
+            if not latest:
+                raise NotFound(f"rule {task_id} has no version yet", "to")
+            new = int(latest[0]["version"])
+        old = max(1, new - 1) if old is None else old
         a = await _version(conn, task_id, old, "from")
         b = await _version(conn, task_id, new, "to")
     return {

@@ -96,8 +96,11 @@ async def test_diff_shows_field_by_field(api: httpx.AsyncClient, world: World, a
         f"/api/v1/rules/{task_id}/diff", params={"from": 2, "to": 1}, headers=world.auth("viewer")
     )
     assert [c["old"] for c in back.json()["changes"]][1] == "0 4 * * *"
+    last = await api.get(f"/api/v1/rules/{task_id}/diff", headers=world.auth("viewer"))
+    assert (last.json()["from"], last.json()["to"]) == (1, 2)  # no numbers: the last change
+    assert last.json()["changes"] == answer.json()["changes"]
     bad = await api.get(
-        f"/api/v1/rules/{task_id}/diff", params={"from": 1}, headers=world.auth("viewer")
+        f"/api/v1/rules/{task_id}/diff", params={"from": "x"}, headers=world.auth("viewer")
     )
     assert bad.status_code == 422
 

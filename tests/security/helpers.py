@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin.services import auth
 from center.dag import flow_runid, node_sched_us
+from center.rule_versions import Author
+from center.store.versions import record_version
 from center.tables import (
     admin_grant,
     alert_channel,
@@ -132,6 +134,11 @@ async def build_attack_world(engine: AsyncEngine) -> World:
             user_id=w.user_ids["root"],
             created_us=stamp,
         )
+        async with engine.begin() as conn:  # the seed's rules have no history of their own
+            author = Author(w.user_ids["root"], "root")
+            w.ids[f"version_{name}"] = await record_version(
+                conn, w.ids[f"rule_{name}"], author, stamp
+            )
     for name, gid in (("a", w.alpha), ("b", w.beta)):
         await _add_workflow(engine, w, name, gid, stamp)
     w.ids["grant_a"] = await _id_of(engine, admin_grant, user_id=w.user_ids["viewer"])

@@ -36,6 +36,7 @@ BETA_OBJECTS = {
     "user_id": "beta_admin",
     "workflow_id": "workflow_b",
     "flow_runid": "flow_b",
+    "number": "version_b",
 }
 # Bodies that would change the object if the permission check let them through.
 API_BODIES: dict[tuple[str, str], Any] = {
@@ -44,6 +45,7 @@ API_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/agents/{aid}/approve"): {"gid": "{alpha}"},
     ("POST", "/agents/{aid}/drain"): {"confirm": True},
     ("PATCH", "/rules/{task_id}"): {"status": 0},
+    ("POST", "/rules/{task_id}/rollback"): {"version": 1},
     ("PATCH", "/users/{user_id}"): {"superadmin": True},
     ("PATCH", "/alert-channels/{channel_id}"): {"name": "pwned"},
     ("PATCH", "/calendars/{calendar_id}"): {"include": "2026-01-01"},
@@ -57,6 +59,7 @@ PAGE_FORMS: dict[str, dict[str, str]] = {
     "/agents/{aid}/approve": {"gid": "{alpha}"},
     "/agents/{aid}/status": {"status": "0"},
     "/rules/{task_id}/status": {"status": "0"},
+    "/rules/{task_id}/rollback": {"version": "1"},
     "/rules/{task_id}/edit": {"gid": "{alpha}", "name": "pwned", "rule": "@hourly"},
     "/users/{user_id}": {"superadmin": "1", "status": "1"},
     "/users/{user_id}/grants": {"gid": "{beta}", "role": "admin"},

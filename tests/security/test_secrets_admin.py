@@ -34,6 +34,7 @@ OBJECTS = {
     "user_id": "viewer",
     "workflow_id": "workflow_a",
     "flow_runid": "flow_a",
+    "number": "version_a",
 }
 
 
@@ -49,6 +50,7 @@ def _urls(router: Any, ids: dict[str, Any], prefix: str = "") -> list[str]:
             continue
         names = [p.name for p in route.dependant.path_params]
         query = "?rule=%40hourly" if route.path.endswith("/preview") else ""
+        query = "?from=1&to=1" if route.path.endswith("/diff") else query
         out.append(prefix + route.path.format(**{n: ids[OBJECTS[n]] for n in names}) + query)
     return out
 
