@@ -16,12 +16,11 @@ from admin.queries import runs, workflows
 from admin.services import audited
 from admin.services.workflows import visible
 from center.errors import RuleError
-from center.rules import parse_env
+from center.rules import check_env_override, check_params
 from protocol import statuses
 from protocol.clock import now_us
 from protocol.vocabulary import CommandKind, FlowStatus
 
-MAX_PARAMS_BYTES = 4096
 OPEN = (FlowStatus.RUNNING, FlowStatus.QUEUED)
 
 
@@ -84,21 +83,20 @@ async def get_flow_run(engine: AsyncEngine, actor: Actor, flow_runid: str) -> di
 
 
 def run_args(trigger: str, params: Any = None, env: Any = None) -> dict[str, Any]:
-    """The command's `args`: who asked, and the optional parameters and environment."""
+    """The command's `args`: who asked, and the optional parameters and environment, checked
+    as the center checks them again (center.commands.ManualArgs); each step whose rule has
+    allow_params gets them."""
     args: dict[str, Any] = {"trigger": trigger}
-    if params not in (None, ""):
-        if not isinstance(params, str):
-            raise Invalid("params", "must be text (arguments appended to each command)")
-        if len(params.encode()) > MAX_PARAMS_BYTES:
-            raise Invalid("params", f"is longer than {MAX_PARAMS_BYTES} bytes")
-        args["params"] = params
-    if env not in (None, {}):
-        if not isinstance(env, Mapping):
-            raise Invalid("env", "must be a JSON object of NAME: value")
-        try:
-            args["env"] = parse_env(json.dumps(dict(env)))
-        except RuleError as exc:
-            raise Invalid(exc.field, exc.reason) from None
+    try:
+        if params not in (None, ""):
+            if not isinstance(params, str):
+                raise RuleError("params", "must be text (arguments appended to each command)")
+            check_params(params)
+            args["params"] = params
+        if env not in (None, {}):
+            args["env"] = check_env_override(env)
+    except RuleError as exc:
+        raise Invalid(exc.field, exc.reason) from None
     return args
 
 

@@ -229,6 +229,12 @@ async def test_run_now_inserts_a_flow_run_command_with_args(
         f"/api/v1/workflows/{wid}/run", json={"env": {"1X": "y"}}, headers=world.auth("operator")
     )
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "env"
+    unsplit = await api.post(
+        f"/api/v1/workflows/{wid}/run",
+        json={"params": "--name 'unclosed"},
+        headers=world.auth("operator"),
+    )
+    assert unsplit.status_code == 422 and unsplit.json()["error"]["field"] == "params"
     # The rule whose id equals the workflow's does not list the workflow's command as its own.
     rule = await api.get(f"/api/v1/rules/{a}", headers=world.auth("admin"))
     assert all(c["kind"] != "flow_run" for c in rule.json()["commands"])
