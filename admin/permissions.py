@@ -86,3 +86,9 @@ def gids_with(user: User, grants: Mapping[int, str], action: Action) -> frozense
 def sees_pending_agents(user: User, grants: Mapping[int, str]) -> bool:
     """Pending agents have no group yet: superadmins and admins of any group may see them."""
     return user.superadmin or any(role == ADMIN for role in grants.values())
+
+
+def action_for_changes(changes: Mapping[str, object]) -> Action:
+    """An edit of a rule or a workflow: pausing and enabling is an operator's job (TOGGLE);
+    any other change needs a group admin (EDIT)."""
+    return Action.TOGGLE if changes and set(changes) <= {"status"} else Action.EDIT

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from admin import rulefields, timing_preview
 from admin.actor import Actor
 from admin.errors import Conflict, Forbidden, Invalid, NotFound
-from admin.permissions import Action
+from admin.permissions import Action, action_for_changes
 from admin.queries import agents, groups, rules, runs
 from admin.runargs import args_json, run_args
 from admin.services import audited, keys
@@ -156,18 +156,13 @@ async def create_rule(engine: AsyncEngine, actor: Actor, values: dict[str, Any])
     return after or {}
 
 
-def _action_for(changes: dict[str, Any]) -> Action:
-    """Pausing and enabling is an operator's job; any other change needs a group admin."""
-    return Action.TOGGLE if changes and set(changes) <= {"status"} else Action.EDIT
-
-
 async def update_rule(
     engine: AsyncEngine, actor: Actor, task_id: int, changes: dict[str, Any]
 ) -> dict[str, Any]:
     """Change some fields; the whole rule is checked again as the center would check it."""
     now = now_us()
     async with engine.begin() as conn:
-        before = await _visible(conn, actor, task_id, _action_for(changes))
+        before = await _visible(conn, actor, task_id, action_for_changes(changes))
         after = await save(conn, actor, before, changes, now)
         target = ("rule", task_id, before["gid"])
         await audited(conn, actor, now, "rule.update", target, before=before, after=after)
@@ -187,7 +182,7 @@ async def save(
     version; `summary` overrides the one made from the diff (a rollback)."""
     task_id = before["id"]
     merged = before | changes
-    if _action_for(changes) is Action.TOGGLE:
+    if action_for_changes(changes) is Action.TOGGLE:
         if merged["status"] not in (ENABLED, PAUSED):
             raise Invalid("status", "must be 1 (enabled) or 0 (paused)")
         columns, targets = {"status": merged["status"]}, before["agents"]

@@ -10,7 +10,7 @@ from admin import flowfields
 from admin.actor import Actor
 from admin.errors import Forbidden, Invalid, NotFound
 from admin.flowfields import NodeRule
-from admin.permissions import Action
+from admin.permissions import Action, action_for_changes
 from admin.queries import groups, workflows
 from admin.services import audited
 from admin.timing_preview import PreviewAsk, preview
@@ -122,18 +122,13 @@ async def create_workflow(
     return after or {}
 
 
-def _action_for(changes: dict[str, Any]) -> Action:
-    """Pausing and enabling is an operator's job, as for rules; any other change an admin's."""
-    return Action.TOGGLE if changes and set(changes) <= {"status"} else Action.EDIT
-
-
 async def update_workflow(
     engine: AsyncEngine, actor: Actor, workflow_id: int, changes: dict[str, Any]
 ) -> dict[str, Any]:
     """Change some fields (or the graph); the whole workflow is checked again. update_time
     moves on every change, so the center reloads it."""
     now = now_us()
-    action = _action_for(changes)
+    action = action_for_changes(changes)
     async with engine.begin() as conn:
         before = await visible(conn, actor, workflow_id, action)
         if action is Action.TOGGLE:

@@ -21,6 +21,7 @@ from center.tables import (
     api_token,
     calendar,
     center_command,
+    concurrency_key,
     metadata,
     task_process,
     workflow,
@@ -123,6 +124,15 @@ async def build_attack_world(engine: AsyncEngine) -> World:
             base="cn-workdays",
             include="2026-10-10",
             exclude="",
+            create_time=stamp,
+            update_time=stamp,
+        )
+        w.ids[f"key_{name}"] = await _insert(
+            engine,
+            concurrency_key,
+            gid=gid,
+            key=f"db-{name}",
+            limit=2,
             create_time=stamp,
             update_time=stamp,
         )

@@ -73,6 +73,7 @@ FORMS: dict[str, dict[str, str]] = {
 # Which object each path parameter names; the approve form needs the pending agent.
 PATH_OBJECTS = {
     "calendar_id": "calendar_a",
+    "key_id": "key_a",
     "aid": "agent_a",
     "task_id": "rule_a",
     "run_id": "run_a",

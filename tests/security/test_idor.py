@@ -24,6 +24,7 @@ from tests.security.helpers import (
 # The attacker has a role in group alpha only; every object below is beta's.
 BETA_OBJECTS = {
     "calendar_id": "calendar_b",
+    "key_id": "key_b",
     "aid": "agent_b",
     "task_id": "rule_b",
     "run_id": "run_b",
@@ -49,6 +50,8 @@ API_BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/users/{user_id}"): {"superadmin": True},
     ("PATCH", "/alert-channels/{channel_id}"): {"name": "pwned"},
     ("PATCH", "/calendars/{calendar_id}"): {"include": "2026-01-01"},
+    ("PATCH", "/groups/{gid}/keys/{key_id}"): {"limit": 99},
+    ("POST", "/groups/{gid}/keys"): {"key": "pwned", "limit": 1},
     ("PATCH", "/workflows/{workflow_id}"): {"status": 0},
     ("PUT", "/workflows/{workflow_id}"): {"gid": "{alpha}", "name": "pwned", "nodes": []},
 }
@@ -66,6 +69,8 @@ PAGE_FORMS: dict[str, dict[str, str]] = {
     "/alerts/{cid}": {"name": "pwned", "kind": "webhook", "target": "https://evil.example/"},
     "/calendars/{calendar_id}": {"name": "pwned", "include": "2026-01-01"},
     "/groups/{gid}/calendars": {"name": "pwned", "include": "2026-01-01"},
+    "/groups/{gid}/keys": {"key": "pwned", "limit": "1"},
+    "/groups/{gid}/keys/{key_id}": {"limit": "99"},
     "/workflows/{workflow_id}/edit": {"gid": "{alpha}", "name": "pwned", "nodes": "{rule_a}"},
     "/workflows/{workflow_id}/status": {"status": "0"},
 }

@@ -22,6 +22,7 @@ from tests.security.test_secrets import leaks
 # The objects every id route is shown with: alpha's, which the superadmin and the viewer see.
 OBJECTS = {
     "calendar_id": "calendar_a",
+    "key_id": "key_a",
     "aid": "agent_a",
     "task_id": "rule_a",
     "run_id": "run_a",
