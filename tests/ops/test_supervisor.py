@@ -188,8 +188,10 @@ async def test_supervisord_runs_the_shipped_configs_and_stops_them_gracefully(tm
     lines = [json.loads(line) for line in (tmp_path / "center.log").read_text().splitlines()]
     assert all({"event", "level", "timestamp"} <= set(line) for line in lines)
     finished = [line for line in lines if line["event"] == "run.finished"]
-    assert finished and {"runid", "task_id", "aid", "status", "code", "attempt"} <= set(finished[0])
-    assert finished[0]["task_id"] == task_id and finished[0]["status"] == "success"
+    assert all({"runid", "task_id", "aid", "status", "code", "attempt"} <= set(f) for f in finished)
+    # The rule fires every second: on a loaded machine a fire may be skipped (overlap) while
+    # the first, slow to start, still runs; the run waited for above has its line.
+    assert runs[0]["runid"] in {f["runid"] for f in finished if f["status"] == "success"}
     assert lines[-1]["event"] == "center.stopped"
 
 
