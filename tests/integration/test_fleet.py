@@ -274,6 +274,8 @@ async def test_a_one_shot_strategy_rule_is_capped_across_the_fleet(
             engine, [], gid=gid, routing="round_robin", process_num=1, execute="/bin/sleep 2.5"
         )
         final = task_process.c.status.in_([statuses.SUCCESS, statuses.SKIPPED])
+        succeeded = task_process.c.status == statuses.SUCCESS  # two runs, one after the other
+        await poll(lambda: _at_least(runs_of(engine, task_id, succeeded), 2), 40)
         rows = await poll(lambda: _at_least(runs_of(engine, task_id, final), 6), 40)
     done = sorted((r["start"], r["end"]) for r in rows if r["status"] == statuses.SUCCESS)
     assert len(done) >= 2 and len({r["aid"] for r in rows}) == 2
