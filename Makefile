@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # itself (`-e /path`), which pip refuses there, so that line is left out.
 CONSTRAINTS := $(VENV)/constraints.txt
 STAMP := $(VENV)/.installed
-PACKAGES := center agent protocol admin sql ctl fuzz tests bench
+PACKAGES := center agent protocol admin sql ctl i18n fuzz tests bench
 PYTEST_ARGS ?=
 
 .PHONY: install demo lint typecheck test format bench

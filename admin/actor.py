@@ -17,6 +17,9 @@ class Actor:
     client: str = ""
     # How the request came: "" a browser session, "api token <prefix>" a bearer token.
     via: str = ""
+    # The user's own choices ("": not chosen): the language and time zone pages are shown in.
+    language: str = ""
+    timezone: str = ""
 
     @property
     def author(self) -> Author:

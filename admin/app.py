@@ -24,8 +24,10 @@ from admin.errors import AdminError, BadRequest, Invalid, NotFound, Refusal
 from admin.metrics import AdminMetrics
 from admin.queries import audit
 from admin.services.oidc_login import provider_for
+from admin.translate import reader_of
 from admin.web import CSP, SESSION_COOKIE, LoginRequired, render
 from center.store.db import create_engine
+from i18n.languages import Language
 from protocol.clock import now_us
 from protocol.metrics_http import start_metrics_server
 
@@ -109,7 +111,11 @@ def _error_response(request: Request, exc: AdminError) -> Response:
         retry = getattr(exc, "retry_after_s", None)
         if retry is not None:
             headers["Retry-After"] = str(retry)
-        return JSONResponse(exc.as_json(), status_code=exc.status, headers=headers)
+        body = exc.as_json()
+        words = reader_of(request).words
+        if words.language != Language.EN:  # scripts and support may want the English too
+            body["error"] |= {"reason": words.reason(exc.reason), "reason_en": exc.reason}
+        return JSONResponse(body, status_code=exc.status, headers=headers)
     return render(request, "error.html", None, {"error": exc}, status_code=exc.status)
 
 

@@ -9,6 +9,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from admin.sso.roles import check_role_map
 from center.alerts.targets import Network, check_networks, parse_networks
 from center.config import DEFAULT_DB_URL, check_db_url
+from i18n.languages import Language
+from i18n.zones import known_zone
 from protocol.settings import HostPort, HostPortField, OptionalHostPortField, ProcessSettings
 
 # UnitedCron group name → directory group → role (README, "Single sign-on").
@@ -20,6 +22,10 @@ class AdminConfig(ProcessSettings):
 
     db_url: str = DEFAULT_DB_URL
     admin_listen: HostPortField = HostPort("127.0.0.1", 8080)
+    # Pages and API reasons for a user who chose no language and whose browser asks for none
+    # we have (en, zh-CN); times for a user who chose no time zone (an IANA name).
+    admin_language: Language = Language.EN
+    admin_timezone: str = "UTC"
     # Send the session cookie over HTTPS only. Off by default so that http://127.0.0.1 works;
     # turn it on behind a TLS proxy.
     admin_cookie_secure: bool = False
@@ -80,6 +86,13 @@ class AdminConfig(ProcessSettings):
     @classmethod
     def _db_url_scheme(cls, value: str) -> str:
         return check_db_url(value)
+
+    @field_validator("admin_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if not known_zone(value):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)")
+        return value
 
     @field_validator("alert_allowed_networks")
     @classmethod

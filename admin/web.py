@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,11 +13,13 @@ from fastapi.templating import Jinja2Templates
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from admin import translate
 from admin.actor import Actor
 from admin.config import AdminConfig
 from admin.errors import Unauthorized
 from admin.services import auth
 from admin.services.refusals import Gate
+from admin.translate import reader_of
 from admin.trend_chart import format_ms, format_rate
 
 SESSION_COOKIE = "uc_session"
@@ -80,6 +81,7 @@ async def api_actor(
     actor = await auth.token_actor(engine, credentials.credentials, client_of(request))
     if actor is None:
         raise Unauthorized("the token is unknown, revoked or expired")
+    translate.note_user(request, actor.language, actor.timezone)
     return actor
 
 
@@ -93,6 +95,7 @@ async def page_session(request: Request, engine: Engine, cfg: Config) -> auth.Se
     )
     if session is None:
         raise LoginRequired
+    translate.note_user(request, session.actor.language, session.actor.timezone)
     return session
 
 
@@ -100,17 +103,6 @@ PageSession = Annotated[auth.Session, Depends(page_session)]
 
 
 # ---------------------------------------------------------------- templates
-
-
-def format_us(us: int | None, empty: str = "—") -> str:
-    if not us:
-        return empty
-    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def format_us_utc(us: int | None) -> str:
-    """Like format_us, with the zone named when there is a time."""
-    return f"{format_us(us)} UTC" if us else "—"
 
 
 def format_duration(start: int | None, end: int | None) -> str:
@@ -141,7 +133,8 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(ts=format_us, tsz=format_us_utc, duration=format_duration, size=format_bytes)
+    env.filters.update(duration=format_duration, size=format_bytes)
+    translate.install(env)
     env.filters.update(ms=format_ms, pct=format_rate)
     return env
 
@@ -162,6 +155,7 @@ def render(
         "me": session.actor.user if session else None,
         "csrf": session.csrf if session else "",
         "path": request.url.path,
+        "reader": reader_of(request),
     }
     return templates.TemplateResponse(
         request, name, values | (context or {}), status_code=status_code

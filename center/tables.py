@@ -339,6 +339,9 @@ admin_user = Table(
     Column("totp_secret", String(255), nullable=False, server_default=""),
     Column("totp_required", SmallInteger, nullable=False, server_default="0"),
     Column("totp_last_step", BigInteger, nullable=False, server_default="0"),
+    # What the user chose on their account page ("": Accept-Language, then the admin default).
+    Column("language", String(8), nullable=False, server_default=""),
+    Column("timezone", String(64), nullable=False, server_default=""),
     UniqueConstraint("source", "external_subject", name="uq_admin_user_external"),
     sqlite_autoincrement=True,
     **MYSQL_OPTIONS,
@@ -439,6 +442,8 @@ alert_channel = Table(
     Column("target", String(1000), nullable=False),
     Column("secret", String(128), nullable=False, server_default=""),
     Column("mentions", String(500), nullable=False, server_default=""),
+    # The language of its messages (en, zh-CN); "" the center's alert_language.
+    Column("language", String(8), nullable=False, server_default=""),
     Column("events", String(255), nullable=False),
     Column("throttle_s", Integer, nullable=False, server_default="3600"),
     Column("grace_s", Integer, nullable=False, server_default="60"),

@@ -44,7 +44,8 @@ async def actor_of(conn: AsyncConnection, user_id: int, client: str) -> Actor | 
     if row is None or row["status"] != 1:
         return None
     user = User(id=row["id"], name=row["name"], superadmin=bool(row["superadmin"]))
-    return Actor(user, await users.roles_of(conn, user_id), client)
+    grants = await users.roles_of(conn, user_id)
+    return Actor(user, grants, client, language=row["language"], timezone=row["timezone"])
 
 
 # ---------------------------------------------------------------- browser sessions
