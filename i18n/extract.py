@@ -111,9 +111,9 @@ def from_enums(path: Path) -> Iterator[Found]:
         if not any(isinstance(b, ast.Name) and b.id == "StrEnum" for b in node.bases):
             continue
         for item in node.body:
-            if isinstance(item, ast.Assign) and isinstance(item.value, ast.Constant):
-                if isinstance(item.value.value, str):
-                    yield Found(item.value.value, f"{where}:{item.lineno}")
+            value = item.value if isinstance(item, ast.Assign) else None
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                yield Found(value.value, f"{where}:{item.lineno}")
 
 
 def from_template(path: Path) -> Iterator[Found]:
