@@ -85,7 +85,9 @@ async def _seed(app: FastAPI) -> tuple[World, list[tuple[str, str]]]:
     transport = httpx.ASGITransport(app=app)
     admin = world.auth("root")
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
-        got = await api.put(f"/api/v1/rules/{rule}", json={"rule": "*/7 * * * * *"}, headers=admin)
+        got = await api.patch(
+            f"/api/v1/rules/{rule}", json={"rule": "*/7 * * * * *"}, headers=admin
+        )
         assert got.status_code == 200, got.text
         flow = await api.post(
             "/api/v1/workflows",
