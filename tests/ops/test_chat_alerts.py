@@ -176,7 +176,9 @@ async def test_the_centers_alert_language_for_webhooks_and_email_a_channels_own_
     assert english.json["summary"].startswith(f"rule nightly-backup ({task_id}) on agent 5")
     subject = str(make_header(decode_header(message["Subject"])))
     assert subject.startswith("[UnitedCron] 告警 运行失败: 规则 nightly-backup")
-    body = message.get_payload(decode=True).decode()
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    body = payload.decode()
     assert "分组: " in body and "运行失败，退出码 2" in body
 
 
