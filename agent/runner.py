@@ -17,6 +17,7 @@ import structlog
 from agent.accounts import AccountCache, cwd_problem, lookup_account, resolve_command
 from agent.descendants import end_tree
 from agent.errors import SpecError
+from agent.gate import Go, Prepared, gate_argv, verdict_socket
 from agent.metrics import AgentMetrics
 from agent.orphans import TrackedProcess, track
 from agent.output import CapturedOutput, LiveTail, OutputBuffer
@@ -238,8 +239,11 @@ class Runner:
         self._on_tracked = on_tracked
         self._metrics = metrics or AgentMetrics()
 
-    async def run(self, handle: RunHandle) -> RunFinished:
-        """Run to the end and return the RunFinished (seq 0: the outbox numbers it)."""
+    async def run(self, handle: RunHandle, prepared: Prepared | None = None) -> RunFinished:
+        """Run to the end and return the RunFinished (seq 0: the outbox numbers it); with a
+        process `prepared` for it, open its gate rather than spawning."""
+        if prepared is not None:
+            return await self._run_prepared(handle, prepared)
         msg = handle.msg
         try:
             launch, spawn = await self._plan(msg)
@@ -253,6 +257,57 @@ class Runner:
             transport = await self._spawn(spawn, protocol)
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
             return not_started(msg, statuses.FAILED, spawn_failure_reason(exc, launch), now_us())
+        return await self._carry(handle, launch, transport, protocol, output)
+
+    async def prepare(self, msg: Exec, go: Go) -> Prepared:
+        """Spawn `msg`'s process up to its gate (agent.gate); SpecError if it cannot start,
+        OSError (or SubprocessError) if the spawn failed: the run then spawns at its second."""
+        launch, spawn = await self._plan(msg, gated=True)
+        output = OutputBuffer(min(msg.spec.output_max_bytes, self._output_cap_bytes))
+        protocol = _RunProtocol(output, LiveTail())
+        ours, theirs = verdict_socket()
+        try:
+            transport = await self._spawn(spawn, protocol, stdin=go.read_fd, stderr=theirs.fileno())
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        return Prepared(
+            msg, launch, transport=transport, protocol=protocol, output=output, sock=ours, go=go
+        )
+
+    async def _run_prepared(self, handle: RunHandle, prepared: Prepared) -> RunFinished:
+        """Open the gate of a held process; its start is the kernel's stamp of its exec. One
+        asked to stop meanwhile never execs; one that died at its gate is spawned afresh."""
+        if handle.stop_status:
+            prepared.discard()
+            return not_started(handle.msg, handle.stop_status, handle.stop_reason, now_us())
+        prepared.protocol.tail = handle.tail
+        prepared.release()
+        try:
+            start_us = await prepared.exec_instant()
+        except BaseException:  # forced shutdown: leave nothing behind
+            prepared.discard()
+            raise
+        if start_us is None:
+            log.warning("run.prepared_lost", pid=prepared.pid)
+            prepared.discard()
+            return await self.run(handle)
+        handle.start_us = start_us
+        return await self._carry(
+            handle, prepared.launch, prepared.transport, prepared.protocol, prepared.output
+        )
+
+    async def _carry(
+        self,
+        handle: RunHandle,
+        launch: Launch,
+        transport: asyncio.SubprocessTransport,
+        protocol: _RunProtocol,
+        output: OutputBuffer,
+    ) -> RunFinished:
+        """A started process: report it, supervise it, clean up after it, say how it ended."""
         pid = transport.get_pid()
         self._started(handle, pid, launch.account)
         returncode = await self._supervise(transport, protocol, handle)
@@ -262,19 +317,20 @@ class Runner:
             await end_tree(handle.runid, launch.account.uid, pid, handle.msg.spec.kill_grace_s)
         return self._finished(handle, launch, returncode, output.result())
 
-    async def _plan(self, msg: Exec) -> tuple[Launch, _Spawn]:
-        """The launch and its spawn; SpecError if the run cannot start. A user not looked up
-        lately is looked up (with the path checks) on a thread, off the loop."""
+    async def _plan(self, msg: Exec, *, gated: bool = False) -> tuple[Launch, _Spawn]:
+        """The launch and its spawn (held at a gate before the command if `gated`); SpecError
+        if the run cannot start. A user not looked up lately is looked up (with the path
+        checks) on a thread, off the loop."""
         user = msg.spec.run_user
         if not self._policy.switches_user or not user or self._accounts.cached(user):
-            return self._plan_now(msg)
-        return await asyncio.to_thread(self._plan_now, msg)
+            return self._plan_now(msg, gated)
+        return await asyncio.to_thread(self._plan_now, msg, gated)
 
-    def _plan_now(self, msg: Exec) -> tuple[Launch, _Spawn]:
+    def _plan_now(self, msg: Exec, gated: bool = False) -> tuple[Launch, _Spawn]:
         launch = plan_launch(msg, self._policy, self._accounts, cwd_problem)
-        return launch, self._command(launch)
+        return launch, self._command(launch, gated)
 
-    def _command(self, launch: Launch) -> _Spawn:
+    def _command(self, launch: Launch, gated: bool = False) -> _Spawn:
         """What to spawn: the privilege drop when switching, then, already as the run's user,
         prlimit, `env -C cwd` and the command. The rule's environment and directory reach only
         processes that run as that user: nothing running as root reads LD_PRELOAD or enters
@@ -291,6 +347,7 @@ class Runner:
             [executable, *launch.argv[1:]],
             launch.limits,
             rule_env=launch.rule_env,
+            gate=gate_argv("PWD" in launch.env) if gated else (),
         )
         if not launch.switch:
             return _Spawn(argv, carrier)
@@ -300,16 +357,23 @@ class Runner:
         creds = {"user": account.uid, "group": account.gid, "extra_groups": list(account.groups)}
         return _Spawn(argv, carrier, creds)
 
-    async def _spawn(self, spawn: _Spawn, protocol: _RunProtocol) -> asyncio.SubprocessTransport:
+    async def _spawn(
+        self,
+        spawn: _Spawn,
+        protocol: _RunProtocol,
+        *,
+        stdin: int = subprocess.DEVNULL,
+        stderr: int = subprocess.STDOUT,
+    ) -> asyncio.SubprocessTransport:
         """Start the process in its own session, in `/`: the run's directory is entered by the
         post-drop env, as the run's user (entering it as root raced the permission check)."""
         loop = asyncio.get_running_loop()
         transport, _ = await loop.subprocess_exec(
             lambda: protocol,
             *spawn.argv,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=stderr,
             cwd="/",
             env=spawn.env,
             start_new_session=True,
