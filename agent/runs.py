@@ -63,7 +63,7 @@ class RunTable:
         self.processes = 0
         soft_nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.preparer = Preparer(
-            runner.prepare,
+            lambda msg, go: self._runner.prepare(msg, go),
             ahead_us=limits.prepare_ahead_us,
             max_held=min(limits.prepare_max, fd_room(soft_nofile)),
         )
