@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from agent.output import OutputBuffer
-    from agent.runner import _RunProtocol
+    from agent.process import RunProtocol
     from agent.runspec import Launch
     from protocol.messages import Exec
 
@@ -91,7 +91,7 @@ class Prepared:
         launch: Launch,
         *,
         transport: asyncio.SubprocessTransport,
-        protocol: _RunProtocol,
+        protocol: RunProtocol,
         output: OutputBuffer,
         sock: socket.socket,
         go: Go,

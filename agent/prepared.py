@@ -137,8 +137,10 @@ class Preparer:
             return
         if self._wanted.get(msg.ref.runid) is not msg:  # taken, replaced or cancelled meanwhile
             prepared.discard()
+            log.debug("run.prepared_late", runid=msg.ref.runid)
             return
         self._held[msg.ref.runid] = prepared
+        log.debug("run.prepared", runid=msg.ref.runid, pid=prepared.pid)
 
     def _go(self, due_us: int) -> Go:
         """The shared gate of this instant (a new one once the last was opened)."""

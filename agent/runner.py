@@ -21,6 +21,7 @@ from agent.gate import Go, Prepared, gate_argv, verdict_socket
 from agent.metrics import AgentMetrics
 from agent.orphans import TrackedProcess, track
 from agent.output import CapturedOutput, LiveTail, OutputBuffer
+from agent.process import RunProtocol, exited_already, signal_group, terminate_group
 from agent.runspec import Account, Launch, UserPolicy, plan_launch, spawn_failure_reason
 from agent.userswitch import (
     FORK_SWITCH,
@@ -38,7 +39,6 @@ from protocol.rlimits import limit_reason
 # After the main process exits, wait this long for the pipe to close (background children
 # may still hold it), then stop reading: the run is over when its main process is.
 OUTPUT_DRAIN_S = 1.0
-GROUP_POLL_S = 0.02
 log = structlog.get_logger("agent.runner")
 
 
@@ -104,65 +104,6 @@ class RunHandle:
     async def stop_requested(self) -> None:
         """Return once a stop was requested."""
         await self._stop.wait()
-
-
-class _RunProtocol(asyncio.SubprocessProtocol):
-    """Feeds merged stdout+stderr to the buffers; signals exit and end of output."""
-
-    def __init__(self, output: OutputBuffer, tail: LiveTail) -> None:
-        loop = asyncio.get_running_loop()
-        self.output = output
-        self.tail = tail
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.eof: asyncio.Future[None] = loop.create_future()
-
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        """One read of merged stdout+stderr."""
-        chunk = data.encode() if isinstance(data, str) else data
-        self.output.feed(chunk)
-        self.tail.feed(chunk)
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        """The pipe closed: every holder of it has exited or closed it."""
-        if not self.eof.done():
-            self.eof.set_result(None)
-
-    def process_exited(self) -> None:
-        """The main process exited (its group may live on)."""
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-
-def exited_already(pid: int) -> bool:
-    """Whether our child `pid` has exited, without reaping it (its watcher still will)."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:  # reaped already
-        return True
-
-
-def signal_group(pgid: int, signum: int) -> bool:
-    """Signal a process group; False if it no longer exists."""
-    try:
-        os.killpg(pgid, signum)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-async def terminate_group(pgid: int, exited: asyncio.Future[None], grace_s: float) -> None:
-    """TERM the group, give it `grace_s` to go (main process and the rest), then KILL it."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace_s
-    signal_group(pgid, signal.SIGTERM)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(grace_s):
-            await asyncio.shield(exited)
-    # No event tells us when the last member of a group is gone: poll in short steps.
-    while loop.time() < deadline and signal_group(pgid, 0):  # noqa: ASYNC110 - no event exists
-        await asyncio.sleep(GROUP_POLL_S)
-    if signal_group(pgid, signal.SIGKILL):
-        log.debug("agent.group_killed", pgid=pgid, grace_s=grace_s)
 
 
 def _exit_outcome(returncode: int, handle: RunHandle) -> tuple[str, int | None, int | None, str]:
@@ -252,7 +193,7 @@ class Runner:
         if handle.stop_status:
             return not_started(msg, handle.stop_status, handle.stop_reason, now_us())
         output = OutputBuffer(min(msg.spec.output_max_bytes, self._output_cap_bytes))
-        protocol = _RunProtocol(output, handle.tail)
+        protocol = RunProtocol(output, handle.tail)
         try:
             transport = await self._spawn(spawn, protocol)
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
@@ -264,7 +205,7 @@ class Runner:
         OSError (or SubprocessError) if the spawn failed: the run then spawns at its second."""
         launch, spawn = await self._plan(msg, gated=True)
         output = OutputBuffer(min(msg.spec.output_max_bytes, self._output_cap_bytes))
-        protocol = _RunProtocol(output, LiveTail())
+        protocol = RunProtocol(output, LiveTail())
         ours, theirs = verdict_socket()
         try:
             transport = await self._spawn(spawn, protocol, stdin=go.read_fd, stderr=theirs.fileno())
@@ -304,7 +245,7 @@ class Runner:
         handle: RunHandle,
         launch: Launch,
         transport: asyncio.SubprocessTransport,
-        protocol: _RunProtocol,
+        protocol: RunProtocol,
         output: OutputBuffer,
     ) -> RunFinished:
         """A started process: report it, supervise it, clean up after it, say how it ended."""
@@ -360,7 +301,7 @@ class Runner:
     async def _spawn(
         self,
         spawn: _Spawn,
-        protocol: _RunProtocol,
+        protocol: RunProtocol,
         *,
         stdin: int = subprocess.DEVNULL,
         stderr: int = subprocess.STDOUT,
@@ -432,7 +373,7 @@ class Runner:
         )
 
     async def _supervise(
-        self, transport: asyncio.SubprocessTransport, protocol: _RunProtocol, handle: RunHandle
+        self, transport: asyncio.SubprocessTransport, protocol: RunProtocol, handle: RunHandle
     ) -> int:
         """Wait for exit, a stop request or the timeout; always leaves the group dead or done."""
         pgid = transport.get_pid()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import resource
-from collections.abc import Coroutine, Iterable
+from collections.abc import Awaitable, Coroutine, Iterable
 from typing import Any
 
 import structlog
 
 from agent.errors import StateDirError
+from agent.gate import Go, Prepared
 from agent.journal import Journal
 from agent.metrics import AgentMetrics
 from agent.prepared import Preparer, fd_room
@@ -18,7 +19,7 @@ from agent.runner import RunHandle, Runner, abandoned, log_finished, not_started
 from agent.server import LIVE_OUTPUT_BACKLOG_BYTES, Sessions
 from protocol import statuses
 from protocol.clock import now_us
-from protocol.messages import RunFinished, RunOutput
+from protocol.messages import Exec, RunFinished, RunOutput
 
 DEFAULT_MAX_PROCESSES = 512
 DEFAULT_PREPARE_MAX = 2000
@@ -63,11 +64,15 @@ class RunTable:
         self.processes = 0
         soft_nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.preparer = Preparer(
-            lambda msg, go: self._runner.prepare(msg, go),
+            self._prepare,
             ahead_us=limits.prepare_ahead_us,
             max_held=min(limits.prepare_max, fd_room(soft_nofile)),
         )
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def _prepare(self, msg: Exec, go: Go) -> Awaitable[Prepared]:
+        """The runner's preparation (looked up late: some tests build a table without one)."""
+        return self._runner.prepare(msg, go)
 
     @property
     def tasks(self) -> set[asyncio.Task[None]]:
@@ -112,7 +117,10 @@ class RunTable:
         """Run it, counted among the processes meanwhile."""
         self.processes += 1
         try:
-            return await self._runner.run(handle, self.preparer.take(handle.msg))
+            prepared = self.preparer.take(handle.msg)
+            if prepared is None:  # the prepared runs due with it open their gates first
+                await asyncio.sleep(0)
+            return await self._runner.run(handle, prepared)
         finally:
             self.processes -= 1
 

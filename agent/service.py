@@ -23,9 +23,10 @@ from agent.journal import Journal
 from agent.metrics import AgentMetrics
 from agent.orphans import TrackedProcess, stop_orphans, unknown_outcomes
 from agent.outbox import Outbox
+from agent.process import signal_group
 from agent.registration import Registrar
 from agent.resources import Admission
-from agent.runner import OUTPUT_DRAIN_S, Runner, signal_group
+from agent.runner import OUTPUT_DRAIN_S, Runner
 from agent.runs import RunLimits
 from agent.runspec import UserPolicy
 from agent.server import AgentServer, Sessions
