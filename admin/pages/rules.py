@@ -207,7 +207,7 @@ async def _rule_page(
         "error": error,
     }
     figures = await stats.rule_stats(engine, actor, task_id)
-    context |= {"stats": figures, "trend": stats.chart(figures)}
+    context |= {"stats": figures, "trend": stats.chart(figures, reader_of(request).words.gettext)}
     return render(request, "rule.html", session, context, error.status if error else 200)
 
 
