@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from admin import api, pages
+from admin.api_reasons import pydantic_reason
 from admin.config import AdminConfig
 from admin.errors import AdminError, BadRequest, Invalid, NotFound, Refusal
 from admin.metrics import AdminMetrics
@@ -27,7 +28,9 @@ from admin.services.oidc_login import provider_for
 from admin.translate import reader_of
 from admin.web import CSP, SESSION_COOKIE, LoginRequired, render
 from center.store.db import create_engine
-from i18n.languages import Language
+from i18n.catalogs import catalog
+from i18n.languages import Language, choose_language
+from i18n.marks import N_
 from protocol.clock import now_us
 from protocol.metrics_http import start_metrics_server
 
@@ -69,7 +72,9 @@ def create_app(config: AdminConfig) -> FastAPI:
     app.include_router(api.router, prefix=API_PREFIX)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    app.add_middleware(BodyGuard, max_bytes=config.admin_max_body_bytes)
+    app.add_middleware(
+        BodyGuard, max_bytes=config.admin_max_body_bytes, language=config.admin_language
+    )
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(AdminError, _admin_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
@@ -153,17 +158,18 @@ async def _audit_refusal(request: Request, refusal: Refusal, status: int) -> Non
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-    """Pydantic's errors as one `{"error": {"field", "reason"}}`: the first problem found."""
+    """Pydantic's errors as one `{"error": {"field", "reason"}}`: the first problem found, in
+    our own words (admin.api_reasons)."""
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "bad request", "type": ""}
     where = [str(p) for p in first.get("loc", ())]
     if first.get("type") == "json_invalid":
-        return _error_response(request, BadRequest(f"the body is not valid JSON: {first['msg']}"))
+        return _error_response(request, BadRequest(pydantic_reason(first)))
     if where[:1] == ["path"]:
         return _error_response(request, NotFound("no such object"))
     if where == ["body"]:
         return _error_response(request, BadRequest("send a JSON object as the body"))
     field = ".".join(where[1:2]) or None
-    return _error_response(request, Invalid(field or "body", str(first.get("msg", "invalid"))))
+    return _error_response(request, Invalid(field or "body", pydantic_reason(first)))
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
@@ -184,24 +190,26 @@ class BodyGuard:
     with a body that carry no credential at all (401): nobody unauthenticated can make the
     admin parse a large body. Plain ASGI: the rest of the app never sees such a request."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, language: Language = Language.EN) -> None:
+        self.app, self.max_bytes, self.language = app, max_bytes, language
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        # no user is known yet: the browser's choice, else the admin's default
+        language = choose_language("", headers.get("accept-language", ""), self.language)
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _plain(send, 413, f"request body above {self.max_bytes} bytes")
+            await _plain(send, 413, N_(f"request body above {self.max_bytes} bytes"), language)
             return
         path = str(scope.get("path", ""))
         anonymous = "authorization" not in headers and SESSION_COOKIE not in headers.get(
             "cookie", ""
         )
         if path.startswith(API_PREFIX) and anonymous and not path.endswith(ANONYMOUS_POSTS):
-            await _plain(send, 401, "authentication required")
+            await _plain(send, 401, N_("authentication required"), language)
             return
         await self.app(scope, self._capped(receive), send)
 
@@ -213,15 +221,18 @@ class BodyGuard:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:  # chunked: no length was announced
-                raise HTTPException(413, f"request body above {self.max_bytes} bytes")
+                raise HTTPException(413, N_(f"request body above {self.max_bytes} bytes"))
             return message
 
         return capped
 
 
-async def _plain(send: Send, status: int, text: str) -> None:
+async def _plain(send: Send, status: int, text: str, language: Language) -> None:
     """An error answer in the API's own shape, sent before the request's body is read."""
-    body = json.dumps({"error": {"field": None, "reason": text}}).encode()
+    error = {"field": None, "reason": text}
+    if language != Language.EN:
+        error |= {"reason": catalog(language).reason(text), "reason_en": text}
+    body = json.dumps({"error": error}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from i18n.marks import N_
+
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
@@ -75,5 +77,5 @@ class Throttled(AdminError):
 
     def __init__(self, retry_after_s: float) -> None:
         seconds = max(1, round(retry_after_s))
-        super().__init__(f"too many failed logins; try again in {seconds} s")
+        super().__init__(N_(f"too many failed logins; try again in {seconds} s"))
         self.retry_after_s = seconds

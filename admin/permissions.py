@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
+from i18n.marks import N_
+
 # Roles are per group and ordered: viewer < operator < admin; a superadmin may do everything.
 # A user without a role in a group does not see it at all: its objects answer "not found"
 # (HIDDEN), never "forbidden", so ids of other groups leak nothing. Objects without a group
@@ -18,15 +20,16 @@ _RANK = {VIEWER: 1, OPERATOR: 2, ADMIN: 3}
 
 
 class Action(StrEnum):
-    """What a user asks to do; group actions need a role, global ones a superadmin."""
+    """What a user asks to do; group actions need a role, global ones a superadmin. (Marked
+    for the catalogs: a refusal names the action.)"""
 
-    VIEW = "view"  # read a group's rules, agents, runs
-    RUN = "run"  # run a rule now, kill runs
-    TOGGLE = "toggle"  # pause or enable a rule
-    EDIT = "edit"  # create, edit, delete rules; approve, edit, delete agents; rename the group
-    GRANT = "grant"  # give and take roles in the group; read its audit log
-    MANAGE_GROUPS = "manage_groups"  # create and delete groups (global)
-    MANAGE_USERS = "manage_users"  # create, edit and delete users (global)
+    VIEW = N_("view")  # read a group's rules, agents, runs
+    RUN = N_("run")  # run a rule now, kill runs
+    TOGGLE = N_("toggle")  # pause or enable a rule
+    EDIT = N_("edit")  # create, edit, delete rules; approve, edit, delete agents; rename the group
+    GRANT = N_("grant")  # give and take roles in the group; read its audit log
+    MANAGE_GROUPS = N_("manage_groups")  # create and delete groups (global)
+    MANAGE_USERS = N_("manage_users")  # create, edit and delete users (global)
 
 
 # The lowest role that allows each group action; global actions are absent.

@@ -8,6 +8,7 @@ from datetime import date
 from functools import lru_cache
 
 from center.errors import RuleError
+from i18n.marks import N_
 
 UNIX_ORDINAL = date(1970, 1, 1).toordinal()
 DAY_S = 86_400
@@ -45,12 +46,12 @@ class _Field:
     names: Mapping[str, int]
 
 
-SECOND = _Field("second", 0, 59, 59, {})
-MINUTE = _Field("minute", 0, 59, 59, {})
-HOUR = _Field("hour", 0, 23, 23, {})
-DOM = _Field("day-of-month", 1, 31, 31, {})
-MONTH = _Field("month", 1, 12, 12, _MONTH_NAMES)
-DOW = _Field("day-of-week", 0, 7, 6, _DAY_NAMES)
+SECOND = _Field(N_("second"), 0, 59, 59, {})
+MINUTE = _Field(N_("minute"), 0, 59, 59, {})
+HOUR = _Field(N_("hour"), 0, 23, 23, {})
+DOM = _Field(N_("day-of-month"), 1, 31, 31, {})
+MONTH = _Field(N_("month"), 1, 12, 12, _MONTH_NAMES)
+DOW = _Field(N_("day-of-week"), 0, 7, 6, _DAY_NAMES)
 
 
 def _error(spec: _Field, reason: str) -> RuleError:
@@ -67,20 +68,20 @@ def _parse_value(text: str, spec: _Field) -> int:
     elif text.upper() in spec.names:
         value = spec.names[text.upper()]
     else:
-        kind = "a number or a name" if spec.names else "a number"
-        raise _error(spec, f"{text!r} is not {kind}")
+        kind = N_("a number or a name") if spec.names else N_("a number")
+        raise _error(spec, N_(f"{text!r} is not {kind}"))
     if not spec.lo <= value <= spec.hi:
-        raise _error(spec, f"{value} is out of range {spec.lo}-{spec.hi}")
+        raise _error(spec, N_(f"{value} is out of range {spec.lo}-{spec.hi}"))
     return value
 
 
 def _parse_step(item: str, text: str, spec: _Field) -> int:
     if not (text.isascii() and text.isdigit()):
-        raise _error(spec, f"step {text!r} in {item!r} is not a number")
+        raise _error(spec, N_(f"step {text!r} in {item!r} is not a number"))
     step = int(text)
     top = spec.star_hi - spec.lo
     if not 1 <= step <= top:
-        raise _error(spec, f"step {step} in {item!r} is out of range 1-{top}")
+        raise _error(spec, N_(f"step {step} in {item!r} is out of range 1-{top}"))
     return step
 
 
@@ -92,7 +93,7 @@ def _parse_item(item: str, spec: _Field) -> range:
         first, _, last = base.partition("-")
         lo, hi = _parse_value(first, spec), _parse_value(last, spec)
         if lo > hi:
-            raise _error(spec, f"range {base!r} is reversed")
+            raise _error(spec, N_(f"range {base!r} is reversed"))
     else:
         lo = _parse_value(base, spec)
         # `a/n` runs from a to the top of the field, like `a-max/n`
@@ -103,12 +104,12 @@ def _parse_item(item: str, spec: _Field) -> range:
 
 def _split_list(text: str, spec: _Field) -> list[str]:
     if not text:
-        raise _error(spec, "is empty")
+        raise _error(spec, N_("is empty"))
     items = text.split(",")
     if "" in items:
-        raise _error(spec, f"empty item in list {text!r}")
+        raise _error(spec, N_(f"empty item in list {text!r}"))
     if "?" in items and len(items) > 1:
-        raise _error(spec, f"'?' must stand alone, not in list {text!r}")
+        raise _error(spec, N_(f"'?' must stand alone, not in list {text!r}"))
     return items
 
 
@@ -177,7 +178,7 @@ def _parse_dow_item(item: str, nth: set[tuple[int, int]], last: set[int]) -> ran
     if "#" in item:
         day_text, _, k_text = item.partition("#")
         if not (k_text.isascii() and k_text.isdigit() and 1 <= int(k_text) <= 5):
-            raise _error(DOW, f"{k_text!r} in {item!r} is not a week of the month 1-5")
+            raise _error(DOW, N_(f"{k_text!r} in {item!r} is not a week of the month 1-5"))
         nth.add((_parse_value(day_text, DOW) % 7, int(k_text)))
         return range(0)
     if len(item) > 1 and item[-1] in "Ll":
@@ -194,7 +195,7 @@ def _parse_dow(text: str) -> _DayOfWeek:
     last: set[int] = set()
     for item in _split_list(text, DOW):
         if item.upper() == "L":
-            raise _error(DOW, "'L' needs a weekday before it, e.g. 5L for the last Friday")
+            raise _error(DOW, N_("'L' needs a weekday before it, e.g. 5L for the last Friday"))
         weekdays.update(day % 7 for day in _parse_dow_item(item, nth, last))
     return _DayOfWeek(frozenset(weekdays), tuple(sorted(nth)), tuple(sorted(last)))
 
@@ -222,7 +223,7 @@ def _check_dom_can_occur(dom: _DayOfMonth, months: frozenset[int], texts: tuple[
     longest = max(_MONTH_MAX_DAYS[month] for month in months)
     first_day = _low_bit(dom.mask) + 1
     if first_day > longest:
-        raise _error(DOM, f"{texts[0]} never occurs in month {texts[1]}")
+        raise _error(DOM, N_(f"{texts[0]} never occurs in month {texts[1]}"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import re
 
 from center._cronfields import DOM, DOW, HOUR, MINUTE, MONTH, SECOND, _Field
 from center.errors import RuleError
+from i18n.marks import N_
 
 # Positions count from the seconds field, which a 5-field rule lacks: `H * * * *` and
 # `0 H * * * *` hash the minute at the same position, so both give the same minute.
@@ -81,24 +82,32 @@ def _expand_field(text: str, spec: _Field, position: int, seed: int) -> str:
 def _expand_item(item: str, spec: _Field, value: int) -> str:
     match = _H_ITEM.fullmatch(item)
     if match is None:
-        raise _error(spec, f"{item!r} is not H, H(a-b), H/n or H(a-b)/n")
+        raise _error(spec, N_(f"{item!r} is not H, H(a-b), H/n or H(a-b)/n"))
     top = _DOM_TOP if spec is DOM else spec.star_hi
     lo, hi = spec.lo, top
     if match[1] is not None:
         lo, hi = int(match[1]), int(match[2])
         if not spec.lo <= lo <= hi <= top:
-            raise _error(spec, f"range in {item!r} must lie within {spec.lo}-{top}{_why(spec)}")
+            raise _error(spec, _outside(item, spec, top))
     if match[3] is None:
         return str(lo + _scaled(value, hi - lo + 1))
     step = int(match[3])
     if not 1 <= step <= spec.star_hi - spec.lo:
-        raise _error(spec, f"step {step} in {item!r} is out of range 1-{spec.star_hi - spec.lo}")
+        raise _error(
+            spec, N_(f"step {step} in {item!r} is out of range 1-{spec.star_hi - spec.lo}")
+        )
     start = lo + _scaled(value, min(step, hi - lo + 1))
     return f"{start}-{hi}/{step}"
 
 
-def _why(spec: _Field) -> str:
-    return " (H days stay within 1-28, which every month has)" if spec is DOM else ""
+def _outside(item: str, spec: _Field, top: int) -> str:
+    # whole sentences, not a sentence and a tail: each is one entry of the catalogs
+    if spec is DOM:
+        return N_(
+            f"range in {item!r} must lie within {spec.lo}-{top}"
+            " (H days stay within 1-28, which every month has)"
+        )
+    return N_(f"range in {item!r} must lie within {spec.lo}-{top}")
 
 
 def _error(spec: _Field, reason: str) -> RuleError:

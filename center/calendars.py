@@ -179,7 +179,7 @@ def _parse_date(text: str, field: str) -> int:
     try:
         return date.fromisoformat(text).toordinal()
     except ValueError:
-        reason = f"{text[:40]!r} is not a date like 2026-10-01 (or a range a..b)"
+        reason = N_(f"{text[:40]!r} is not a date like 2026-10-01 (or a range a..b)")
         raise RuleError(field, reason) from None
 
 
@@ -196,7 +196,11 @@ def find_calendar(
     found = groups.get((gid, name)) if gid is not None else None
     found = found or builtin(name)
     if found is None:
-        where = f" in group {gid}" if gid is not None else ""
         names = ", ".join(BUILTINS)
-        raise RuleError("calendar", f"no calendar {name[:64]!r}{where} (built-in: {names})")
+        raise RuleError(
+            "calendar",
+            f"no calendar {name[:64]!r} in group {gid} (built-in: {names})"
+            if gid is not None
+            else f"no calendar {name[:64]!r} (built-in: {names})",
+        )
     return found

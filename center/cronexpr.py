@@ -63,6 +63,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from center._cronfields import DAY_S, MAX_YEAR, CronFields, compile_fields
 from center._cronhash import expand_hashes, has_hash
 from center.errors import RuleError
+from i18n.marks import N_
 
 __all__ = ["MAX_RULE_CHARS", "Schedule", "parse_schedule", "schedule_cache_info"]
 
@@ -236,7 +237,7 @@ def _parse_at_s(text: str, zone: ZoneInfo) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        reason = f"@at: {text!r} is not an ISO date-time like 2026-12-01T03:00:00"
+        reason = N_(f"@at: {text!r} is not an ISO date-time like 2026-12-01T03:00:00")
         raise RuleError("rule", reason) from None
     if moment.microsecond:
         raise RuleError("rule", f"@at: {text!r} has a fraction of a second; use whole seconds")

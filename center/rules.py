@@ -12,8 +12,9 @@ from typing import Any
 from center.calendars import Calendar, find_calendar
 from center.errors import RuleError
 from center.timing import FireTimes, build_timing
+from i18n.marks import N_
 from protocol.messages import RunSpec
-from protocol.rlimits import is_loader_variable, limit_problem
+from protocol.rlimits import LIMIT_MAX, LIMIT_MIN, is_loader_variable, limit_problem
 from protocol.vocabulary import DependsWhen, Misfire, Overlap, RetryUnknown, Routing, RuleStatus
 
 OVERLAP_POLICIES = tuple(Overlap)
@@ -27,7 +28,7 @@ MAX_RUNS_PER_MINUTE = 600
 MAX_FAN_OUT = 256
 FAN_OUT_PROBE_US = 1_767_225_600_000_000  # 2026-01-01T00:00Z: any fixed start will do
 _USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$", re.IGNORECASE)
-NOT_UNICODE = "must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
+NOT_UNICODE = N_("must be valid Unicode text (a lone surrogate such as \\ud800 is not)")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 ENABLED, PAUSED, DELETED = RuleStatus.ENABLED, RuleStatus.PAUSED, RuleStatus.DELETED
@@ -209,7 +210,7 @@ def parse_selector(selector: str) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if item.strip():
             if not sep or not key.strip():
-                raise ValueError(f"selector item {item.strip()!r} is not key=value")
+                raise ValueError(N_(f"selector item {item.strip()!r} is not key=value"))
             out[key.strip()] = value.strip()
     return out
 
@@ -250,9 +251,11 @@ def _check_numbers(rule: Rule) -> None:
 def _check_limits(rule: Rule) -> None:
     for name in ("mem_mb", "cpu_s", "nofile", "nproc"):
         field = f"limit_{name}"
-        problem = limit_problem(name, getattr(rule, field))
-        if problem is not None:
-            raise RuleError(field, f"{getattr(rule, field)} {problem}")
+        value = getattr(rule, field)
+        if limit_problem(name, value) is not None:
+            # the sentence made here, not protocol's: it is extracted for the catalogs
+            low, high = LIMIT_MIN[name], LIMIT_MAX[name]
+            raise RuleError(field, f"{value} must be 0 (no limit) or between {low} and {high}")
 
 
 def _check_fleet(rule: Rule) -> None:

@@ -14,6 +14,7 @@ from admin.queries import agents, groups
 from admin.services import audited
 from center.rules import NOT_UNICODE, is_unicode
 from center.store.versions import record_version
+from i18n.marks import N_
 from protocol.clock import now_us
 
 LABELS_BYTES = 4096
@@ -94,7 +95,7 @@ async def _visible(conn: AsyncConnection, actor: Actor, aid: int, action: Action
         if not sees_pending_agents(actor.user, actor.grants):
             raise NotFound("no such agent")
     else:
-        actor.require(action, row["gid"], "agent")
+        actor.require(action, row["gid"], N_("agent"))
     return _decoded(row)
 
 

@@ -34,6 +34,7 @@ from center.alerts.model import (
 )
 from center.alerts.targets import Network, plain_http_problem, target_problem
 from i18n.languages import Language
+from i18n.marks import N_
 from protocol.clock import now_us
 
 _EMAIL_RE = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
@@ -106,15 +107,15 @@ def url_problem(url: str) -> str | None:
         parts = urllib.parse.urlsplit(url)
         port = parts.port  # ValueError for a port that is no number in 0-65535
     except ValueError as exc:
-        return f"is not a valid URL: {exc}"
+        return N_(f"is not a valid URL: {exc}")
     if parts.scheme not in ("http", "https"):
-        return "must be an http:// or https:// URL"
+        return N_("must be an http:// or https:// URL")
     if not parts.hostname or not _HOST_RE.match(parts.hostname):
-        return "has no valid host name"
+        return N_("has no valid host name")
     if port == 0 or parts.username is not None or parts.password is not None:
-        return "must name a host and port only (no user:password@, no port 0)"
+        return N_("must name a host and port only (no user:password@, no port 0)")
     if any(ch.isspace() for ch in url):
-        return "must not contain spaces"
+        return N_("must not contain spaces")
     return None
 
 
@@ -249,7 +250,7 @@ async def _visible(
     row = await alerts.channel_by_id(conn, channel_id)
     if row is None:
         raise NotFound("no such alert channel")
-    actor.require(action, row["gid"], "alert channel")
+    actor.require(action, row["gid"], N_("alert channel"))
     return row
 
 
@@ -258,7 +259,7 @@ async def _group(conn: AsyncConnection, actor: Actor, gid: Any) -> int:
         raise Invalid("gid", "give the id of a group")
     if not actor.can(Action.VIEW, gid) or await groups.group_by_id(conn, gid) is None:
         raise Invalid("gid", f"no such group: {gid}")
-    actor.require(Action.EDIT, gid, "group")
+    actor.require(Action.EDIT, gid, N_("group"))
     return gid
 
 

@@ -14,6 +14,7 @@ from admin.queries import calendars, groups
 from admin.services import audited
 from center.calendars import check_name, group_calendar, normalized_days
 from center.errors import RuleError
+from i18n.marks import N_
 from protocol.clock import now_us
 
 FIELDS = ("name", "description", "base", "include", "exclude")
@@ -59,7 +60,7 @@ async def _visible(
     row = await calendars.calendar_by_id(conn, calendar_id)
     if row is None or not actor.can(Action.VIEW, row["gid"]):
         raise NotFound("no such calendar")
-    actor.require(action, row["gid"], "calendar")
+    actor.require(action, row["gid"], N_("calendar"))
     return row
 
 
@@ -79,7 +80,7 @@ async def _name_free(conn: AsyncConnection, gid: int, name: str, calendar_id: in
 async def create_calendar(
     engine: AsyncEngine, actor: Actor, gid: int, values: dict[str, Any]
 ) -> dict[str, Any]:
-    actor.require(Action.EDIT, gid, "calendar")
+    actor.require(Action.EDIT, gid, N_("calendar"))
     columns = checked(values)
     now = now_us()
     async with engine.begin() as conn:
@@ -104,7 +105,7 @@ async def update_calendar(
         columns = checked({k: before[k] for k in FIELDS} | values)
         if columns["name"] != before["name"]:
             await _name_free(conn, gid, columns["name"], calendar_id)
-            await _unused(conn, before, "renamed")
+            await _unused(conn, before, deleting=False)
         await calendars.update_calendar(conn, calendar_id, columns, now)
         after = await calendars.calendar_by_id(conn, calendar_id)
         target = ("calendar", calendar_id, gid)
@@ -116,15 +117,20 @@ async def delete_calendar(engine: AsyncEngine, actor: Actor, calendar_id: int) -
     now = now_us()
     async with engine.begin() as conn:
         before = await _visible(conn, actor, calendar_id, Action.EDIT)
-        await _unused(conn, before, "deleted")
+        await _unused(conn, before, deleting=True)
         await calendars.delete_calendar(conn, calendar_id)
         target = ("calendar", calendar_id, before["gid"])
         await audited(conn, actor, now, "calendar.delete", target, before=before)
 
 
-async def _unused(conn: AsyncConnection, row: dict[str, Any], what: str) -> None:
+async def _unused(conn: AsyncConnection, row: dict[str, Any], *, deleting: bool) -> None:
     rules = await calendars.rules_using(conn, row["gid"], row["name"])
     flows = await calendars.workflows_using(conn, row["gid"], row["name"])
     users = [f"rule {i}" for i in rules[:10]] + [f"workflow {i}" for i in flows[:10]]
     if users:
-        raise Conflict(f"{', '.join(users)} use calendar {row['name']!r}: it cannot be {what}")
+        listed, name = ", ".join(users), row["name"]
+        raise Conflict(  # two whole sentences: each is one entry of the catalogs
+            f"{listed} use calendar {name!r}: it cannot be deleted"
+            if deleting
+            else f"{listed} use calendar {name!r}: it cannot be renamed"
+        )

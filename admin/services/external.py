@@ -14,6 +14,7 @@ from admin.services.auth import actor_of, login_name
 from admin.services.refusals import Gate
 from admin.services.users import is_user_name
 from admin.sso.roles import RoleMap, grant_changes, mapped_roles, wanted_grants
+from i18n.marks import N_
 from protocol.clock import now_us
 
 
@@ -43,7 +44,7 @@ async def external_login(
         await _sync_grants(conn, user_id, wanted, gate.client)
         actor = await actor_of(conn, user_id, gate.client)
         if actor is None:
-            raise ExternalRefused("disabled", "this account is disabled")
+            raise ExternalRefused("disabled", N_("this account is disabled"))
         await audited(conn, actor, now, "login", ("user", user_id, None), after={"method": source})
     return actor
 
@@ -55,9 +56,11 @@ async def _user_id(conn: AsyncConnection, client: str, source: str, subject: str
         return int(row["id"])
     name = login_name(name)
     if not is_user_name(name):
-        raise ExternalRefused("bad_name", f"the directory's user name {name[:64]!r} is not usable")
+        raise ExternalRefused(
+            "bad_name", N_(f"the directory's user name {name[:64]!r} is not usable")
+        )
     if await users.user_by_name(conn, name) is not None:
-        raise ExternalRefused("name_taken", f"another account is named {name!r}")
+        raise ExternalRefused("name_taken", N_(f"another account is named {name!r}"))
     now = now_us()
     user_id = await users.insert_external_user(conn, name, source, subject, now)
     made = Actor(User(user_id, name), {}, client)

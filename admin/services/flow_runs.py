@@ -17,6 +17,7 @@ from admin.services import audited
 from admin.services.workflows import visible
 from center.errors import RuleError
 from center.rules import check_env_override, check_params
+from i18n.marks import N_
 from protocol import statuses
 from protocol.clock import now_us
 from protocol.vocabulary import CommandKind, FlowStatus
@@ -125,9 +126,9 @@ async def run_now(
 def _refusal(flow_run: Mapping[str, Any], node: NodeState, task_id: int) -> str:
     """Why a step cannot be re-run now, or ""."""
     if node.state == statuses.RUNNING:
-        return f"node {task_id} is still running in flow run {flow_run['id']}"
+        return N_(f"node {task_id} is still running in flow run {flow_run['id']}")
     if node.state == PENDING and flow_run["status"] in OPEN:
-        return f"node {task_id} has not started yet in flow run {flow_run['id']}"
+        return N_(f"node {task_id} has not started yet in flow run {flow_run['id']}")
     return ""
 
 

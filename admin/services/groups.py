@@ -11,6 +11,7 @@ from admin.errors import Conflict, Invalid, NotFound
 from admin.permissions import Action
 from admin.queries import alerts, calendars, groups, users
 from admin.services import audited
+from i18n.marks import N_
 from protocol.clock import now_us
 
 NAME_CHARS = 64
@@ -59,7 +60,7 @@ async def get_group(engine: AsyncEngine, actor: Actor, gid: int) -> dict[str, An
 
 
 async def _visible(conn: AsyncConnection, actor: Actor, gid: int, action: Action) -> dict[str, Any]:
-    actor.require(action, gid, "group")
+    actor.require(action, gid, N_("group"))
     row = await groups.group_by_id(conn, gid)
     if row is None:
         raise NotFound("no such group")
@@ -67,7 +68,7 @@ async def _visible(conn: AsyncConnection, actor: Actor, gid: int, action: Action
 
 
 async def create_group(engine: AsyncEngine, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
-    actor.require(Action.MANAGE_GROUPS, None, "group")
+    actor.require(Action.MANAGE_GROUPS, None, N_("group"))
     checked = _checked(values)
     if "name" not in checked:
         raise Invalid("name", "is required")
@@ -104,7 +105,7 @@ async def delete_group(engine: AsyncEngine, actor: Actor, gid: int) -> None:
     now = now_us()
     async with engine.begin() as conn:
         before = await _visible(conn, actor, gid, Action.VIEW)
-        actor.require(Action.MANAGE_GROUPS, gid, "group")
+        actor.require(Action.MANAGE_GROUPS, gid, N_("group"))
         n_rules, n_agents = await groups.usage(conn, gid)
         if n_rules or n_agents:
             raise Conflict(

@@ -25,7 +25,7 @@ async def _rule(
     row = await rules.rule_by_id(conn, task_id)
     if row is None:
         raise NotFound("no such rule")
-    actor.require(action, row["gid"], "rule")
+    actor.require(action, row["gid"], N_("rule"))
     return row
 
 

@@ -14,6 +14,7 @@ from admin.queries import keys as key_rows
 from admin.services import audited
 from center.errors import RuleError
 from center.rules import parse_keys
+from i18n.marks import N_
 from protocol import statuses
 from protocol.clock import now_us
 
@@ -51,7 +52,7 @@ def _name(value: Any) -> str:
 
 
 async def _group(conn: AsyncConnection, actor: Actor, gid: int, action: Action) -> None:
-    actor.require(action, gid, "group")
+    actor.require(action, gid, N_("group"))
     if await groups.group_by_id(conn, gid) is None:
         raise NotFound("no such group")
 

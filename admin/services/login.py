@@ -21,10 +21,11 @@ from admin.services.external import ExternalRefused, external_login
 from admin.services.refusals import Gate, refuse
 from admin.services.users import is_user_name
 from admin.sso import ldap, ldap_names
+from i18n.marks import N_
 from protocol.clock import now_us
 
-WRONG_LOGIN = "wrong username or password"
-WRONG_CODE = "wrong or expired code"
+WRONG_LOGIN = N_("wrong username or password")
+WRONG_CODE = N_("wrong or expired code")
 # Stages of a login that a password alone does not finish (admin_session.stage).
 FULL, CODE, ENROL = "", "totp", "enrol"
 

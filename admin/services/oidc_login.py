@@ -12,8 +12,9 @@ from admin.services.external import ExternalRefused, external_login
 from admin.services.refusals import Gate, refuse
 from admin.sso.oidc import OidcProvider, OidcRefused, OidcSettings, PendingLogin
 from admin.sso.roles import claim_groups
+from i18n.marks import N_
 
-REFUSED = "the sign-in with the identity provider was refused; please try again"
+REFUSED = N_("the sign-in with the identity provider was refused; please try again")
 
 
 def provider_for(cfg: AdminConfig) -> OidcProvider | None:

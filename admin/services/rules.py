@@ -18,6 +18,7 @@ from center.rules import rule_from_row, validate_rule
 from center.store.calendars import load_calendars
 from center.store.versions import record_version
 from center.timing import timing_warning
+from i18n.marks import N_
 from protocol.clock import now_us
 from protocol.vocabulary import CommandKind, RuleStatus
 
@@ -43,7 +44,7 @@ async def _visible(
     row = await rules.rule_by_id(conn, task_id)
     if row is None or row["status"] == DELETED:
         raise NotFound("no such rule")
-    actor.require(action, row["gid"], "rule")
+    actor.require(action, row["gid"], N_("rule"))
     return row
 
 

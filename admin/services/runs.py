@@ -16,6 +16,7 @@ from admin.permissions import Action
 from admin.queries import rules, runs, workflows
 from admin.queries.runs import RunFilter
 from admin.services import audited
+from i18n.marks import N_
 from protocol import statuses
 from protocol.clock import now_us
 from protocol.vocabulary import CommandKind
@@ -36,7 +37,7 @@ async def _visible(
     row = await runs.run_by_id(conn, run_id)
     if row is None:
         raise NotFound("no such run")
-    actor.require(action, row["rule_gid"], "run")
+    actor.require(action, row["rule_gid"], N_("run"))
     return row
 
 
@@ -86,7 +87,7 @@ async def get_command(engine: AsyncEngine, actor: Actor, command_id: int) -> dic
         )
     if row is None or (owner is None and not actor.user.superadmin):
         raise NotFound("no such command")
-    actor.require(Action.VIEW, owner["gid"] if owner else None, "command")
+    actor.require(Action.VIEW, owner["gid"] if owner else None, N_("command"))
     return row
 
 

@@ -18,6 +18,7 @@ from admin.stats import DAY_US, TREND_DAYS, WINDOWS, TrendPoint, trend, window_s
 from admin.timeline import Timeline, TimelineRun, layout
 from admin.trend_chart import TrendChart, trend_chart
 from center.rollup import HOUR_US, hour_of
+from i18n.marks import N_
 from protocol.clock import now_us
 from protocol.vocabulary import RuleStatus
 
@@ -52,7 +53,7 @@ async def rule_stats(engine: AsyncEngine, actor: Actor, task_id: int) -> dict[st
         row = await rule_queries.rule_by_id(conn, task_id)
         if row is None or row["status"] == RuleStatus.DELETED:
             raise NotFound("no such rule")
-        actor.require(Action.VIEW, row["gid"], "rule")
+        actor.require(Action.VIEW, row["gid"], N_("rule"))
         rows = await queries.rollup_rows(conn, [task_id], _since(now))
     return {"task_id": task_id, **_answer(rows, now)}
 
@@ -60,7 +61,7 @@ async def rule_stats(engine: AsyncEngine, actor: Actor, task_id: int) -> dict[st
 async def group_stats(engine: AsyncEngine, actor: Actor, gid: int) -> dict[str, Any]:
     """The same over every rule of a group (removed rules' runs included: they ran)."""
     now = now_us()
-    actor.require(Action.VIEW, gid, "group")
+    actor.require(Action.VIEW, gid, N_("group"))
     async with engine.connect() as conn:
         if await group_queries.group_by_id(conn, gid) is None:
             raise NotFound("no such group")

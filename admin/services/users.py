@@ -14,6 +14,7 @@ from admin.errors import Conflict, Invalid, NotFound
 from admin.permissions import ADMIN, ROLES, Action
 from admin.queries import audit, groups, sessions, users
 from admin.services import audited
+from i18n.marks import N_
 from protocol.clock import now_us
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.@-]{0,63}$")
@@ -56,7 +57,7 @@ async def get_user(engine: AsyncEngine, actor: Actor, user_id: int) -> dict[str,
 async def create_user(
     engine: AsyncEngine, actor: Actor, name: str, password: str, superadmin: bool = False
 ) -> dict[str, Any]:
-    actor.require(Action.MANAGE_USERS, None, "user")
+    actor.require(Action.MANAGE_USERS, None, N_("user"))
     name = checked_name(name)
     credentials.check_password_rules(password)
     password_hash = await asyncio.to_thread(credentials.hash_password, password)
@@ -105,7 +106,7 @@ async def update_user(
     engine: AsyncEngine, actor: Actor, user_id: int, values: dict[str, Any]
 ) -> dict[str, Any]:
     """Superadmin flag, active/disabled, password reset; the last superadmin stays one."""
-    actor.require(Action.MANAGE_USERS, None, "user")
+    actor.require(Action.MANAGE_USERS, None, N_("user"))
     changes = await _user_changes(values)
     now = now_us()
     async with engine.begin() as conn:
@@ -129,7 +130,7 @@ async def update_user(
 
 
 async def delete_user(engine: AsyncEngine, actor: Actor, user_id: int) -> None:
-    actor.require(Action.MANAGE_USERS, None, "user")
+    actor.require(Action.MANAGE_USERS, None, N_("user"))
     if user_id == actor.user.id:
         raise Conflict("you cannot delete yourself")
     async with engine.begin() as conn:
@@ -166,7 +167,7 @@ async def put_grant(
     engine: AsyncEngine, actor: Actor, user_id: int, gid: int, role: str
 ) -> dict[str, Any]:
     """Give a user one role in a group (replacing the one they had there)."""
-    actor.require(Action.GRANT, gid, "group")
+    actor.require(Action.GRANT, gid, N_("group"))
     if role not in ROLES:
         raise Invalid("role", f"{role!r} is not one of {', '.join(ROLES)}")
     now = now_us()
@@ -196,7 +197,7 @@ async def delete_grant(engine: AsyncEngine, actor: Actor, grant_id: int) -> None
         row = await users.grant_by_id(conn, grant_id)
         if row is None:
             raise NotFound("no such grant")
-        actor.require(Action.GRANT, row["gid"], "grant")
+        actor.require(Action.GRANT, row["gid"], N_("grant"))
         await users.delete_grant(conn, grant_id)
         target = ("grant", grant_id, row["gid"])
         await audited(conn, actor, now_us(), "grant.delete", target, before=row)

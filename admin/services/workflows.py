@@ -15,6 +15,7 @@ from admin.queries import groups, workflows
 from admin.services import audited
 from admin.timing_preview import PreviewAsk, preview
 from center.store.calendars import load_calendars
+from i18n.marks import N_
 from protocol.clock import now_us
 from protocol.vocabulary import RuleStatus
 
@@ -36,7 +37,7 @@ async def visible(
     row = await workflows.workflow_by_id(conn, workflow_id)
     if row is None or row["status"] == DELETED:
         raise NotFound("no such workflow")
-    actor.require(action, row["gid"], "workflow")
+    actor.require(action, row["gid"], N_("workflow"))
     return row
 
 
