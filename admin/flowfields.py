@@ -11,6 +11,7 @@ from center.calendars import Calendar, find_calendar
 from center.dag import Edge, Graph, check_graph
 from center.errors import RuleError
 from center.timing import build_timing
+from i18n.marks import N_
 from protocol.vocabulary import (
     CalendarFallback,
     CalendarMode,
@@ -55,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "calendar_mode": CalendarMode.ONLY.value,
     "calendar_fallback": CalendarFallback.SKIP.value,
 }
-EDGE_SYNTAX = "write one edge a line: PARENT -> CHILD [success|failure|always]"
+EDGE_SYNTAX = N_("write one edge a line: PARENT -> CHILD [success|failure|always]")
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ matched against the catalog's msgids and re-formatted with the translation's wor
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 PLACEHOLDER = re.compile(r"\{[^{}]*\}")
@@ -50,20 +50,49 @@ def translate_text(
     patterns: tuple[Pattern, ...],
     depth: int = 0,
 ) -> str:
-    """`text` in the catalog's language: an exact entry, else the first pattern it matches
-    (its placeholder values translated too: they are often reasons themselves), else as is."""
+    """`text` in the catalog's language: an exact entry, else the pattern reading that the
+    catalog's words cover best (its placeholder values translated too: they are often reasons
+    themselves), else as is."""
+    return _best(text, exact, patterns, depth, {}).text
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    covered: int  # characters of the English text that catalog words account for
+    text: str
+
+
+def _best(
+    text: str,
+    exact: Mapping[str, str],
+    patterns: tuple[Pattern, ...],
+    depth: int,
+    seen: dict[tuple[str, int], _Reading],
+) -> _Reading:
+    """The reading that covers the most of `text`. Not simply the first pattern that
+    matches: in `minute field: step 0 in '*/0' is out of range 1-59` the wider pattern
+    `{value} is out of range {low}-{high}` matches first but leaves `step 0 in '*/0'`
+    English; `{field} field: {reason}` around the step pattern covers it all."""
     found = exact.get(text)
     if found:
-        return found
+        return _Reading(len(text), found)
     if depth >= _MAX_DEPTH or not text:
-        return text
-    inner: Callable[[str], str] = lambda value: translate_text(value, exact, patterns, depth + 1)  # noqa: E731
+        return _Reading(0, text)
+    if (text, depth) in seen:
+        return seen[(text, depth)]
+    best = _Reading(0, text)
     for pattern in patterns:
         match = pattern.regex.match(text)
-        if match is None:
+        target = exact.get(pattern.msgid) if match is not None else None
+        if match is None or not target:
             continue
-        target = exact.get(pattern.msgid)
-        if not target:
-            continue
-        return fill(target, pattern.names, tuple(inner(v) for v in match.groups()))
-    return text
+        inner = [_best(value, exact, patterns, depth + 1, seen) for value in match.groups()]
+        covered = pattern.literal_chars + sum(reading.covered for reading in inner)
+        # A tie is two patterns each inside the other: `{k} in {item} is not a week` around
+        # `day-of-week field: '9'`, or `{field} field: {reason}` around `'9' in '1#9' is not
+        # a week`. The wrapper is the one with less text of its own (patterns come longest
+        # first): it is the one whose reason quotes another.
+        if covered and covered >= best.covered:
+            best = _Reading(covered, fill(target, pattern.names, tuple(r.text for r in inner)))
+    seen[(text, depth)] = best
+    return best
