@@ -18,6 +18,13 @@ class Pattern:
     regex: re.Pattern[str]
     names: tuple[str, ...]
     literal_chars: int  # more literal text matches more surely: tried first
+    head: str  # the text before the first placeholder, and after the last: a cheap test
+    tail: str  # before the regex (every pattern is tried on every reason)
+
+    def match(self, text: str) -> re.Match[str] | None:
+        if not (text.startswith(self.head) and text.endswith(self.tail)):
+            return None
+        return self.regex.match(text)
 
 
 def compile_pattern(msgid: str) -> Pattern | None:
@@ -30,7 +37,8 @@ def compile_pattern(msgid: str) -> Pattern | None:
         return None  # "{a}: {b}" would match any text with a colon: exact lookups only
     body = "(.*?)".join(re.escape(part) for part in literals)
     regex = re.compile(f"^{body}$", re.DOTALL)
-    return Pattern(msgid, regex, names, sum(len(part) for part in literals))
+    chars = sum(len(part) for part in literals)
+    return Pattern(msgid, regex, names, chars, literals[0], literals[-1])
 
 
 def compile_patterns(msgids: Iterable[str]) -> tuple[Pattern, ...]:
@@ -82,7 +90,7 @@ def _best(
         return seen[(text, depth)]
     best = _Reading(0, text)
     for pattern in patterns:
-        match = pattern.regex.match(text)
+        match = pattern.match(text)
         target = exact.get(pattern.msgid) if match is not None else None
         if match is None or not target:
             continue
