@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from i18n.__main__ import missing
-from i18n.catalogs import catalog
+from i18n.catalogs import catalog, po_files, read_entries
 from i18n.languages import Language
 from i18n.patterns import PLACEHOLDER
 from tests.i18n.bare_text import bare_text_of, bare_words
@@ -57,3 +57,14 @@ def test_translations_keep_their_placeholders() -> None:
 )
 def test_bare_words_table(source: str, bare: list[str]) -> None:
     assert bare_words(source) == bare
+
+
+def test_a_text_in_several_catalogs_reads_the_same_in_each() -> None:
+    """The catalogs are merged: a text two files translate differently would read one way or
+    the other by file order."""
+    translations: dict[str, dict[str, str]] = {}
+    for path in po_files(Language.ZH_CN):
+        for msgid, text in read_entries([path]).items():
+            translations.setdefault(msgid, {})[path.name] = text
+    differ = {m: t for m, t in translations.items() if len(set(t.values())) > 1}
+    assert not differ, differ
