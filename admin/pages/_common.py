@@ -12,9 +12,10 @@ from starlette.datastructures import FormData
 from admin.credentials import same
 from admin.errors import Forbidden
 from admin.web import PageSession
+from i18n.marks import N_
 
 CSRF_FIELD = "csrf"
-STALE_FORM = "the form is stale or came from another site (CSRF check failed): reload the page"
+STALE_FORM = N_("the form is stale or came from another site (CSRF check failed): reload the page")
 
 
 async def checked_form(request: Request, session: PageSession) -> FormData:
