@@ -1,10 +1,16 @@
-"""The dashboard's runs-per-hour chart as plain numbers for an SVG template (no JavaScript)."""
+"""The dashboard's runs-per-hour chart as plain numbers for an SVG template (no JavaScript).
+
+Pure: counts in, rectangles out; the words drawn (statuses in tooltips) go through `words`,
+and hours are labelled in the reader's time zone.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from i18n.zones import zone
 from protocol import statuses
 
 HOURS = 24
@@ -46,8 +52,14 @@ class Chart:
     height: int = HEIGHT
 
 
-def runs_chart(counts: dict[tuple[int, str], int], now_hour: int) -> Chart:
-    """Stacked bars of runs by status for the 24 hours up to `now_hour` (hours since epoch)."""
+def runs_chart(
+    counts: dict[tuple[int, str], int],
+    now_hour: int,
+    words: Callable[[str], str] = str,
+    timezone: str = "UTC",
+) -> Chart:
+    """Stacked bars of runs by status for the 24 hours up to `now_hour` (hours since epoch);
+    `words` translates a text (the default `str` keeps the English), hours read in `timezone`."""
     first = now_hour - HOURS + 1
     per_hour = [
         {s: counts.get((first + i, s), 0) for s in ORDER if counts.get((first + i, s))}
@@ -58,19 +70,21 @@ def runs_chart(counts: dict[tuple[int, str], int], now_hour: int) -> Chart:
     segments: list[Segment] = []
     for i, hour in enumerate(per_hour):
         y = float(HEIGHT)
-        stamp = _hour_text(first + i)
+        stamp = _hour_text(first + i, timezone)
         for status in ORDER:
             count = hour.get(status, 0)
             if not count:
                 continue
             height = HEIGHT * count / peak
             y -= height
-            label = f"{stamp}: {count} {status}"
+            label = f"{stamp}: {count} {words(status)}"
             segments.append(Segment(status, count, i * bar, y, bar - BAR_GAP, height, label))
     totals = {s: sum(h.get(s, 0) for h in per_hour) for s in ORDER}
-    labels = [(i * bar, _hour_text(first + i)[-5:]) for i in range(0, HOURS, 3)]
+    labels = [(i * bar, _hour_text(first + i, timezone)[-5:]) for i in range(0, HOURS, 3)]
     return Chart(segments, {s: n for s, n in totals.items() if n}, peak, labels)
 
 
-def _hour_text(hour: int) -> str:
-    return datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y-%m-%d %H:00")
+def _hour_text(hour: int, timezone: str) -> str:
+    """The hour's start as local wall time (a zone half an hour off UTC shows HH:30)."""
+    moment = datetime.fromtimestamp(hour * 3600, UTC).astimezone(zone(timezone) or UTC)
+    return moment.strftime("%Y-%m-%d %H:%M")

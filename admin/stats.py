@@ -11,11 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from center.rollup import COUNTED, HOUR_US, Sums, hour_of, percentile_ms
+from i18n.marks import N_
 from protocol import statuses
 
 DAY_US = 24 * HOUR_US
-# (name, hours): the windows every statistics answer gives, the current hour included.
-WINDOWS: tuple[tuple[str, int], ...] = (("24h", 24), ("7d", 7 * 24), ("30d", 30 * 24))
+# (name, hours): the windows every statistics answer gives, the current hour included. The
+# names are keys of the API's answer; pages show them translated.
+WINDOWS: tuple[tuple[str, int], ...] = ((N_("24h"), 24), (N_("7d"), 7 * 24), (N_("30d"), 30 * 24))
 TREND_DAYS = 30
 
 

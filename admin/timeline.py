@@ -2,15 +2,18 @@
 
 Pure: runs and the window in, rectangles and ticks out, for an SVG template. A bar goes from
 the run's start (its scheduled time while it has none) to its end (now while it runs); a run
-that never started (skipped, missed) is a thin mark at its scheduled time.
+that never started (skipped, missed) is a thin mark at its scheduled time. Times read in the
+reader's zone; the words of the tooltips go through `words` (the default `str` keeps English).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
+from i18n.marks import N_
+from i18n.zones import zone
 from protocol import statuses
 
 LABEL_W, PLOT_W = 200, 1000
@@ -73,9 +76,18 @@ def bar_span(run: TimelineRun, now_us: int) -> tuple[int, int]:
     return begin, max(end, begin)
 
 
-def layout(runs: Sequence[TimelineRun], from_us: int, to_us: int, now_us: int) -> Timeline:
+def layout(
+    runs: Sequence[TimelineRun],
+    from_us: int,
+    to_us: int,
+    now_us: int,
+    *,
+    words: Callable[[str], str] = str,
+    timezone: str = "UTC",
+) -> Timeline:
     """Lanes sorted by label (those with a bar in the window); each run a bar clipped to
     [from_us, to_us)."""
+    local = _Local(timezone)
     span = max(to_us - from_us, 1)
     shown = []
     for run in runs:
@@ -92,44 +104,64 @@ def layout(runs: Sequence[TimelineRun], from_us: int, to_us: int, now_us: int) -
         x0 = LABEL_W + PLOT_W * (max(begin, from_us) - from_us) / span
         x1 = LABEL_W + PLOT_W * (min(end, to_us) - from_us) / span
         width = max(min(max(x1 - x0, MIN_BAR_W), LABEL_W + PLOT_W - x0), 1.0)
-        tip = f"#{run.id} {run.title}: {run.status}, {_clock(begin)} → {_end_text(run, end)}"
+        until = _end_text(run, end, local, words)
+        tip = f"#{run.id} {run.title}: {words(run.status)}, {local.clock(begin)} → {until}"
         bars.append(Bar(run.id, run.status, round(x0, 1), ys[run.lane], round(width, 1), tip))
     return Timeline(
         lanes=[Lane(lanes[lane], ys[lane]) for lane in order],
         bars=bars,
-        ticks=ticks(from_us, to_us),
+        ticks=ticks(from_us, to_us, timezone),
         width=LABEL_W + PLOT_W,
         height=max(len(order), 1) * (LANE_H + LANE_GAP),
     )
 
 
-def ticks(from_us: int, to_us: int) -> list[tuple[float, str]]:
-    """Round times across the window, at most MAX_TICKS of them, with their x."""
+def ticks(from_us: int, to_us: int, timezone: str = "UTC") -> list[tuple[float, str]]:
+    """Round (local) times across the window, at most MAX_TICKS of them, with their x."""
     span = max(to_us - from_us, 1)
     step = next(
         (m * _MINUTE_US for m in _STEPS_MIN if span / (m * _MINUTE_US) <= MAX_TICKS),
         _STEPS_MIN[-1] * _MINUTE_US,
     )
-    first = from_us + (-from_us) % step
+    local = _Local(timezone)
+    shift = local.offset_us(from_us)
+    first = from_us + (-(from_us + shift)) % step
     long = span > 24 * 60 * _MINUTE_US
     return [
-        (LABEL_W + PLOT_W * (t - from_us) / span, _stamp(t, long))
+        (LABEL_W + PLOT_W * (t - from_us) / span, local.stamp(t, long))
         for t in range(first, to_us, step)
     ]
 
 
-def _end_text(run: TimelineRun, end: int) -> str:
+def _end_text(run: TimelineRun, end: int, local: _Local, words: Callable[[str], str]) -> str:
     if run.end_us:
-        return _clock(end)
-    return "now" if run.status in statuses.ACTIVE else "—"
+        return local.clock(end)
+    return words(N_("now")) if run.status in statuses.ACTIVE else "—"
 
 
-def _clock(us: int) -> str:
-    """HH:MM:SS (UTC) by arithmetic: thousands of tooltips, strftime would be most of the
-    layout's time."""
-    s = us // 1_000_000 % 86_400
-    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+class _Local:
+    """Instants as wall-clock text of one zone. A zone's offset is looked up once per minute
+    touched (zones change offset on whole minutes): thousands of tooltips, and strftime for
+    each would be most of the layout's time."""
 
+    def __init__(self, timezone: str) -> None:
+        self.where: tzinfo = zone(timezone) or UTC
+        self.offsets: dict[int, int] = {}
 
-def _stamp(us: int, long: bool) -> str:
-    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%m-%d %H:%M" if long else "%H:%M")
+    def offset_us(self, us: int) -> int:
+        minute = us // _MINUTE_US
+        found = self.offsets.get(minute)
+        if found is None:
+            moment = datetime.fromtimestamp(minute * 60, UTC).astimezone(self.where)
+            delta = moment.utcoffset()
+            found = self.offsets[minute] = int(delta.total_seconds()) * 1_000_000 if delta else 0
+        return found
+
+    def clock(self, us: int) -> str:
+        """HH:MM:SS by arithmetic."""
+        s = (us + self.offset_us(us)) // 1_000_000 % 86_400
+        return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+    def stamp(self, us: int, long: bool) -> str:
+        moment = datetime.fromtimestamp(us / 1e6, UTC).astimezone(self.where)
+        return moment.strftime("%m-%d %H:%M" if long else "%H:%M")

@@ -37,7 +37,8 @@ def reader_of(request: Request) -> Reader:
         cfg.admin_language,
     )
     zone = getattr(state, "user_timezone", "")
-    return Reader(language, zone if known_zone(zone) else cfg.admin_timezone)
+    # "" (no choice made) is no zone of the user's own, though zones.zone reads it as UTC.
+    return Reader(language, zone if zone and known_zone(zone) else cfg.admin_timezone)
 
 
 def note_user(request: Request, language: str, timezone: str) -> None:

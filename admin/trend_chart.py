@@ -1,18 +1,22 @@
 """The statistics' duration trend as plain numbers for an SVG template (no JavaScript).
 
 Per day: a bar of runs (failures on top, in their colour) scaled to the busiest day, and two
-lines, duration p50 and p95, on their own axis scaled to the highest p95. Pure.
+lines, duration p50 and p95, on their own axis scaled to the highest p95. Pure: the words of
+the tooltips go through `words` (the reader's gettext; the default `str` keeps the English).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from admin.stats import TrendPoint
+from i18n.marks import N_
 
 WIDTH, HEIGHT = 1200, 160
 BAR_GAP = 3
+_TOOLTIP = N_("{day}: {runs} runs, {failed} not successful, p50 {p50}, p95 {p95}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +50,7 @@ def format_ms(ms: float | None) -> str:
     return f"{ms:.0f} ms"
 
 
-def trend_chart(points: list[TrendPoint]) -> TrendChart:
+def trend_chart(points: list[TrendPoint], words: Callable[[str], str] = str) -> TrendChart:
     days = max(len(points), 1)
     slot = WIDTH / days
     peak = max([p.runs for p in points] + [1])
@@ -56,9 +60,12 @@ def trend_chart(points: list[TrendPoint]) -> TrendChart:
         runs_h = HEIGHT * p.runs / peak
         failed_h = HEIGHT * max(p.failed, 0) / peak
         day = _day_text(p.day_us)
-        tooltip = (
-            f"{day}: {p.runs} runs, {p.failed} not successful, "
-            f"p50 {format_ms(p.duration_p50_ms)}, p95 {format_ms(p.duration_p95_ms)}"
+        tooltip = words(_TOOLTIP).format(
+            day=day,
+            runs=p.runs,
+            failed=p.failed,
+            p50=format_ms(p.duration_p50_ms),
+            p95=format_ms(p.duration_p95_ms),
         )
         bars.append(DayBar(i * slot, slot - BAR_GAP, HEIGHT - runs_h, HEIGHT - failed_h, tooltip))
     labels = [(i * slot, _day_text(p.day_us)[5:]) for i, p in enumerate(points) if i % 5 == 0]

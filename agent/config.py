@@ -89,6 +89,11 @@ class AgentConfig(ProcessSettings):
     `agent_allow_loader_env` [false]: let a rule's env set loader variables (LD_PRELOAD…); they
     reach only the process already running as the rule's user. Logged as a warning at start.
 
+    Starting on the second (agent.prepared): a run the center sent ahead of its time gets its
+    process ready (forked as its user, held before exec) up to `agent_prepare_ahead_ms`
+    [2000] before its second, at most `agent_prepare_max` [2000] at once (0 turns it off;
+    also capped by the open-file limit, three descriptors each).
+
     `agent_user_switch` [auto]: how a root agent starts a run as its user: `setpriv` (exec
     through util-linux setpriv, which keeps CPython's fast vfork), `fork` (CPython's own
     user=/group= switch, a full fork of the agent per run), or `auto` (setpriv when it is
@@ -120,6 +125,8 @@ class AgentConfig(ProcessSettings):
     agent_live_output_backlog_bytes: int = Field(default=MIB, ge=0, le=1 << 30)
     agent_outbox_max_events: int = Field(default=100_000, ge=10, le=100_000_000)
     agent_user_switch: Literal["auto", "setpriv", "fork"] = "auto"
+    agent_prepare_max: int = Field(default=2000, ge=0, le=100_000)
+    agent_prepare_ahead_ms: int = Field(default=2000, ge=0, le=60_000)
     # Per-run limits for rules that set none (0 = none): address space, CPU, files, processes.
     agent_limit_mem_mb: int = Field(default=0, ge=0, le=1 << 24)
     agent_limit_cpu_s: int = Field(default=0, ge=0, le=366 * 86400)

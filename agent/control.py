@@ -69,7 +69,7 @@ class Control:
             sessions, journal, runner, limits=limits or RunLimits(), metrics=metrics
         )
         self.oneshots = OneShots(self.table)
-        self.holding = Holding(self._accept, self.table.finish)
+        self.holding = Holding(self._accept, self.table.finish, self.table.preparer)
         self.daemons = DaemonSupervisor(
             self.table, journal, sessions, daemon_policy or DaemonPolicy()
         )

@@ -188,3 +188,34 @@ def epoch_refusal(epoch: int, highest: int) -> str:
     if highest >= 0 and epoch - highest > MAX_EPOCH_STEP:
         return f"epoch {epoch} jumps more than {MAX_EPOCH_STEP} above {highest}"
     return ""
+
+
+# ---------------------------------------------------------------- preparing held runs
+
+
+class PrepareStep(enum.Enum):
+    """What to do now with a run held until its second."""
+
+    PREPARE = "prepare"  # fork it now and hold the process at its gate
+    WAIT = "wait"  # too early: come back `wait_us` later
+    SPAWN = "spawn"  # too late (or no room) to prepare: spawn it at its second as before
+
+
+# Closer to its second than this, a preparation (two execs, a few ms under load) might not
+# be ready in time; spawning at the second is then no slower.
+PREPARE_MIN_LEAD_US = 20_000
+
+
+def decide_prepare(
+    now_us: int, due_us: int, ahead_us: int, held: int, max_held: int
+) -> tuple[PrepareStep, int]:
+    """(step, wait_us) for a held run due at `due_us`: prepared at most `ahead_us` early,
+    never when `max_held` processes are held already (0 turns preparing off)."""
+    lead_us = due_us - now_us
+    if max_held <= 0 or ahead_us <= 0 or lead_us < PREPARE_MIN_LEAD_US:
+        return PrepareStep.SPAWN, 0
+    if lead_us > ahead_us:
+        return PrepareStep.WAIT, lead_us - ahead_us
+    if held >= max_held:
+        return PrepareStep.SPAWN, 0
+    return PrepareStep.PREPARE, 0

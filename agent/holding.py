@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import structlog
 
+from agent.prepared import Preparer
 from agent.runner import not_started
 from protocol import statuses
 from protocol.messages import Exec, RunFinished
@@ -26,10 +27,14 @@ class Holding:
     """
 
     def __init__(
-        self, release: Callable[[Exec], None], finish: Callable[[RunFinished], None]
+        self,
+        release: Callable[[Exec], None],
+        finish: Callable[[RunFinished], None],
+        preparer: Preparer | None = None,
     ) -> None:
         self._release = release
         self._finish = finish
+        self._preparer = preparer
         self._held: dict[str, tuple[asyncio.TimerHandle, Exec]] = {}
 
     def __contains__(self, runid: object) -> bool:
@@ -45,6 +50,8 @@ class Holding:
             return False
         timer = asyncio.get_running_loop().call_later(delay_us / 1e6, self._due, msg.ref.runid)
         self._held[msg.ref.runid] = (timer, msg)
+        if self._preparer is not None:
+            self._preparer.offer(msg)
         return True
 
     def replace(self, msg: Exec) -> bool:
@@ -55,6 +62,9 @@ class Holding:
         if msg.spec.updated_us > entry[1].spec.updated_us:
             self._held[msg.ref.runid] = (entry[0], msg)
             log.info("agent.held_run_updated", runid=msg.ref.runid)
+            if self._preparer is not None:  # the process made for the old spec never runs
+                self._preparer.discard(msg.ref.runid)
+                self._preparer.offer(msg)
         return True
 
     def _due(self, runid: str) -> None:
@@ -72,6 +82,8 @@ class Holding:
         for r in gone:
             timer, msg = self._held.pop(r)
             timer.cancel()
+            if self._preparer is not None:
+                self._preparer.discard(r)
             self._finish(not_started(msg, statuses.KILLED, reason, end_us))
         return len(gone)
 
@@ -79,6 +91,8 @@ class Holding:
         """At shutdown: not reported, so that the center sends them again after a restart."""
         for timer, _ in self._held.values():
             timer.cancel()
+        if self._preparer is not None:
+            self._preparer.discard_all()
         if self._held:
             log.info("agent.held_runs_forgotten", count=len(self._held))
         self._held.clear()

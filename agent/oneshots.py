@@ -61,6 +61,8 @@ class OneShots:
         elif decision is Overlap.REPLACE_WAITING:
             self._drop_waiting(slots, slots.waiting[-1], f"replaced by {handle.runid}")
         self._table.add(handle)
+        if decision is not Overlap.START:  # it may start much later: spawned then, as usual
+            self._table.preparer.discard(handle.runid)
         if decision is Overlap.START:
             slots.active.append(handle)
             self._table.spawn(self._run(handle, None), f"run {handle.runid}")

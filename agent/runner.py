@@ -17,9 +17,11 @@ import structlog
 from agent.accounts import AccountCache, cwd_problem, lookup_account, resolve_command
 from agent.descendants import end_tree
 from agent.errors import SpecError
+from agent.gate import Go, Prepared, gate_argv, verdict_socket
 from agent.metrics import AgentMetrics
 from agent.orphans import TrackedProcess, track
 from agent.output import CapturedOutput, LiveTail, OutputBuffer
+from agent.process import RunProtocol, exited_already, signal_group, terminate_group
 from agent.runspec import Account, Launch, UserPolicy, plan_launch, spawn_failure_reason
 from agent.userswitch import (
     FORK_SWITCH,
@@ -37,7 +39,6 @@ from protocol.rlimits import limit_reason
 # After the main process exits, wait this long for the pipe to close (background children
 # may still hold it), then stop reading: the run is over when its main process is.
 OUTPUT_DRAIN_S = 1.0
-GROUP_POLL_S = 0.02
 log = structlog.get_logger("agent.runner")
 
 
@@ -103,65 +104,6 @@ class RunHandle:
     async def stop_requested(self) -> None:
         """Return once a stop was requested."""
         await self._stop.wait()
-
-
-class _RunProtocol(asyncio.SubprocessProtocol):
-    """Feeds merged stdout+stderr to the buffers; signals exit and end of output."""
-
-    def __init__(self, output: OutputBuffer, tail: LiveTail) -> None:
-        loop = asyncio.get_running_loop()
-        self.output = output
-        self.tail = tail
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.eof: asyncio.Future[None] = loop.create_future()
-
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        """One read of merged stdout+stderr."""
-        chunk = data.encode() if isinstance(data, str) else data
-        self.output.feed(chunk)
-        self.tail.feed(chunk)
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        """The pipe closed: every holder of it has exited or closed it."""
-        if not self.eof.done():
-            self.eof.set_result(None)
-
-    def process_exited(self) -> None:
-        """The main process exited (its group may live on)."""
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-
-def exited_already(pid: int) -> bool:
-    """Whether our child `pid` has exited, without reaping it (its watcher still will)."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:  # reaped already
-        return True
-
-
-def signal_group(pgid: int, signum: int) -> bool:
-    """Signal a process group; False if it no longer exists."""
-    try:
-        os.killpg(pgid, signum)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-async def terminate_group(pgid: int, exited: asyncio.Future[None], grace_s: float) -> None:
-    """TERM the group, give it `grace_s` to go (main process and the rest), then KILL it."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace_s
-    signal_group(pgid, signal.SIGTERM)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(grace_s):
-            await asyncio.shield(exited)
-    # No event tells us when the last member of a group is gone: poll in short steps.
-    while loop.time() < deadline and signal_group(pgid, 0):  # noqa: ASYNC110 - no event exists
-        await asyncio.sleep(GROUP_POLL_S)
-    if signal_group(pgid, signal.SIGKILL):
-        log.debug("agent.group_killed", pgid=pgid, grace_s=grace_s)
 
 
 def _exit_outcome(returncode: int, handle: RunHandle) -> tuple[str, int | None, int | None, str]:
@@ -238,8 +180,11 @@ class Runner:
         self._on_tracked = on_tracked
         self._metrics = metrics or AgentMetrics()
 
-    async def run(self, handle: RunHandle) -> RunFinished:
-        """Run to the end and return the RunFinished (seq 0: the outbox numbers it)."""
+    async def run(self, handle: RunHandle, prepared: Prepared | None = None) -> RunFinished:
+        """Run to the end and return the RunFinished (seq 0: the outbox numbers it); with a
+        process `prepared` for it, open its gate rather than spawning."""
+        if prepared is not None:
+            return await self._run_prepared(handle, prepared)
         msg = handle.msg
         try:
             launch, spawn = await self._plan(msg)
@@ -248,11 +193,62 @@ class Runner:
         if handle.stop_status:
             return not_started(msg, handle.stop_status, handle.stop_reason, now_us())
         output = OutputBuffer(min(msg.spec.output_max_bytes, self._output_cap_bytes))
-        protocol = _RunProtocol(output, handle.tail)
+        protocol = RunProtocol(output, handle.tail)
         try:
             transport = await self._spawn(spawn, protocol)
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
             return not_started(msg, statuses.FAILED, spawn_failure_reason(exc, launch), now_us())
+        return await self._carry(handle, launch, transport, protocol, output)
+
+    async def prepare(self, msg: Exec, go: Go) -> Prepared:
+        """Spawn `msg`'s process up to its gate (agent.gate); SpecError if it cannot start,
+        OSError (or SubprocessError) if the spawn failed: the run then spawns at its second."""
+        launch, spawn = await self._plan(msg, gated=True)
+        output = OutputBuffer(min(msg.spec.output_max_bytes, self._output_cap_bytes))
+        protocol = RunProtocol(output, LiveTail())
+        ours, theirs = verdict_socket()
+        try:
+            transport = await self._spawn(spawn, protocol, stdin=go.read_fd, stderr=theirs.fileno())
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        return Prepared(
+            msg, launch, transport=transport, protocol=protocol, output=output, sock=ours, go=go
+        )
+
+    async def _run_prepared(self, handle: RunHandle, prepared: Prepared) -> RunFinished:
+        """Open the gate of a held process; its start is the kernel's stamp of its exec. One
+        asked to stop meanwhile never execs; one that died at its gate is spawned afresh."""
+        if handle.stop_status:
+            prepared.discard()
+            return not_started(handle.msg, handle.stop_status, handle.stop_reason, now_us())
+        prepared.protocol.tail = handle.tail
+        prepared.release()
+        try:
+            start_us = await prepared.exec_instant()
+        except BaseException:  # forced shutdown: leave nothing behind
+            prepared.discard()
+            raise
+        if start_us is None:
+            log.warning("run.prepared_lost", pid=prepared.pid)
+            prepared.discard()
+            return await self.run(handle)
+        handle.start_us = start_us
+        return await self._carry(
+            handle, prepared.launch, prepared.transport, prepared.protocol, prepared.output
+        )
+
+    async def _carry(
+        self,
+        handle: RunHandle,
+        launch: Launch,
+        transport: asyncio.SubprocessTransport,
+        protocol: RunProtocol,
+        output: OutputBuffer,
+    ) -> RunFinished:
+        """A started process: report it, supervise it, clean up after it, say how it ended."""
         pid = transport.get_pid()
         self._started(handle, pid, launch.account)
         returncode = await self._supervise(transport, protocol, handle)
@@ -262,19 +258,20 @@ class Runner:
             await end_tree(handle.runid, launch.account.uid, pid, handle.msg.spec.kill_grace_s)
         return self._finished(handle, launch, returncode, output.result())
 
-    async def _plan(self, msg: Exec) -> tuple[Launch, _Spawn]:
-        """The launch and its spawn; SpecError if the run cannot start. A user not looked up
-        lately is looked up (with the path checks) on a thread, off the loop."""
+    async def _plan(self, msg: Exec, *, gated: bool = False) -> tuple[Launch, _Spawn]:
+        """The launch and its spawn (held at a gate before the command if `gated`); SpecError
+        if the run cannot start. A user not looked up lately is looked up (with the path
+        checks) on a thread, off the loop."""
         user = msg.spec.run_user
         if not self._policy.switches_user or not user or self._accounts.cached(user):
-            return self._plan_now(msg)
-        return await asyncio.to_thread(self._plan_now, msg)
+            return self._plan_now(msg, gated)
+        return await asyncio.to_thread(self._plan_now, msg, gated)
 
-    def _plan_now(self, msg: Exec) -> tuple[Launch, _Spawn]:
+    def _plan_now(self, msg: Exec, gated: bool = False) -> tuple[Launch, _Spawn]:
         launch = plan_launch(msg, self._policy, self._accounts, cwd_problem)
-        return launch, self._command(launch)
+        return launch, self._command(launch, gated)
 
-    def _command(self, launch: Launch) -> _Spawn:
+    def _command(self, launch: Launch, gated: bool = False) -> _Spawn:
         """What to spawn: the privilege drop when switching, then, already as the run's user,
         prlimit, `env -C cwd` and the command. The rule's environment and directory reach only
         processes that run as that user: nothing running as root reads LD_PRELOAD or enters
@@ -291,6 +288,7 @@ class Runner:
             [executable, *launch.argv[1:]],
             launch.limits,
             rule_env=launch.rule_env,
+            gate=gate_argv("PWD" in launch.env) if gated else (),
         )
         if not launch.switch:
             return _Spawn(argv, carrier)
@@ -300,16 +298,23 @@ class Runner:
         creds = {"user": account.uid, "group": account.gid, "extra_groups": list(account.groups)}
         return _Spawn(argv, carrier, creds)
 
-    async def _spawn(self, spawn: _Spawn, protocol: _RunProtocol) -> asyncio.SubprocessTransport:
+    async def _spawn(
+        self,
+        spawn: _Spawn,
+        protocol: RunProtocol,
+        *,
+        stdin: int = subprocess.DEVNULL,
+        stderr: int = subprocess.STDOUT,
+    ) -> asyncio.SubprocessTransport:
         """Start the process in its own session, in `/`: the run's directory is entered by the
         post-drop env, as the run's user (entering it as root raced the permission check)."""
         loop = asyncio.get_running_loop()
         transport, _ = await loop.subprocess_exec(
             lambda: protocol,
             *spawn.argv,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=stderr,
             cwd="/",
             env=spawn.env,
             start_new_session=True,
@@ -368,7 +373,7 @@ class Runner:
         )
 
     async def _supervise(
-        self, transport: asyncio.SubprocessTransport, protocol: _RunProtocol, handle: RunHandle
+        self, transport: asyncio.SubprocessTransport, protocol: RunProtocol, handle: RunHandle
     ) -> int:
         """Wait for exit, a stop request or the timeout; always leaves the group dead or done."""
         pgid = transport.get_pid()

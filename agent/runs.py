@@ -4,30 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Coroutine, Iterable
+import resource
+from collections.abc import Awaitable, Coroutine, Iterable
 from typing import Any
 
 import structlog
 
 from agent.errors import StateDirError
+from agent.gate import Go, Prepared
 from agent.journal import Journal
 from agent.metrics import AgentMetrics
+from agent.prepared import Preparer, fd_room
 from agent.runner import RunHandle, Runner, abandoned, log_finished, not_started
 from agent.server import LIVE_OUTPUT_BACKLOG_BYTES, Sessions
 from protocol import statuses
 from protocol.clock import now_us
-from protocol.messages import RunFinished, RunOutput
+from protocol.messages import Exec, RunFinished, RunOutput
 
 DEFAULT_MAX_PROCESSES = 512
+DEFAULT_PREPARE_MAX = 2000
+DEFAULT_PREPARE_AHEAD_US = 2_000_000
 log = structlog.get_logger("agent.runs")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunLimits:
-    """Processes at once on this agent, and the send backlog that holds live output back."""
+    """Processes at once on this agent, the send backlog that holds live output back, and
+    how many held runs get their process ready ahead, how early (agent.prepared)."""
 
     max_processes: int = DEFAULT_MAX_PROCESSES
     live_backlog_bytes: int = LIVE_OUTPUT_BACKLOG_BYTES
+    prepare_max: int = DEFAULT_PREPARE_MAX
+    prepare_ahead_us: int = DEFAULT_PREPARE_AHEAD_US
 
 
 class RunTable:
@@ -54,7 +62,17 @@ class RunTable:
         self._metrics = metrics or AgentMetrics()
         self.runs: dict[str, RunHandle] = {}
         self.processes = 0
+        soft_nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.preparer = Preparer(
+            self._prepare,
+            ahead_us=limits.prepare_ahead_us,
+            max_held=min(limits.prepare_max, fd_room(soft_nofile)),
+        )
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def _prepare(self, msg: Exec, go: Go) -> Awaitable[Prepared]:
+        """The runner's preparation (looked up late: some tests build a table without one)."""
+        return self._runner.prepare(msg, go)
 
     @property
     def tasks(self) -> set[asyncio.Task[None]]:
@@ -99,7 +117,10 @@ class RunTable:
         """Run it, counted among the processes meanwhile."""
         self.processes += 1
         try:
-            return await self._runner.run(handle)
+            prepared = self.preparer.take(handle.msg)
+            if prepared is None:  # the prepared runs due with it open their gates first
+                await asyncio.sleep(0)
+            return await self._runner.run(handle, prepared)
         finally:
             self.processes -= 1
 
@@ -123,6 +144,7 @@ class RunTable:
         """Forget a run, log and count its outcome, queue its RunFinished for the outbox."""
         if handle is not None:
             self.runs.pop(handle.runid, None)
+        self.preparer.discard(event.ref.runid)  # a run ended without its prepared process
         log_finished(event)
         self._metrics.runs.labels(status=event.status).inc()
         self._journal.emit(event)

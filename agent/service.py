@@ -23,9 +23,10 @@ from agent.journal import Journal
 from agent.metrics import AgentMetrics
 from agent.orphans import TrackedProcess, stop_orphans, unknown_outcomes
 from agent.outbox import Outbox
+from agent.process import signal_group
 from agent.registration import Registrar
 from agent.resources import Admission
-from agent.runner import OUTPUT_DRAIN_S, Runner, signal_group
+from agent.runner import OUTPUT_DRAIN_S, Runner
 from agent.runs import RunLimits
 from agent.runspec import UserPolicy
 from agent.server import AgentServer, Sessions
@@ -188,7 +189,12 @@ class AgentService:
             on_tracked=journal.track,
             metrics=metrics,
         )
-        limits = RunLimits(config.agent_max_processes, config.agent_live_output_backlog_bytes)
+        limits = RunLimits(
+            config.agent_max_processes,
+            config.agent_live_output_backlog_bytes,
+            prepare_max=config.agent_prepare_max,
+            prepare_ahead_us=config.agent_prepare_ahead_ms * 1000,
+        )
         self._control = control = Control(
             config.agent_name,
             self.sessions,
@@ -276,6 +282,7 @@ class AgentService:
         await self._server.close_connections()
         self.control.stop_daemons("agent shut down")  # they never end by themselves
         await self._stop_runs()
+        self.control.table.preparer.discard_all()  # held processes never exec
         await self._journal.close()
         self.state = RunState.STOPPED
         log.info("agent.stopped")

@@ -9,7 +9,7 @@ import dataclasses
 import os
 import stat
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from agent.errors import AgentError
 from agent.runspec import Account
@@ -181,20 +181,31 @@ def post_drop_argv(
     limits: Rlimits,
     *,
     rule_env: bool = True,
+    gate: Sequence[str] = (),
 ) -> tuple[list[str], dict[str, str]]:
     """Pure: (argv, environment) of what runs as the run's user before its command: prlimit
-    sets the limits, env enters `cwd` and sets `env`, then the command. The returned
-    environment holds the values under carrier names only; `argv[0]` must be a path.
+    sets the limits, env enters `cwd` and sets `env`, then `gate` (a prepared run's wait,
+    agent.gate), then the command. The returned environment holds the values under carrier
+    names only; `argv[0]` must be a path.
 
     A run in `/` whose rule sets no variable of its own needs no `env` step (one exec less
     per run): the agent's own variables (PATH, HOME, UNITEDCRON_RUNID…) are safe before the
     drop, and `/` is entered as root with nothing to gain."""
     prefix = [switch.prlimit, *prlimit_options(limits), "--"] if limits else []
     if not rule_env and cwd == "/":
-        return [*prefix, *argv], dict(env)
+        return [*prefix, *gate, *argv], dict(env)
     carrier = {f"{CARRIER}{i}": value for i, value in enumerate(env.values())}
     assigns = " ".join(f"{name}=${{{CARRIER}{i}}}" for i, name in enumerate(env))
-    out = [*prefix, switch.env, "-i", "-C", cwd, *(["-S", assigns] if assigns else []), *argv]
+    out = [
+        *prefix,
+        switch.env,
+        "-i",
+        "-C",
+        cwd,
+        *(["-S", assigns] if assigns else []),
+        *gate,
+        *argv,
+    ]
     return out, carrier
 
 

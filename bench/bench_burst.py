@@ -1,6 +1,7 @@
 """Burst benchmark: N rules due in the same second, against 1 and 4 agents, and APScheduler 3.
 
 Run: .venv/bin/python bench/bench_burst.py [N ...]   (default: 1000 10000 100000)
+     .venv/bin/python bench/bench_burst.py --real-only   (the real-agent rows alone)
 Needs the `bench` extra for the APScheduler column: pip install -e '.[bench]'.
 
 For each N and agent count: a real `unitedcron center` (its own process, uvloop, SQLite in a
@@ -8,7 +9,9 @@ temp dir) and fake agents in another process (the real protocol, no processes sp
 note when each exec arrives. Printed: lateness from the scheduled time to the agent receiving
 the exec (p50, p99, max), fires missed, the center's CPU seconds and peak RSS. Then the same N
 as coroutine jobs in APScheduler 3's AsyncIOScheduler (in-process, no network), for reference.
-A last row starts real processes through one real agent, for the lateness to process start.
+The last rows start 1 000 real processes through one real agent, for the lateness to the
+exec instant: prepared ahead (forked as the user, held before exec, released at the second)
+and, as the baseline in the same run, spawned at the second (UNITEDCRON_AGENT_PREPARE_MAX=0).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from center.tables import agents, crontab, crontab_agent, task_process
 
 SECRET = "bench-secret-0123456789abcdef"
 ROOT = Path(__file__).resolve().parent
+REAL_N = 1000
 UNITEDCRON = str(Path(sys.executable).with_name("unitedcron"))
 
 
@@ -218,19 +222,23 @@ async def aps_burst(n: int) -> dict[str, Any]:
     }
 
 
-async def real_starts(n: int, tmp: Path) -> dict[str, Any]:
-    """One real agent spawning `/bin/true` as nobody: lateness to the process start."""
-    db_url = f"sqlite+aiosqlite:///{tmp}/real-{n}.db"
+async def real_starts(n: int, tmp: Path, prepare_max: int, ahead_ms: int) -> dict[str, Any]:
+    """One real agent running `/bin/true` as nobody: lateness to the process start (the
+    exec instant). `prepare_max` 0: each spawned at its second (the baseline); `ahead_ms`:
+    the center's send-ahead, and how early the agent may prepare."""
+    db_url = f"sqlite+aiosqlite:///{tmp}/real-{n}-{prepare_max}-{ahead_ms}.db"
     await upgrade_database(db_url)
     reg_port, agent_port, metrics_port = free_port(), free_port(), free_port()
-    at_s = int(time.time()) + 12
+    at_s = int(time.time()) + 20  # enrolment (TLS) takes seconds on a loaded machine
     await seed(db_url, [agent_port], n, at_s, "/bin/true")
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNITEDCRON_")} | {
         "UNITEDCRON_SECRET": SECRET,
         "UNITEDCRON_AGENT_LISTEN": f"127.0.0.1:{agent_port}",
         "UNITEDCRON_AGENT_CENTER": f"127.0.0.1:{reg_port}",
         "UNITEDCRON_AGENT_NAME": "agent-1",
-        "UNITEDCRON_AGENT_STATE_DIR": str(tmp / f"agent-{n}"),
+        "UNITEDCRON_AGENT_STATE_DIR": str(tmp / f"agent-{n}-{prepare_max}-{ahead_ms}"),
+        "UNITEDCRON_AGENT_PREPARE_MAX": str(prepare_max),
+        "UNITEDCRON_AGENT_PREPARE_AHEAD_MS": str(ahead_ms),
         "UNITEDCRON_LOG_LEVEL": "warning",
         "UNITEDCRON_AGENT_METRICS_LISTEN": "",
         "UNITEDCRON_AGENT_MAX_PROCESSES": str(n + 10),
@@ -244,7 +252,12 @@ async def real_starts(n: int, tmp: Path) -> dict[str, Any]:
         stderr=asyncio.subprocess.DEVNULL,
     )
     center = await start_center(
-        db_url, metrics_port, {"UNITEDCRON_CENTER_LISTEN": f"127.0.0.1:{reg_port}"}
+        db_url,
+        metrics_port,
+        {
+            "UNITEDCRON_CENTER_LISTEN": f"127.0.0.1:{reg_port}",
+            "UNITEDCRON_CENTER_SEND_AHEAD_MS": str(ahead_ms),
+        },
     )
     await wait_planned(metrics_port, n, at_s - 1)
     engine = create_engine(db_url)
@@ -313,14 +326,30 @@ async def main(sizes: list[int]) -> None:
                 f"{r['max']:>8.1f}",
                 flush=True,
             )
-        print("\nreal agent, /bin/true as nobody: scheduled -> process started")
-        r = await real_starts(1000, Path(tmp))
-        print(
-            f"{r['n']:>7} {1:>6} {r['started']:>9} {r['p50']:>8.1f} {r['p99']:>8.1f} "
-            f"{r['max']:>8.1f}",
-            flush=True,
-        )
+    await real_rows(REAL_N)
+
+
+async def real_rows(n: int) -> None:
+    """The same burst through one real agent, prepared ahead and (baseline) spawned at the
+    second, in this run."""
+    print(f"\nreal agent, {n} x /bin/true as nobody (setpriv): scheduled -> exec instant")
+    print(f"{'':>34} {'started':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    rows = (
+        ("prepared ahead (2 s send-ahead)", 2000, 2000),
+        ("spawned at second (2 s, baseline)", 0, 2000),
+        ("prepared ahead (5 s send-ahead)", 2000, 5000),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, prepare_max, ahead_ms in rows:
+            r = await real_starts(n, Path(tmp), prepare_max, ahead_ms)
+            print(
+                f"{label:>34} {r['started']:>9} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['max']:>8.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
-    asyncio.run(main([int(a) for a in sys.argv[1:]] or [1000, 10_000, 100_000]))
+    if sys.argv[1:] == ["--real-only"]:
+        asyncio.run(real_rows(REAL_N))
+    else:
+        asyncio.run(main([int(a) for a in sys.argv[1:]] or [1000, 10_000, 100_000]))

@@ -142,7 +142,10 @@ class AlertLoop:
         attempts = row["attempts"] + 1
         try:
             data = json.loads(row["payload"]) | {"id": row["id"]}
-            to = Destination(row["channel_kind"], row["target"], row["secret"], row["mentions"])
+            language = row["language"] or self.config.center_alert_language
+            to = Destination(
+                row["channel_kind"], row["target"], row["secret"], row["mentions"], language
+            )
             timeout_s = self.config.center_alert_send_timeout_s
             await deliver(to, data, self.smtp, timeout_s, self.allowed)
         except TargetRefused as exc:

@@ -10,6 +10,7 @@ from datetime import date
 from functools import lru_cache
 
 from center.errors import RuleError
+from i18n.marks import N_
 from protocol.vocabulary import CalendarFallback, CalendarMode
 
 WEEKDAYS, CN_WORKDAYS, CN_HOLIDAYS = "weekdays", "cn-workdays", "cn-holidays"
@@ -84,9 +85,13 @@ class Calendar:
         """What a rule page says when the data ends within a year of `today` ("" if not)."""
         if self.last is None or self.last - today > 366:
             return ""
-        what = "do not run" if fallback == CalendarFallback.SKIP else "run by the day of the week"
+        what = (
+            N_("do not run")
+            if fallback == CalendarFallback.SKIP
+            else N_("run by the day of the week")
+        )
         end = date.fromordinal(self.last).isoformat()
-        return f"{self.name} has no data after {end}: fires after it {what} (calendar_fallback)"
+        return N_(f"{self.name} has no data after {end}: fires after it {what} (calendar_fallback)")
 
 
 def _weekday(ordinal: int) -> int:

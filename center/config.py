@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from center.alerts.targets import Network, check_networks, parse_networks
+from i18n.languages import Language
 from protocol.framing import MAX_FRAME_BYTES
 from protocol.settings import (
     HostPort,
@@ -110,6 +111,8 @@ class CenterConfig(ProcessSettings):
     # Networks (CIDRs, comma-separated) that alert webhooks may reach beyond public addresses:
     # none by default, so no loopback, private, link-local... target. Same setting as the admin's.
     alert_allowed_networks: str = ""
+    # The language of alert messages (en, zh-CN) for channels that chose none.
+    center_alert_language: Language = Language.EN
     center_retention_every_s: float = Field(default=300.0, gt=0.05, le=86400)
     center_retention_batch: int = Field(default=500, ge=1, le=10_000)
     center_retention_pause_s: float = Field(default=0.1, ge=0, le=10)

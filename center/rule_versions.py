@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from i18n.marks import N_
+
 # Pure: no I/O. center/store/versions.py reads and writes the `crontab_version` rows.
 
 # Columns the system writes, not whoever saved the rule: kept in a version (it holds every
@@ -14,7 +16,8 @@ from typing import Any
 BOOKKEEPING = frozenset({"id", "create_time", "update_time", "error", "notice"})
 SUMMARY_MAX = 255
 _NAMED_MAX = 6  # fields named in a summary before "+N more"
-_STATUS_WORDS: dict[tuple[Any, Any], str] = {(1, 0): "paused", (0, 1): "resumed"}
+# Summaries are stored in English and shown in the reader's language (marked for the catalogs).
+_STATUS_WORDS: dict[tuple[Any, Any], str] = {(1, 0): N_("paused"), (0, 1): N_("resumed")}
 DELETED = -1
 
 
@@ -86,21 +89,27 @@ def _same(a: Any, b: Any) -> bool:
 def summarize(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str:
     """A short line for the history list: created, deleted, paused, resumed, or the fields."""
     if old is None:
-        return "created"
+        return N_("created")
     changes = diff(old, new)
     if not changes:
-        return "no change"
+        return N_("no change")
     names = [c.field for c in changes]
     if names == ["status"]:
         before, after = old.get("status"), new.get("status")
         if after == DELETED:
-            return "deleted"
+            return N_("deleted")
         if before == DELETED:
-            return "restored"
-        return _STATUS_WORDS.get((before, after), f"status {before} → {after}")
+            return N_("restored")
+        return _STATUS_WORDS.get((before, after), N_(f"status {before} → {after}"))
+    return _changed(names)[:SUMMARY_MAX]
+
+
+def _changed(names: list[str]) -> str:
     shown = ", ".join(names[:_NAMED_MAX])
-    more = f" (+{len(names) - _NAMED_MAX} more)" if len(names) > _NAMED_MAX else ""
-    return f"changed {shown}{more}"[:SUMMARY_MAX]
+    if len(names) > _NAMED_MAX:
+        extra = len(names) - _NAMED_MAX
+        return N_(f"changed {shown} (+{extra} more)")
+    return N_(f"changed {shown}")
 
 
 def rollback_values(content: Mapping[str, Any], editable: Iterable[str]) -> dict[str, Any]:

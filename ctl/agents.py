@@ -8,18 +8,20 @@ import typer
 
 from ctl.context import JsonOpt, api, emit, handled
 from ctl.output import agent_state, table, when
+from ctl.words import say
+from i18n.marks import N_
 
 app = typer.Typer(no_args_is_help=True, help="Agents: list, approve, drain.")
 
 COLUMNS = [
-    ("ID", lambda a: a["id"]),
-    ("NAME", lambda a: a["name"]),
-    ("GROUP", lambda a: a.get("gid")),
-    ("STATE", agent_state),
-    ("ADDRESS", lambda a: f"{a.get('ip', '')}:{a.get('port', '')}"),
-    ("LOAD", lambda a: a.get("load1")),
-    ("VERSION", lambda a: a.get("version")),
-    ("SEEN", lambda a: when(a.get("heart_beat_time"))),
+    (N_("ID"), lambda a: a["id"]),
+    (N_("NAME"), lambda a: a["name"]),
+    (N_("GROUP"), lambda a: a.get("gid")),
+    (N_("STATE"), lambda a: say(agent_state(a))),
+    (N_("ADDRESS"), lambda a: f"{a.get('ip', '')}:{a.get('port', '')}"),
+    (N_("LOAD"), lambda a: a.get("load1")),
+    (N_("VERSION"), lambda a: a.get("version")),
+    (N_("SEEN"), lambda a: when(a.get("heart_beat_time"))),
 ]
 
 
@@ -48,7 +50,16 @@ def approve(
     """Enable a pending agent in a group you administer."""
     with api(ctx) as client:
         row = client.post(f"/agents/{aid}/approve", {"gid": group})
-    emit(as_json, row, lambda a: f"agent {a['id']} ({a['name']}) approved in group {a['gid']}")
+    emit(as_json, row, _approved)
+
+
+def _approved(a: dict[str, Any]) -> str:
+    return say(
+        "agent %(id)s (%(name)s) approved in group %(gid)s",
+        id=a["id"],
+        name=a["name"],
+        gid=a["gid"],
+    )
 
 
 @app.command()
@@ -69,5 +80,5 @@ def drain(
 
 def _drained(row: dict[str, Any]) -> str:
     left = row.get("unplaced") or []
-    note = f"; services left without an agent: {left}" if left else ""
-    return f"agent {row['aid']} draining{note}"
+    note = say("; services left without an agent: %(left)s", left=left) if left else ""
+    return say("agent %(aid)s draining", aid=row["aid"]) + note

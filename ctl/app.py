@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
@@ -9,11 +10,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ctl import agents, config, rules, runs
+from ctl import agents, config, rules, runs, words
 from ctl.client import Api
-from ctl.context import JsonOpt, Settings, api, emit, handled, settings
-from ctl.errors import AuthRefused, UsageError
+from ctl.context import JsonOpt, Settings, api, emit, error_line, handled, settings
+from ctl.errors import AuthRefused, CtlError, UsageError
 from ctl.output import counts, facts, when
+from ctl.words import say
+from i18n.marks import N_
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -49,9 +52,23 @@ def main(
     ] = None,
     timeout_s: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 10.0,
     poll_s: Annotated[float, typer.Option("--poll", help="Seconds between polls.")] = 0.5,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            envvar="UNITEDCRON_LANGUAGE",
+            help="en or zh-CN (default: the locale's, LC_ALL / LC_MESSAGES / LANG, else en).",
+        ),
+    ] = None,
 ) -> None:
     """Settings for every command; the options win over the environment and the saved login."""
-    ctx.obj = Settings(url, token, config.config_file(config_file), timeout_s, poll_s)
+    try:
+        language = words.choose(lang, os.environ)  # the entry point: the one place env is read
+    except CtlError as exc:
+        print(error_line(exc), file=sys.stderr)
+        raise typer.Exit(int(exc.code)) from None
+    words.use(language)
+    ctx.obj = Settings(url, token, config.config_file(config_file), timeout_s, poll_s, language)
 
 
 @app.command()
@@ -68,19 +85,21 @@ def login(
     s = settings(ctx)
     saved = config.load_saved(s.config_file)
     target = config.resolve(s.url, None, saved)
-    name = user or typer.prompt("user")
+    name = user or typer.prompt(say("user"))
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
-    password = password if password is not None else typer.prompt("password", hide_input=True)
+    if password is None:
+        password = typer.prompt(say("password"), hide_input=True)
     body: dict[str, Any] = {
         "username": name,
         "password": password,
         "name": f"unitedcron ctl on {socket.gethostname()}"[:64],
     }
-    with Api(config.Target(target.url, ""), s.timeout_s) as client:
+    with Api(config.Target(target.url, ""), s.timeout_s, s.language) as client:
         answer = _token(client, body, totp_code)
     values = {"url": target.url, "token": answer["token"], "token_id": answer["id"], "user": name}
     config.save(s.config_file, values)
-    print(f"logged in to {target.url} as {name}; token kept in {s.config_file}")
+    kept = {"url": target.url, "name": name, "file": s.config_file}
+    print(say("logged in to %(url)s as %(name)s; token kept in %(file)s", **kept))
 
 
 def _token(client: Api, body: dict[str, Any], totp_code: str | None) -> Any:
@@ -89,9 +108,9 @@ def _token(client: Api, body: dict[str, Any], totp_code: str | None) -> Any:
     try:
         return client.post("/auth/token", body)
     except AuthRefused as exc:
-        if "totp_code" not in exc.reason or totp_code or not sys.stdin.isatty():
+        if "totp_code" not in exc.english or totp_code or not sys.stdin.isatty():
             raise
-    return _token(client, body, typer.prompt("TOTP code"))
+    return _token(client, body, typer.prompt(say("TOTP code")))
 
 
 @app.command()
@@ -106,7 +125,7 @@ def logout(ctx: typer.Context) -> None:
         with api(ctx) as client:
             client.delete(f"/auth/tokens/{saved['token_id']}")
     s.config_file.unlink()
-    print(f"logged out of {saved.get('url', '')}")
+    print(say("logged out of %(url)s", url=saved.get("url", "")))
 
 
 @app.command()
@@ -120,17 +139,24 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def _status_text(s: dict[str, Any]) -> str:
     leader = s["leader"]
     if leader["holder"]:
-        state = (
-            "lease alive" if leader["alive"] else f"lease expired at {when(leader['expires_us'])}"
+        if leader["alive"]:
+            state = say("lease alive")
+        else:
+            state = say("lease expired at %(when)s", when=when(leader["expires_us"]))
+        lead = say(
+            "%(holder)s (epoch %(epoch)s), %(state)s",
+            holder=leader["holder"],
+            epoch=leader["epoch"],
+            state=state,
         )
-        lead = f"{leader['holder']} (epoch {leader['epoch']}), {state}"
     else:
-        lead = "none: no center has led yet"
+        lead = say("none: no center has led yet")
+    runs = counts(s["runs_last_hour"], ("success", "failed", "running"))
     return facts(
         [
-            ("leader", lead),
-            ("agents", counts(s["agents"], ("up", "down", "disabled", "pending"))),
-            ("rules", counts(s["rules"], ("enabled", "paused", "in_error"))),
-            ("last hour", counts(s["runs_last_hour"], ("success", "failed", "running"))),
+            (say("leader"), lead),
+            (say("agents"), counts(s["agents"], ("up", "down", "disabled", "pending"))),
+            (say("rules"), counts(s["rules"], ("enabled", "paused", N_("in_error")))),
+            (say("last hour"), runs),
         ]
     )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ctl.config import Target
 from ctl.errors import AuthRefused, CtlError, Unreachable, UsageError, for_status
+from i18n.languages import DEFAULT, Language
 
 if TYPE_CHECKING:
     import httpx
@@ -18,11 +19,15 @@ USER_AGENT = "unitedcron-ctl"
 class Api:
     """One HTTP client for one command; `with Api(...) as api: api.get("/rules")`."""
 
-    def __init__(self, target: Target, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, target: Target, timeout_s: float = 10.0, language: Language = DEFAULT
+    ) -> None:
         # Imported here: `unitedcron center` and `agent` load this module too, without needing it.
         import httpx
 
-        headers = {"User-Agent": USER_AGENT}
+        # The server gives its error reasons in the reader's language (the JSON's values and
+        # keys stay as they are: scripts read them).
+        headers = {"User-Agent": USER_AGENT, "Accept-Language": language.value}
         if target.token:
             headers["Authorization"] = f"Bearer {target.token}"
         self.url = target.url
@@ -63,7 +68,7 @@ class Api:
         try:
             answer = self._http.request(method, path, **kwargs)
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise UsageError(f"{self.url}: {exc}", "--url") from None
+            raise UsageError(f"cannot use {self.url}: {exc}", "--url") from None
         except httpx.TransportError as exc:
             raise Unreachable(f"no answer from {self.url}: {exc or type(exc).__name__}") from None
         if answer.status_code == 401 and self._hint_login and path != "/auth/token":
@@ -80,4 +85,5 @@ def _error(answer: httpx.Response) -> CtlError:
     except (ValueError, AttributeError):
         error = {}
     reason = error.get("reason") or f"HTTP {answer.status_code} {answer.reason_phrase}"
-    return for_status(answer.status_code)(str(reason), error.get("field"))
+    english = str(error.get("reason_en") or reason)
+    return for_status(answer.status_code)(str(reason), error.get("field"), english)

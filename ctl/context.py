@@ -15,6 +15,8 @@ from ctl import config
 from ctl.client import Api
 from ctl.errors import CtlError, ExitCode
 from ctl.output import json_text
+from ctl.words import reason, say
+from i18n.languages import Language
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,6 +33,7 @@ class Settings:
     config_file: Path
     timeout_s: float
     poll_s: float
+    language: Language = Language.EN
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -44,7 +47,7 @@ def api(ctx: typer.Context) -> Api:
     """A client for the URL and token the options, the environment or the saved login give."""
     s = settings(ctx)
     target = config.resolve(s.url, s.token, config.load_saved(s.config_file))
-    return Api(target, s.timeout_s)
+    return Api(target, s.timeout_s, s.language)
 
 
 def emit(as_json: bool, value: Any, human: Callable[[Any], str]) -> None:
@@ -60,13 +63,19 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except CtlError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(error_line(exc), file=sys.stderr)
             raise typer.Exit(int(exc.code)) from None
         except KeyboardInterrupt:
             print("", file=sys.stderr)
             raise typer.Exit(130) from None
 
     return run
+
+
+def error_line(exc: CtlError) -> str:
+    """`error: [field: ]reason`, in the reader's language (the field's name as typed)."""
+    parts = [say("error"), *([exc.field] if exc.field else []), reason(exc.reason)]
+    return say(": ").join(parts)
 
 
 def exit_with(code: ExitCode) -> None:

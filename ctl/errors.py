@@ -26,10 +26,13 @@ class ExitCode(IntEnum):
 class CtlError(Exception):
     code = ExitCode.FAILED
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, english: str = "") -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.reason = message
+        # The server's English words when it answered in another language (for tests of the
+        # reason, like "is a second factor asked for?", that must not depend on the language).
+        self.english = english or message
 
 
 class Failed(CtlError):

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 from ctl.client import Api
 from ctl.errors import Failed
 from ctl.progress import Progress
+from ctl.words import say
 
 # What the center writes into a run-now command's result (center/commands.py).
 _STARTED = re.compile(r"started \d+ run\(s\): (.+)$")
@@ -28,7 +29,13 @@ def wait_command(
             raise Failed(
                 f"command {command['id']} still pending after {wait_s:.0f} s: is a center up?"
             )
-        progress.show(f"waiting for a center to carry out command {command['id']}… {waited:.0f} s")
+        progress.show(
+            say(
+                "waiting for a center to carry out command %(id)s… %(seconds)s s",
+                id=command["id"],
+                seconds=f"{waited:.0f}",
+            )
+        )
         time.sleep(poll_s)
         command = api.get(f"/commands/{command['id']}")
     progress.clear()
@@ -56,7 +63,11 @@ def follow_run(
         offset = chunk["offset"]
         if chunk["final"]:
             break
-        progress.show(f"run {run_id}: {chunk['status']}, {time.monotonic() - started:.0f} s")
+        waited = f"{time.monotonic() - started:.0f}"
+        status = say(chunk["status"])
+        progress.show(
+            say("run %(id)s: %(status)s, %(seconds)s s", id=run_id, status=status, seconds=waited)
+        )
         time.sleep(poll_s)
     progress.clear()
     run: dict[str, Any] = api.get(f"/runs/{run_id}")

@@ -15,6 +15,8 @@ from ctl.output import facts, rule_state, table, when
 from ctl.progress import Progress
 from ctl.runs import COLUMNS as RUN_COLUMNS
 from ctl.runs import follow_and_exit
+from ctl.words import reason, say
+from i18n.marks import N_
 
 app = typer.Typer(no_args_is_help=True, help="Rules: list, show, pause, run, history, rollback.")
 
@@ -23,26 +25,28 @@ WaitOpt = Annotated[
     float, typer.Option("--wait", help="Seconds to wait for a center to carry it out.")
 ]
 COLUMNS = [
-    ("ID", lambda r: r["id"]),
-    ("NAME", lambda r: r["name"]),
-    ("GROUP", lambda r: r.get("group_name") or r.get("gid")),
-    ("STATE", rule_state),
-    ("SCHEDULE", lambda r: "daemon" if r.get("is_daemon") else r.get("rule")),
-    ("AGENTS", lambda r: ",".join(map(str, r.get("agents", [])))),
-    ("COMMAND", lambda r: r.get("execute")),
+    (N_("ID"), lambda r: r["id"]),
+    (N_("NAME"), lambda r: r["name"]),
+    (N_("GROUP"), lambda r: r.get("group_name") or r.get("gid")),
+    (N_("STATE"), lambda r: say(rule_state(r))),
+    (N_("SCHEDULE"), lambda r: say("daemon") if r.get("is_daemon") else r.get("rule")),
+    (N_("AGENTS"), lambda r: ",".join(map(str, r.get("agents", [])))),
+    (N_("COMMAND"), lambda r: r.get("execute")),
 ]
 VERSION_COLUMNS = [
-    ("VERSION", lambda v: f"v{v['version']}"),
-    ("WHEN", lambda v: when(v["at_us"])),
-    ("WHO", lambda v: v["username"] + (f" ({v['via']})" if v.get("via") else "")),
-    ("SUMMARY", lambda v: v["summary"]),
+    (N_("VERSION"), lambda v: f"v{v['version']}"),
+    (N_("WHEN"), lambda v: when(v["at_us"])),
+    (N_("WHO"), lambda v: v["username"] + (f" ({reason(v['via'])})" if v.get("via") else "")),
+    (N_("SUMMARY"), lambda v: reason(v["summary"])),
 ]
 CHANGE_COLUMNS = [
-    ("FIELD", lambda c: c["field"]),
-    ("OLD", lambda c: c["old"]),
-    ("NEW", lambda c: c["new"]),
+    (N_("FIELD"), lambda c: c["field"]),
+    (N_("OLD"), lambda c: c["old"]),
+    (N_("NEW"), lambda c: c["new"]),
 ]
 STATES = {"enabled": 1, "paused": 0}
+# The words a command's status shows as (center/commands.py), for the catalogs.
+COMMAND_STATES = (N_("pending"), N_("done"), N_("failed"))
 
 
 @app.command("ls")
@@ -73,7 +77,7 @@ def show(ctx: typer.Context, task_id: RuleId, as_json: JsonOpt = False) -> None:
 
 def _rule_text(rule: dict[str, Any]) -> str:
     skip = {"commands", "daemons", "group_name"}
-    pairs = [("state", rule_state(rule))] + [
+    pairs = [(say("state"), say(rule_state(rule)))] + [
         (k, v) for k, v in sorted(rule.items()) if k not in skip and not isinstance(v, dict)
     ]
     return facts([(k, ",".join(map(str, v)) if isinstance(v, list) else v) for k, v in pairs])
@@ -82,7 +86,12 @@ def _rule_text(rule: dict[str, Any]) -> str:
 def _set_status(ctx: typer.Context, task_id: int, status: int, as_json: bool) -> None:
     with api(ctx) as client:
         rule = client.patch(f"/rules/{task_id}", {"status": status})
-    emit(as_json, rule, lambda r: f"rule {r['id']} ({r['name']}) {rule_state(r)}")
+    emit(as_json, rule, _rule_line)
+
+
+def _rule_line(r: dict[str, Any]) -> str:
+    state = say(rule_state(r))
+    return say("rule %(id)s (%(name)s) %(state)s", id=r["id"], name=r["name"], state=state)
 
 
 @app.command()
@@ -155,7 +164,12 @@ def _started(client: Api, task_id: int, command: dict[str, Any]) -> list[dict[st
 
 
 def _command_text(command: dict[str, Any], runs: list[dict[str, Any]]) -> str:
-    head = f"command {command['id']} {command['status']}: {command.get('result') or ''}".rstrip()
+    head = say(
+        "command %(id)s %(status)s: %(result)s",
+        id=command["id"],
+        status=say(command["status"]),
+        result=reason(command.get("result") or ""),
+    ).rstrip()
     return f"{head}\n{table(runs, RUN_COLUMNS)}" if runs else head
 
 
@@ -201,7 +215,11 @@ def diff(
     """The fields that differ between two versions, old → new (default: the last change)."""
     with api(ctx) as client:
         answer = client.get(f"/rules/{task_id}/diff", **{"from": old, "to": new})
-    emit(as_json, answer, lambda a: table(a["changes"], CHANGE_COLUMNS) if a["changes"] else "same")
+    emit(
+        as_json,
+        answer,
+        lambda a: table(a["changes"], CHANGE_COLUMNS) if a["changes"] else say("same"),
+    )
 
 
 @app.command()
@@ -215,4 +233,13 @@ def rollback(
     """Write an old version back (admin role); it becomes a new version."""
     with api(ctx) as client:
         row = client.post(f"/rules/{task_id}/rollback", {"version": version})
-    emit(as_json, row, lambda v: f"rule {task_id} rolled back to v{version}: now v{v['version']}")
+    emit(as_json, row, lambda v: _rolled_back(task_id, version, v["version"]))
+
+
+def _rolled_back(task_id: int, version: int, now: int) -> str:
+    return say(
+        "rule %(id)s rolled back to v%(version)s: now v%(now)s",
+        id=task_id,
+        version=version,
+        now=now,
+    )

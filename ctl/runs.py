@@ -13,18 +13,20 @@ from ctl.errors import ExitCode
 from ctl.follow import follow_run
 from ctl.output import duration, facts, table, when
 from ctl.progress import Progress
+from ctl.words import reason, say
+from i18n.marks import N_
 
 app = typer.Typer(no_args_is_help=True, help="Runs: list, show, tail.")
 
 COLUMNS = [
-    ("ID", lambda r: r["id"]),
-    ("RULE", lambda r: r.get("rule_name") or r["task_id"]),
-    ("AGENT", lambda r: r.get("agent_name") or r["aid"]),
-    ("STATUS", lambda r: r["status"]),
-    ("TRIGGER", lambda r: r.get("trigger")),
-    ("SCHEDULED", lambda r: when(r.get("sched_us"))),
-    ("TOOK", lambda r: duration(r.get("start"), r.get("end"))),
-    ("CODE", lambda r: r.get("code")),
+    (N_("ID"), lambda r: r["id"]),
+    (N_("RULE"), lambda r: r.get("rule_name") or r["task_id"]),
+    (N_("AGENT"), lambda r: r.get("agent_name") or r["aid"]),
+    (N_("STATUS"), lambda r: say(r["status"])),
+    (N_("TRIGGER"), lambda r: say(r["trigger"]) if r.get("trigger") else None),
+    (N_("SCHEDULED"), lambda r: when(r.get("sched_us"))),
+    (N_("TOOK"), lambda r: duration(r.get("start"), r.get("end"))),
+    (N_("CODE"), lambda r: r.get("code")),
 ]
 
 
@@ -34,9 +36,12 @@ def run_outcome(run: dict[str, Any]) -> ExitCode:
 
 
 def ended_line(run: dict[str, Any]) -> str:
-    code = f", exit code {run['code']}" if run.get("code") is not None else ""
-    reason = f": {run['reason']}" if run.get("reason") else ""
-    return f"run {run['id']} ended {run['status']}{code}{reason}"
+    line = say("run %(id)s ended %(status)s", id=run["id"], status=say(run["status"]))
+    if run.get("code") is not None:
+        line += say(", exit code %(code)s", code=run["code"])
+    if run.get("reason"):
+        line += say(": ") + reason(run["reason"])
+    return line
 
 
 @app.command("ls")
@@ -70,20 +75,20 @@ def show(
 def _run_text(r: dict[str, Any]) -> str:
     head = facts(
         [
-            ("run", f"{r['id']} ({r['runid']})"),
-            ("rule", f"{r.get('rule_name') or ''} #{r['task_id']}"),
-            ("agent", f"{r.get('agent_name') or ''} #{r['aid']}"),
-            ("status", r["status"]),
-            ("trigger", r.get("trigger")),
-            ("scheduled", when(r.get("sched_us"))),
-            ("started", when(r.get("start"))),
-            ("ended", when(r.get("end"))),
-            ("took", duration(r.get("start"), r.get("end"))),
-            ("exit code", r.get("code")),
-            ("reason", r.get("reason")),
+            (say("run"), f"{r['id']} ({r['runid']})"),
+            (say("rule"), f"{r.get('rule_name') or ''} #{r['task_id']}"),
+            (say("agent"), f"{r.get('agent_name') or ''} #{r['aid']}"),
+            (say("status"), say(r["status"])),
+            (say("trigger"), say(r["trigger"]) if r.get("trigger") else None),
+            (say("scheduled"), when(r.get("sched_us"))),
+            (say("started"), when(r.get("start"))),
+            (say("ended"), when(r.get("end"))),
+            (say("took"), duration(r.get("start"), r.get("end"))),
+            (say("exit code"), r.get("code")),
+            (say("reason"), reason(r.get("reason") or "")),
         ]
     )
-    return f"{head}\n--- output\n{r.get('result') or ''}".rstrip("\n")
+    return f"{head}\n--- {say('output')}\n{r.get('result') or ''}".rstrip("\n")
 
 
 @app.command()

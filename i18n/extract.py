@@ -36,6 +36,7 @@ TEXT_ARGS: Mapping[str, int] = MappingProxyType(
         "UsageError": 0,
         "AuthRefused": 0,
         "Unreachable": 0,
+        "say": 0,  # ctl.words.say: what the CLI prints, looked up then filled in
     }
 )
 # The shared vocabulary: a status, policy or kind shows in pages as its value, translated.

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+_MIN_LETTERS = 4  # a pattern must say something of its own to be trusted on any text
 _MAX_DEPTH = 3  # a reason quoting a reason quoting a reason: enough, and no runaway
 
 
@@ -25,8 +26,8 @@ def compile_pattern(msgid: str) -> Pattern | None:
     if not names:
         return None
     literals = PLACEHOLDER.split(msgid)
-    if not any(part.strip() for part in literals):
-        return None  # all placeholders: it would match anything
+    if sum(ch.isalpha() for part in literals for ch in part) < _MIN_LETTERS:
+        return None  # "{a}: {b}" would match any text with a colon: exact lookups only
     body = "(.*?)".join(re.escape(part) for part in literals)
     regex = re.compile(f"^{body}$", re.DOTALL)
     return Pattern(msgid, regex, names, sum(len(part) for part in literals))

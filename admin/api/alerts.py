@@ -21,6 +21,7 @@ SECRET_HELP = (
     "secret; wecom, slack: none (their URL is the secret)"
 )
 MENTIONS_HELP = "dingtalk, wecom: whom the robot @s, comma-separated phone numbers, user ids, all"
+LANGUAGE_HELP = "en | zh-CN: the language of its messages; empty: the center's alert_language"
 
 
 class ChannelPatch(Body):
@@ -31,6 +32,7 @@ class ChannelPatch(Body):
     target: str | None = Field(default=None, description=TARGET_HELP)
     secret: str | None = Field(default=None, description=SECRET_HELP)
     mentions: str | None = Field(default=None, description=MENTIONS_HELP)
+    language: str | None = Field(default=None, description=LANGUAGE_HELP)
     events: list[str] | None = Field(default=None, description=EVENTS_HELP)
     throttle_s: Int32 | None = Field(default=None, description="One alert per subject per window")
     grace_s: Int32 | None = Field(default=None, description="did_not_start: wait this long")

@@ -13,6 +13,7 @@ from admin.credentials import same
 from admin.errors import Forbidden
 from admin.web import PageSession
 from i18n.marks import N_
+from i18n.zones import zone
 
 CSRF_FIELD = "csrf"
 STALE_FORM = N_("the form is stale or came from another site (CSRF check failed): reload the page")
@@ -61,8 +62,9 @@ def int_or_none(value: str | None) -> int | None:
     return number if number is not None and -(2**63) <= number < 2**63 else None
 
 
-def us_from_local(value: str | None) -> int | None:
-    """A datetime-local field's value (read as UTC) in µs; None when empty or not a date."""
+def us_from_local(value: str | None, timezone: str = "UTC") -> int | None:
+    """A datetime-local field's value in µs, read as wall time in the reader's `timezone`
+    (a value with its own offset keeps it); None when empty or not a date."""
     if not value:
         return None
     try:
@@ -70,5 +72,5 @@ def us_from_local(value: str | None) -> int | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=zone(timezone) or UTC)
     return int(moment.timestamp() * 1_000_000)

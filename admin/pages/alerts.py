@@ -31,6 +31,7 @@ def _values(form: FormData) -> dict[str, Any]:
         "kind": text(form, "kind"),
         "target": text(form, "target"),
         "mentions": text(form, "mentions"),
+        "language": text(form, "language"),
         "events": texts(form, "events"),
         "throttle_s": _number(form, "throttle_s"),
         "grace_s": _number(form, "grace_s"),

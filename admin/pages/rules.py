@@ -16,6 +16,7 @@ from admin.permissions import Action
 from admin.queries.runs import RunFilter
 from admin.services import agents, calendars, fleet, groups, rules, runs, stats, workflows
 from admin.timing_preview import PreviewAsk
+from admin.translate import reader_of
 from admin.web import Engine, Int64, PageSession, render
 from center.calendars import BUILTINS
 from center.rules import DEPENDS_WHEN, MISFIRE_POLICIES, OVERLAP_POLICIES, RETRY_UNKNOWN, ROUTINGS
@@ -51,11 +52,13 @@ async def list_rules(request: Request, session: PageSession, engine: Engine) -> 
 async def preview(request: Request, session: PageSession, engine: Engine) -> JSONResponse:
     """The form's live preview (JSON for the page's script): the real fire times, after H,
     the calendar and jitter, as the center will plan them."""
+    words = reader_of(request).words
     try:
         answer = await rules.preview_times(engine, session.actor, _ask(dict(request.query_params)))
     except Invalid as exc:
-        return JSONResponse(exc.as_json(), status_code=exc.status)
-    return JSONResponse({"fires": answer["fires"], "warning": answer["warning"]})
+        body = {"error": {"field": exc.field, "reason": words.reason(exc.reason)}}
+        return JSONResponse(body, status_code=exc.status)
+    return JSONResponse({"fires": answer["fires"], "warning": words.reason(answer["warning"])})
 
 
 def _ask(values: dict[str, str], task_id: int | None = None) -> PreviewAsk:
@@ -204,7 +207,7 @@ async def _rule_page(
         "error": error,
     }
     figures = await stats.rule_stats(engine, actor, task_id)
-    context |= {"stats": figures, "trend": stats.chart(figures)}
+    context |= {"stats": figures, "trend": stats.chart(figures, reader_of(request).words.gettext)}
     return render(request, "rule.html", session, context, error.status if error else 200)
 
 

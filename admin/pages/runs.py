@@ -9,6 +9,7 @@ from admin.pages._common import CsrfForm, int_or_none, redirect, us_from_local
 from admin.permissions import Action
 from admin.queries.runs import RunFilter
 from admin.services import agents, rules, runs
+from admin.translate import reader_of
 from admin.web import Config, Engine, Int64, PageSession, render
 from protocol import statuses
 
@@ -20,12 +21,13 @@ PAGE_SIZE = 100
 async def list_runs(request: Request, session: PageSession, engine: Engine) -> HTMLResponse:
     q = request.query_params
     status = q.get("status") if q.get("status") in statuses.ALL else None
+    timezone = reader_of(request).timezone
     f = RunFilter(
         task_id=int_or_none(q.get("rule")),
         aid=int_or_none(q.get("agent")),
         status=status,
-        since_us=us_from_local(q.get("since")),
-        until_us=us_from_local(q.get("until")),
+        since_us=us_from_local(q.get("since"), timezone),
+        until_us=us_from_local(q.get("until"), timezone),
         before_id=int_or_none(q.get("before_id")),
         limit=PAGE_SIZE,
     )

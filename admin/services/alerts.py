@@ -33,6 +33,7 @@ from center.alerts.model import (
     probe_payload,
 )
 from center.alerts.targets import Network, plain_http_problem, target_problem
+from i18n.languages import Language
 from protocol.clock import now_us
 
 _EMAIL_RE = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
@@ -44,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "kind": WEBHOOK,
     "secret": None,
     "mentions": "",
+    "language": "",
     "events": list(EVENTS),
     "throttle_s": 3600,
     "grace_s": 60,
@@ -170,6 +172,15 @@ def _mentions(kind: str, value: Any) -> str:
         raise Invalid("mentions", str(exc)) from None
 
 
+def _language(value: Any) -> str:
+    """The language of the channel's messages; "" leaves it to the center's alert_language."""
+    if value is None or value == "":
+        return ""
+    if value not in tuple(Language):
+        raise Invalid("language", "must be en or zh-CN (or empty: the center's default)")
+    return str(value)
+
+
 def checked(values: dict[str, Any]) -> dict[str, Any]:
     """The columns to store, or Invalid naming the field."""
     out: dict[str, Any] = {"name": _text(values, "name", 64)}
@@ -187,6 +198,7 @@ def checked(values: dict[str, Any]) -> dict[str, Any]:
         raise Invalid("status", "must be 1 (on) or 0 (off)")
     out["status"] = values["status"]
     out["mentions"] = _mentions(kind, values.get("mentions"))
+    out["language"] = _language(values.get("language"))
     if values.get("secret") is not None:
         out["secret"] = _secret(kind, _text(values, "secret", 128))
     elif kind in CHAT_KINDS and kind not in SIGNED_CHAT_KINDS:

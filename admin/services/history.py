@@ -14,6 +14,7 @@ from admin.queries import rules, versions
 from admin.services import audited
 from admin.services import rules as rule_service
 from center.rule_versions import change_rows, diff, rollback_values
+from i18n.marks import N_
 from protocol.clock import now_us
 
 
@@ -93,7 +94,7 @@ async def rollback(engine: AsyncEngine, actor: Actor, task_id: int, number: int)
         before = await _rule(conn, actor, task_id, Action.EDIT)
         old = await _version(conn, task_id, number, "version")
         changes = rollback_values(old["content"], rulefields.COLUMNS)
-        summary = f"rollback to v{number}"
+        summary = N_(f"rollback to v{number}")
         after = await rule_service.save(conn, actor, before, changes, now, summary=summary)
         target = ("rule", task_id, before["gid"])
         await audited(conn, actor, now, "rule.rollback", target, before=before, after=after)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -67,9 +68,10 @@ async def group_stats(engine: AsyncEngine, actor: Actor, gid: int) -> dict[str, 
     return {"gid": gid, **_answer(rows, now)}
 
 
-def chart(stats: dict[str, Any]) -> TrendChart:
-    """The duration trend of a statistics answer, laid out for the page's SVG."""
-    return trend_chart([TrendPoint(**p) for p in stats["trend"]])
+def chart(stats: dict[str, Any], words: Callable[[str], str] = str) -> TrendChart:
+    """The duration trend of a statistics answer, laid out for the page's SVG (its tooltips
+    through the reader's `words`)."""
+    return trend_chart([TrendPoint(**p) for p in stats["trend"]], words)
 
 
 async def outcomes(conn: AsyncConnection, task_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -113,9 +115,11 @@ async def timeline(
     *,
     task_id: int | None = None,
     aid: int | None = None,
+    words: Callable[[str], str] = str,
+    timezone: str = "UTC",
 ) -> tuple[Timeline, bool]:
-    """The runs of the window (of one rule, one agent) laid out per agent or per rule; True
-    when cut at the cap."""
+    """The runs of the window (of one rule, one agent) laid out per agent or per rule, in the
+    reader's words and zone; True when cut at the cap."""
     from_us, to_us = window
     if lane not in LANES:
         raise Invalid("lane", "must be agent or rule")
@@ -133,7 +137,7 @@ async def timeline(
         )
     cut = len(rows) > TIMELINE_MAX_BARS
     runs = [_timeline_run(r, lane) for r in rows[:TIMELINE_MAX_BARS]]
-    return layout(runs, from_us, to_us, now), cut
+    return layout(runs, from_us, to_us, now, words=words, timezone=timezone), cut
 
 
 def _timeline_run(row: dict[str, Any], lane: str) -> TimelineRun:

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from center.alerts.chat_text import ENGLISH, ChatText, chat_text, plain_lines
+from center.alerts.chat_text import ENGLISH, ChatText, Translate, chat_text, plain_lines
 from protocol.vocabulary import AlertChannelKind as Kind
 
 NAMES: dict[str, str] = {
@@ -222,11 +222,16 @@ def _json(data: Mapping[str, Any]) -> bytes:
 
 
 def chat_request(
-    robot: Robot, data: Mapping[str, Any], now_us: int, phrases: Mapping[str, str] = ENGLISH
+    robot: Robot,
+    data: Mapping[str, Any],
+    now_us: int,
+    phrases: Mapping[str, str] = ENGLISH,
+    reason: Translate = str,
 ) -> ChatRequest:
     """The POST that tells `robot` about one notification's payload, signed (where the
-    platform signs, and if the robot has a secret) at `now_us`."""
-    text = chat_text(data, phrases)
+    platform signs, and if the robot has a secret) at `now_us`, in the language of `phrases`
+    (`reason` translates the summary)."""
+    text = chat_text(data, phrases, reason)
     kind, url, secret = robot.kind, robot.url, robot.secret
     if kind == Kind.DINGTALK:
         signed = dingtalk_url(url, secret, now_us // 1000) if secret else url

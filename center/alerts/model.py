@@ -11,13 +11,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from center.timing import FireTimes
+from i18n.marks import N_
 from protocol.vocabulary import AlertChannelKind
 
-RUN_FAILED = "run_failed"
-RUN_TIMEOUT = "run_timeout"
-CRASH_LOOPING = "crash_looping"
-AGENT_OFFLINE = "agent_offline"
-DID_NOT_START = "did_not_start"
+# Marked: an email's subject, the admin's pages and a summary name an event by its name.
+RUN_FAILED = N_("run_failed")
+RUN_TIMEOUT = N_("run_timeout")
+CRASH_LOOPING = N_("crash_looping")
+AGENT_OFFLINE = N_("agent_offline")
+DID_NOT_START = N_("did_not_start")
 EVENTS = (RUN_FAILED, RUN_TIMEOUT, CRASH_LOOPING, AGENT_OFFLINE, DID_NOT_START)
 # Conditions: every check sees all that hold now, so an open one no longer seen is over.
 # The others are events (one per failed run), over when the rule's next run succeeds.
@@ -143,7 +145,7 @@ def evaluate(
                 run.apply(channel, finding)
         for key, state in states.items():
             if _vanished(channel, key, state, seen):
-                summary = f"{key[2]}: {key[1]} is over (no longer present)"
+                summary = N_(f"{key[2]}: {key[1]} is over (no longer present)")
                 run.apply(channel, Finding(key[1], key[2], channel.gid, summary, cleared=True))
     return run.changed, run.notes
 
@@ -221,10 +223,10 @@ def payload(note: Note, now_us: int) -> dict[str, Any]:
 def probe_payload(channel: Channel, now_us: int) -> dict[str, Any]:
     """What "send a test" queues: proves the address, the secret and the receiver work."""
     finding = Finding(
-        "test",
+        N_("test"),
         "channel:" + str(channel.id),
         channel.gid,
-        f"test notification of channel {channel.name}",
+        N_(f"test notification of channel {channel.name}"),
     )
     return payload(Note(channel, finding, TEST, 0), now_us)
 

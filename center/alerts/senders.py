@@ -1,5 +1,6 @@
 """Delivering one notification: a signed JSON POST (webhook), a plain-text email (SMTP), or a
-chat robot's message (DingTalk, WeCom, Feishu, Slack; see center.alerts.chat)."""
+chat robot's message (DingTalk, WeCom, Feishu, Slack; see center.alerts.chat), in the
+channel's language (the webhook's JSON keys stay; its `summary` is translated)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ import json
 import smtplib
 import socket
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
 from center.alerts.chat import Robot, chat_request, parse_mentions, redacted, reply_problem
+from center.alerts.chat_text import ENGLISH, phrases_in, summary_in
 from center.alerts.model import CHAT_KINDS, EMAIL, SIGNATURE_HEADER, WEBHOOK, body_bytes, sign
 from center.alerts.pinned import PostFailed, exchange, post
 from center.alerts.targets import Network, plain_http_problem, target_problem
+from i18n.catalogs import Catalog, catalog
+from i18n.languages import DEFAULT, parse_language
 from protocol.clock import now_us
 
 USER_AGENT = "UnitedCron-alerts/1"
@@ -49,6 +53,24 @@ class Destination:
     target: str
     secret: str = ""
     mentions: str = ""
+    language: str = "en"  # en or zh-CN (the channel's, else the center's alert_language)
+
+
+@dataclass(frozen=True, slots=True)
+class Wording:
+    """An alert's words in one language: the phrase table and the catalog (for the summary)."""
+
+    phrases: Mapping[str, str]
+    words: Catalog
+
+    @classmethod
+    def of(cls, language: str) -> Wording:
+        words = catalog(parse_language(language) or DEFAULT)
+        return cls(phrases_in(words.language.value, words.gettext), words)
+
+    def localized(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The payload with its summary in this language; every key and other value kept."""
+        return data | {"summary": summary_in(data, self.phrases, self.words.reason)}
 
 
 # All use the standard library in a worker thread, bounded by a timeout: none blocks the
@@ -64,22 +86,28 @@ async def deliver(
     URL's host is (or resolves to) an address outside the public ones and `allowed`."""
     if to.kind not in (WEBHOOK, EMAIL, *CHAT_KINDS):
         raise SendError(f"unknown channel kind {to.kind!r}")
+    wording = Wording.of(to.language)
     try:
         async with asyncio.timeout(timeout_s + 1):
             if to.kind == WEBHOOK:
-                body = body_bytes(data)
+                body = body_bytes(wording.localized(data))
                 ips = await checked_addresses(to.target, allowed)
                 await asyncio.to_thread(_post_webhook, to.target, ips, to.secret, body, timeout_s)
             elif to.kind == EMAIL:
-                await asyncio.to_thread(_send_email, to.target, data, smtp, timeout_s)
+                message = (to.target, data, smtp, timeout_s, wording)
+                await asyncio.to_thread(_send_email, *message)
             else:
-                await _tell_robot(to, data, timeout_s, allowed)
+                await _tell_robot(to, data, timeout_s, allowed, wording)
     except TimeoutError:
         raise SendError(f"no answer within {timeout_s} s") from None
 
 
 async def _tell_robot(
-    to: Destination, data: dict[str, Any], timeout_s: float, allowed: Sequence[Network]
+    to: Destination,
+    data: dict[str, Any],
+    timeout_s: float,
+    allowed: Sequence[Network],
+    wording: Wording,
 ) -> None:
     """A chat robot: the platform's message, signed now (its clock allows an hour), to the
     checked addresses; the platform's own answer decides whether it was delivered."""
@@ -92,7 +120,7 @@ async def _tell_robot(
         robot = Robot(to.kind, to.target, to.secret, parse_mentions(to.mentions))
     except ValueError as exc:
         raise SendError(f"mentions: {exc}") from None
-    request = chat_request(robot, data, now_us())
+    request = chat_request(robot, data, now_us(), wording.phrases, wording.words.reason)
     headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
     try:
         answer = await asyncio.to_thread(
@@ -150,18 +178,24 @@ def _post_webhook(url: str, ips: list[str], secret: str, body: bytes, timeout_s:
         raise SendError(str(exc)) from None
 
 
-def email_message(to: list[str], data: dict[str, Any], sender: str) -> EmailMessage:
+def email_message(
+    to: list[str], data: dict[str, Any], sender: str, wording: Wording | None = None
+) -> EmailMessage:
+    """A plain-text email in the wording's language (the JSON at its end as the webhook's)."""
+    phrases = wording.phrases if wording else ENGLISH
+    event = wording.words.gettext(data["event"]) if wording else data["event"]
+    data = wording.localized(data) if wording else data
     message = EmailMessage()
-    label = {"alert": "ALERT", "recovery": "RECOVERED", "test": "TEST"}.get(data["state"], "")
-    message["Subject"] = f"[UnitedCron] {label} {data['event']}: {data['summary']}"[:250]
+    label = phrases.get(f"state.{data['state']}", "")
+    message["Subject"] = f"[UnitedCron] {label} {event}: {data['summary']}"[:250]
     message["From"] = sender
     message["To"] = ", ".join(to)
     lines = [data["summary"], ""]
     if data.get("suppressed"):
-        lines += [f"{data['suppressed']} more like it were not sent (throttled).", ""]
+        lines += [phrases["suppressed"].format(count=data["suppressed"]), ""]
     lines += [
-        f"group: {data['group']['name']} ({data['group']['id']})",
-        f"at: {data['at']}",
+        f"{phrases['fact.group']}: {data['group']['name']} ({data['group']['id']})",
+        f"{phrases['fact.at']}: {data['at']}",
         "",
         json.dumps(data, indent=2, sort_keys=True, default=str),
     ]
@@ -169,7 +203,13 @@ def email_message(to: list[str], data: dict[str, Any], sender: str) -> EmailMess
     return message
 
 
-def _send_email(target: str, data: dict[str, Any], smtp: SmtpSettings, timeout_s: float) -> None:
+def _send_email(
+    target: str,
+    data: dict[str, Any],
+    smtp: SmtpSettings,
+    timeout_s: float,
+    wording: Wording | None = None,
+) -> None:
     to = [a.strip() for a in target.split(",") if a.strip()]
     if not smtp.host:
         raise SendError("no SMTP server configured (UNITEDCRON_CENTER_SMTP_HOST)")
@@ -179,6 +219,6 @@ def _send_email(target: str, data: dict[str, Any], smtp: SmtpSettings, timeout_s
                 client.starttls()
             if smtp.user:
                 client.login(smtp.user, smtp.password)
-            client.send_message(email_message(to, data, smtp.sender))
+            client.send_message(email_message(to, data, smtp.sender, wording))
     except (smtplib.SMTPException, OSError) as exc:
         raise SendError(f"SMTP {smtp.host}:{smtp.port}: {exc}") from None

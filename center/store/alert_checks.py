@@ -28,6 +28,7 @@ from center.routing import AGENT_ENABLED, AGENT_UNREACHABLE
 from center.store.calendars import load_calendars
 from center.tables import agents, crontab, daemon_state, task_process
 from center.timing import FireTimes, build_timing
+from i18n.marks import N_
 from protocol import statuses
 
 _CHUNK = 500
@@ -113,20 +114,25 @@ def _run_detail(row: Any) -> dict[str, Any]:
 
 def _run_findings(row: Any) -> list[Finding]:
     subject, detail = rule_subject(row["task_id"]), _run_detail(row)
-    where = f"rule {row['rule_name']} ({row['task_id']}) on agent {row['agent_name'] or row['aid']}"
+    # Each summary whole, not built from a shared "rule … on agent …" part: it is translated
+    # by matching the English sentence, and a part would match the whole sentence first.
+    rule, task_id, runid = row["rule_name"], row["task_id"], row["runid"]
+    agent = row["agent_name"] or row["aid"]
     if row["status"] == statuses.SUCCESS:
-        summary = f"{where}: succeeded again (run {row['runid']})"
+        summary = N_(f"rule {rule} ({task_id}) on agent {agent}: succeeded again (run {runid})")
         return [
             Finding(e, subject, row["gid"], summary, cleared=True, detail=detail)
             for e in (RUN_FAILED, RUN_TIMEOUT)
         ]
     if row["status"] == statuses.TIMEOUT:
-        summary = f"{where}: timed out (run {row['runid']})"
+        summary = N_(f"rule {rule} ({task_id}) on agent {agent}: timed out (run {runid})")
     else:
         why = row["reason"] or (
-            f"killed by signal {row['signal']}" if row["signal"] else f"exit code {row['code']}"
+            N_(f"killed by signal {row['signal']}")
+            if row["signal"]
+            else N_(f"exit code {row['code']}")
         )
-        summary = f"{where}: failed, {why} (run {row['runid']})"
+        summary = N_(f"rule {rule} ({task_id}) on agent {agent}: failed, {why} (run {runid})")
     event = _RUN_EVENTS[row["status"]]
     return [Finding(event, subject, row["gid"], summary, key=row["runid"], detail=detail)]
 
@@ -150,15 +156,15 @@ async def daemon_findings(conn: AsyncConnection) -> list[Finding]:
     )
     out = []
     for row in (await conn.execute(query)).mappings():
-        where = (
-            f"daemon rule {row['name']} ({row['task_id']}) on agent "
-            f"{row['agent_name'] or row['aid']}"
-        )
+        rule, task_id, agent = row["name"], row["task_id"], row["agent_name"] or row["aid"]
         looping = bool(row["crash_looping"])
         summary = (
-            f"{where}: crash looping, last exit: {row['last_exit']}"
+            N_(
+                f"daemon rule {rule} ({task_id}) on agent {agent}: crash looping, "
+                f"last exit: {row['last_exit']}"
+            )
             if looping
-            else (f"{where}: runs steadily again")
+            else N_(f"daemon rule {rule} ({task_id}) on agent {agent}: runs steadily again")
         )
         detail = {
             "rule": {"id": row["task_id"], "name": row["name"]},
@@ -182,9 +188,9 @@ async def agent_findings(conn: AsyncConnection) -> list[Finding]:
         offline = row["status"] == AGENT_UNREACHABLE
         seen = iso_us(row["heart_beat_time"]) if row["heart_beat_time"] else "never"
         summary = (
-            f"agent {row['name']} ({row['id']}) is unreachable; last heartbeat {seen}"
+            N_(f"agent {row['name']} ({row['id']}) is unreachable; last heartbeat {seen}")
             if offline
-            else f"agent {row['name']} ({row['id']}) is connected again"
+            else N_(f"agent {row['name']} ({row['id']}) is connected again")
         )
         detail = {
             "agent": {"id": row["id"], "name": row["name"]},
@@ -290,7 +296,7 @@ async def _runs_at(conn: AsyncConnection, pairs: list[tuple[int, int]]) -> dict[
 
 def _why_not(runs: list[Any]) -> str:
     if not runs:
-        return "no run was recorded for it (is a center leading? is an agent approved?)"
+        return N_("no run was recorded for it (is a center leading? is an agent approved?)")
     return "; ".join(
         f"{r['status']}" + (f": {r['reason']}" if r["reason"] else "") for r in runs[:5]
     )
@@ -310,12 +316,14 @@ async def did_not_start(conn: AsyncConnection, channel: Channel, now_us: int) ->
     for task_id, (row, fire) in expected.items():
         got = runs.get((task_id, fire), [])
         started = any(r["start"] > 0 for r in got)
-        where = f"rule {row['name']} ({task_id})"
+        rule, at = row["name"], iso_us(fire)
         summary = (
-            f"{where}: started for its fire at {iso_us(fire)}"
+            N_(f"rule {rule} ({task_id}): started for its fire at {at}")
             if started
-            else f"{where}: did not start within {channel.grace_s} s of its fire at "
-            f"{iso_us(fire)}: {_why_not(got)}"
+            else N_(
+                f"rule {rule} ({task_id}): did not start within {channel.grace_s} s of its "
+                f"fire at {at}: {_why_not(got)}"
+            )
         )
         detail = {
             "rule": {"id": task_id, "name": row["name"]},

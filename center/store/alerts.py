@@ -153,6 +153,7 @@ async def _due(conn: AsyncConnection, now_us: int, limit: int) -> list[Any]:
             alert_channel.c.target,
             alert_channel.c.secret,
             alert_channel.c.mentions,
+            alert_channel.c.language,
         )
         .join(alert_channel, alert_channel.c.id == alert_notification.c.channel_id)
         .where(

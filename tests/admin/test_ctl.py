@@ -23,11 +23,17 @@ from tests.integration.cluster import poll, running_agent, running_center
 pytestmark = pytest.mark.timeout(180)
 UNITEDCRON = str(Path(sys.executable).with_name("unitedcron"))
 LINES = "for i in 1 2 3; do echo line $i; sleep 0.4; done"
+LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE")
 
 
 def _env(home: Path, **values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNITEDCRON_")}
-    return env | {"HOME": str(home), "COLUMNS": "200"} | values
+    """The test's environment, in English whatever the locale of the machine running it."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("UNITEDCRON_") and k not in LOCALE_VARIABLES
+    }
+    return env | {"HOME": str(home), "COLUMNS": "200", "LANG": "C.UTF-8"} | values
 
 
 async def ctl(*args: str, env: dict[str, str], stdin: bytes = b"") -> tuple[int, str, str]:
@@ -280,3 +286,89 @@ async def test_login_keeps_the_token_private(app: FastAPI, tmp_path: Path):
             stdin=b"wrong\n",
         )
         assert code == 4 and "wrong username or password" in err
+
+
+async def test_ctl_speaks_chinese_and_its_json_does_not(db_url: str, app: FastAPI, tmp_path: Path):
+    """With LANG=zh_CN.UTF-8 (or --lang zh-CN) the tables, states, messages and the run's end
+    are Chinese, aligned by display width; --json prints the same document as in English."""
+    engine = app.state.engine
+    gid = await add_group(engine, "web")
+    _, token = await add_user(engine, "root", superadmin=True)
+    async with (
+        running_center(db_url) as center,
+        running_agent(
+            tmp_path, center.registration_port, name="ctl-zh", agent_register_interval_s=10
+        ),
+        running_admin(app) as base,
+    ):
+        env = _env(tmp_path, UNITEDCRON_URL=base, UNITEDCRON_TOKEN=token)
+        zh = env | {"LANG": "zh_CN.UTF-8"}
+        aid = await poll(lambda: _pending_agent(env, "ctl-zh"), 30, every_s=0.3)
+        code, out, err = await ctl("agents", "approve", str(aid), "--group", str(gid), env=zh)
+        assert code == 0 and out.strip() == f"节点 {aid}（ctl-zh）已批准加入分组 {gid}", err
+        task_id = await _create_rule(base, token, gid, aid)
+
+        code, out, err = await ctl("rules", "ls", env=zh)
+        assert code == 0, err
+        header, line = out.splitlines()[:2]
+        assert header.split() == ["ID", "名称", "分组", "状态", "调度", "节点", "命令"]
+        assert line.split()[:4] == [str(task_id), "echo-lines", "web", "已启用"]
+        # aligned on screen: "名称" is two characters wide each, like "echo-lines" is ten
+        assert _screen_column(header, "名称") == _screen_column(line, "echo-lines")
+        for args in (("rules", "ls"), ("rules", "show", str(task_id))):
+            english, chinese = await ctl_json(*args, env=env), await ctl_json(*args, env=zh)
+            assert chinese == english, args
+        # an agent's heartbeat moves its figures between two calls: its keys and words do not
+        english, chinese = (
+            await ctl_json("agents", "ls", env=env),
+            await ctl_json("agents", "ls", env=zh),
+        )
+        assert [sorted(a) for a in chinese] == [sorted(a) for a in english]
+        assert [(a["name"], a["status"], a["group_name"]) for a in chinese] == [
+            ("ctl-zh", 1, "web")
+        ]
+
+        code, out, err = await ctl("--lang", "zh-CN", "rules", "run", str(task_id), "-f", env=env)
+        assert (code, out) == (0, "line 1\nline 2\nline 3\n"), err
+        assert "命令" in err and "已结束：成功，退出码 0" in err
+        code, out, err = await ctl("rules", "pause", str(task_id), env=zh)
+        assert code == 0 and out.strip() == f"规则 {task_id}（echo-lines）已暂停", err
+        code, out, err = await ctl("status", env=zh | {"UNITEDCRON_LANGUAGE": "zh-CN"})
+        assert code == 0 and "主中心" in out and "1 在线" in out and "1 成功" in out, err
+        code, _, err = await ctl("rules", "ls", "--state", "sleepy", env=zh)
+        assert (code, err) == (2, "错误：--state：必须是 enabled 或 paused\n")
+        code, out, err = await ctl("--lang", "en", "rules", "ls", env=zh)  # --lang wins
+        assert code == 0 and out.split()[:2] == ["ID", "NAME"], err
+
+
+def _screen_column(line: str, text: str) -> int:
+    """Where `text` starts on a terminal (a Chinese character takes two columns)."""
+    before = line[: line.index(text)]
+    return sum(2 if "\u4e00" <= ch <= "\u9fff" else 1 for ch in before)
+
+
+async def test_ctl_asks_the_server_for_its_language(tmp_path: Path):
+    """Accept-Language carries the chosen language; the server's reason is printed as it came,
+    after a Chinese `错误：`; with --json the stub's answer is passed on as it is."""
+    seen: list[str] = []
+    stub = FastAPI()
+
+    @stub.get("/api/v1/rules/{task_id}")
+    async def show(task_id: int, request: Request) -> JSONResponse:
+        seen.append(request.headers.get("accept-language", ""))
+        if task_id == 1:
+            return JSONResponse({"id": 1, "name": "r", "status": 1})
+        error = {"reason": "不存在该规则", "reason_en": "no such rule"}
+        return JSONResponse({"error": error}, status_code=404)
+
+    async with running_admin(stub) as base:
+        env = _env(tmp_path, UNITEDCRON_URL=base, UNITEDCRON_TOKEN="t0k")
+        code, _, err = await ctl("--lang", "zh-CN", "rules", "show", "2", env=env)
+        assert (code, err) == (3, "错误：不存在该规则\n")
+        assert await ctl_json("rules", "show", "1", env=env | {"LC_ALL": "zh_CN.UTF-8"}) == {
+            "id": 1,
+            "name": "r",
+            "status": 1,
+        }
+        code, _, _ = await ctl("rules", "show", "2", env=env)
+    assert seen == ["zh-CN", "zh-CN", "en"]

@@ -42,6 +42,7 @@ EXACT = {
     "cannot parse {expr}: {err}": "无法解析 {expr}：{err}",
     "field {name} must be 1-{top}": "字段 {name} 必须在 1-{top} 之间",
     "unknown time zone {value!r}": "未知时区 {value!r}",
+    "{x}: {y}": "{x}：{y}",
 }
 PATTERNS = compile_patterns(EXACT)
 
@@ -54,6 +55,7 @@ PATTERNS = compile_patterns(EXACT)
         ("field x must be 1-10", "字段 x 必须在 1-10 之间"),
         ("unknown time zone 'Mars/Base'", "未知时区 'Mars/Base'"),
         ("something we never wrote", "something we never wrote"),
+        ("a: b", "a: b"),  # "{x}: {y}" has too few words of its own to be a pattern
         ("", ""),
     ],
 )

@@ -45,6 +45,8 @@ def robot(world: World, kind: str, target: str, **values: Any) -> dict[str, Any]
         ("slack", SLACK, {"secret": "x"}, "secret", "Slack robots sign nothing"),
         ("slack", "https://127.0.0.2/services/T/B/x", {}, "target", "loopback"),
         ("slack", "https://hooks.slack.com", {}, "target", "services"),
+        ("slack", SLACK, {"language": "fr"}, "language", "must be en or zh-CN"),
+        ("wecom", WECOM, {"language": 7}, "language", "valid string"),
     ],
 )
 async def test_bad_chat_fields_are_named_and_nothing_is_stored(
@@ -119,6 +121,28 @@ async def test_a_test_send_reaches_a_dingtalk_robot_signed(
     assert got.body["at"]["isAtAll"] is True
 
 
+async def test_a_channel_made_in_chinese_tests_in_chinese(
+    api: httpx.AsyncClient, world: World, app: FastAPI, db_url: str
+):
+    """`language` is stored as given ("" by default, changed by PATCH), and a test send to a
+    zh-CN robot is Chinese, signed as DingTalk checks it."""
+    auth = world.auth("admin")
+    async with running_chat_server("dingtalk") as server:
+        body = robot(world, "dingtalk", server.url(), secret=DINGTALK_SECRET)
+        made = await api.post(URL, json=body, headers=auth)
+        assert made.status_code == 201 and made.json()["language"] == "", made.text
+        url = f"{URL}/{made.json()['id']}"
+        changed = await api.patch(url, json={"language": "zh-CN"}, headers=auth)
+        assert changed.status_code == 200 and changed.json()["language"] == "zh-CN"
+        await api.post(f"{url}/test", headers=auth)
+        loop = AlertLoop(app.state.engine, center_config(db_url, **LOCAL_TARGETS))
+        assert await loop.deliver_due(2**62) == 1
+        got = await server.next()
+        assert server.refused.empty()
+    assert got.body["markdown"]["title"] == "[UnitedCron] 测试 · 测试通知"
+    assert "告警渠道 dingtalk robot 的测试通知" in got.body["markdown"]["text"]
+
+
 async def test_the_form_makes_a_dingtalk_robot_and_shows_how_it_signs(app: FastAPI, world: World):
     """Through the page: a DingTalk robot with a secret and mentions; a bad mention answers
     422 naming the field; the channel page says how messages are signed."""
@@ -137,6 +161,7 @@ async def test_the_form_makes_a_dingtalk_robot_and_shows_how_it_signs(app: FastA
                 "throttle_s": "600",
                 "grace_s": "60",
                 "status": "1",
+                "language": "zh-CN",
             }
             bad = await client.post("/alerts", data=form | {"mentions": "no such thing"})
             assert bad.status_code == 422 and "mentions" in bad.text
@@ -145,6 +170,7 @@ async def test_the_form_makes_a_dingtalk_robot_and_shows_how_it_signs(app: FastA
             page = await client.get(created.headers["location"])
     assert 'id="signing"' in page.text and "timestamp and sign in the URL" in page.text
     assert "13800001111" in page.text and DINGTALK_SECRET not in page.text
+    assert '<option value="zh-CN" selected>' in page.text
     viewer = await _session_client(app, world, "viewer")
     async with viewer:
         listing = await viewer.get("/alerts")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from email.header import decode_header, make_header
 from typing import Any
 
 import pytest
@@ -24,8 +25,8 @@ from tests.ops.chat_receivers import (
     ChatServer,
     running_chat_server,
 )
-from tests.ops.receivers import LOCAL_TARGETS
-from tests.ops.test_alerts import add_channel, notifications
+from tests.ops.receivers import LOCAL_TARGETS, smtp_receiver, webhook_receiver
+from tests.ops.test_alerts import SECRET, add_channel, notifications
 
 pytestmark = pytest.mark.timeout(120)
 S = 1_000_000
@@ -113,6 +114,72 @@ async def test_an_alert_then_its_recovery_reach_the_robot_signed(
     assert "RECOVERED: " not in again  # the payload's prefix is not repeated
     _check_mentions(kind, alert.body)
     assert [n["status"] for n in await notifications(engine)] == ["sent", "sent"]
+
+
+@pytest.mark.parametrize("kind", PLATFORMS)
+async def test_a_chinese_channel_is_told_in_chinese_and_signed(
+    engine: AsyncEngine, db_url: str, kind: str
+):
+    """A channel whose language is zh-CN gets 告警, the event's Chinese name and a Chinese
+    summary (its values as they were), signed as the platform checks; the center's own
+    default (English) does not override the channel's choice."""
+    gid = await add_group(engine)
+    task_id = await add_rule(engine, [], gid=gid, name="nightly-backup")
+    async with running_chat_server(kind) as server:
+        await _chat_channel(engine, gid, server, language="zh-CN")
+        loop = AlertLoop(engine, center_config(db_url, **LOCAL_TARGETS))
+        t0 = now_us()
+        await loop.evaluate(t0)
+        await _run(engine, task_id, t0 + 1000, 1, "failed")
+        assert await loop.evaluate(t0 + 3 * S) == 1
+        assert await loop.deliver_due(t0 + 3 * S) == 1
+        alert = await server.next()
+        assert server.refused.empty()
+    said = text_of(kind, alert)
+    assert "[UnitedCron] 告警 · 运行失败" in said
+    assert f"规则 nightly-backup（{task_id}）在节点 5 上：运行失败，退出码 2" in said
+    assert f"（运行 {task_id}-1-5-0-0）" in said and "failed" not in said
+    if kind == "feishu":
+        assert list(alert.body["content"]["post"]) == ["zh_cn"]
+    assert [n["status"] for n in await notifications(engine)] == ["sent"]
+
+
+async def test_the_centers_alert_language_for_webhooks_and_email_a_channels_own_wins(
+    engine: AsyncEngine, db_url: str
+):
+    """With UNITEDCRON_CENTER_ALERT_LANGUAGE=zh-CN a channel that chose no language is told in
+    Chinese: the webhook's summary (same keys, signed over the body sent) and the email's
+    subject and body; a channel that chose en is told in English."""
+    gid = await add_group(engine)
+    task_id = await add_rule(engine, [], gid=gid, name="nightly-backup")
+    async with webhook_receiver() as hook, smtp_receiver() as smtp:
+        await add_channel(engine, gid, hook.url, name="zh hook", events=model.RUN_FAILED)
+        await add_channel(
+            engine, gid, hook.url, name="en hook", events=model.RUN_FAILED, language="en"
+        )
+        mail = {"kind": model.EMAIL, "events": model.RUN_FAILED, "name": "mail"}
+        await add_channel(engine, gid, "oncall@example.test", **mail)
+        settings = LOCAL_TARGETS | {"center_smtp_host": "127.0.0.1", "center_smtp_port": smtp.port}
+        config = center_config(db_url, center_alert_language="zh-CN", **settings)
+        loop = AlertLoop(engine, config)
+        t0 = now_us()
+        await loop.evaluate(t0)
+        await _run(engine, task_id, t0 + 1000, 1, "failed")
+        assert await loop.evaluate(t0 + 3 * S) == 3
+        assert await loop.deliver_due(t0 + 3 * S) == 3
+        hooks = {d.json["channel"]["name"]: d for d in [await hook.next(), await hook.next()]}
+        _, message = await smtp.next()
+    chinese, english = hooks["zh hook"], hooks["en hook"]
+    assert chinese.signed_with(SECRET) and english.signed_with(SECRET)
+    assert set(chinese.json) == set(english.json) and chinese.json["event"] == "run_failed"
+    assert chinese.json["summary"].startswith(f"规则 nightly-backup（{task_id}）在节点 5 上")
+    assert english.json["summary"].startswith(f"rule nightly-backup ({task_id}) on agent 5")
+    subject = str(make_header(decode_header(message["Subject"])))
+    assert subject.startswith("[UnitedCron] 告警 运行失败: 规则 nightly-backup")
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    body = payload.decode()
+    assert "分组: " in body and "运行失败，退出码 2" in body
 
 
 def _check_mentions(kind: str, body: dict[str, Any]) -> None:

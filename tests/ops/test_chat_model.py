@@ -10,9 +10,18 @@ import pytest
 
 from center.alerts import chat
 from center.alerts.chat import Mentions, Robot
-from center.alerts.chat_text import ENGLISH, PHRASES, ChatText, chat_text, plain_lines
+from center.alerts.chat_text import (
+    ENGLISH,
+    ChatText,
+    chat_text,
+    phrases_in,
+    plain_lines,
+    summary_in,
+)
 from center.alerts.model import EVENTS, KINDS, Channel, probe_payload
 from center.alerts.targets import parse_networks, plain_http_problem
+from i18n.catalogs import catalog
+from i18n.languages import Language
 
 ALERT: dict[str, Any] = {
     "event": "run_failed",
@@ -158,13 +167,33 @@ def test_a_long_summary_is_clipped_and_a_translation_replaces_every_word():
 
 
 def test_the_phrase_table_covers_every_event_and_state():
-    """Every alert event and state has its words, in every language the table has."""
-    for phrases in PHRASES.values():
-        assert set(phrases) == set(ENGLISH)
+    """Every alert event and state has its words, in every language we have a catalog for
+    (Chinese: every phrase but the product's name translated)."""
+    for language in Language:
+        phrases = phrases_in(language.value, catalog(language).gettext)
+        assert set(phrases) == set(ENGLISH) and phrases["lang"] == language.value
+    chinese = phrases_in("zh-CN", catalog(Language.ZH_CN).gettext)
+    assert [k for k in ENGLISH if chinese[k] == ENGLISH[k]] == ["product"]
     for name in (*EVENTS, "test"):
         assert f"event.{name}" in ENGLISH
     for state in ("alert", "recovery", "test"):
         assert f"state.{state}" in ENGLISH
+
+
+def test_chinese_words_and_summaries_come_from_the_catalog():
+    """In zh-CN the title, facts, note and the summary (matched against the catalog's
+    sentences, its values kept) are Chinese; a recovery's summary for webhooks keeps its
+    prefix, translated; English passes everything through unchanged."""
+    words = catalog(Language.ZH_CN)
+    phrases = phrases_in("zh-CN", words.gettext)
+    text = chat_text(RECOVERY, phrases, words.reason)
+    assert text.title == "[UnitedCron] 已恢复 · 运行失败" and text.lang == "zh-CN"
+    assert text.summary == "规则 nightly（7）在节点 a1 上：已恢复成功（运行 7-3）"
+    assert ("分组", "ops (#3)") in text.facts and text.note == "另有 4 条同类告警因限流未发送。"
+    alert = chat_text(ALERT, phrases, words.reason).summary
+    assert alert == "规则 nightly（7）在节点 a1 上：运行失败，退出码 2（运行 7-1）"
+    assert summary_in(RECOVERY, phrases, words.reason).startswith("已恢复：规则 nightly")
+    assert summary_in(RECOVERY) == RECOVERY["summary"] and summary_in(ALERT) == ALERT["summary"]
 
 
 # ------------------------------------------------------------------------------ layouts
