@@ -129,7 +129,7 @@ def test_the_graph_draws_its_words_in_the_readers_language():
     chinese = layout(names, edges, states, catalog(Language.ZH_CN).gettext)
     assert [b.label for b in chinese.boxes] == ["extract", "load"]
     assert [b.state for b in chinese.boxes] == ["failed", "pending"]  # the classes stay
-    assert chinese.boxes[0].state_label == "失败" and chinese.boxes[1].state_label == "等待中"
+    assert chinese.boxes[0].state_label == "失败" and chinese.boxes[1].state_label == "待处理"
     assert chinese.arrows[0].label == "失败时" and chinese.arrows[0].when == "failure"
 
 
