@@ -3,7 +3,7 @@ path from the roots, boxes for nodes, curved arrows for edges with a style per `
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from center.dag import Edge
@@ -26,6 +26,7 @@ class Box:
     state: str  # the class that colours it: a run status, "running", "pending" or "" (no run)
     width: float = BOX_W
     height: float = BOX_H
+    state_label: str = ""  # the state as the reader reads it (in their language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class Arrow:
     path: str  # the SVG path's `d`
     label_x: float
     label_y: float
+    label: str = ""  # `when` as the reader reads it (in their language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +91,23 @@ def rows(columns: Mapping[int, int], edges: Iterable[Edge]) -> dict[int, int]:
     return out
 
 
+def _same(text: str) -> str:
+    return text
+
+
 def _short(name: str) -> str:
     return name if len(name) <= LABEL_CHARS else name[: LABEL_CHARS - 1] + "…"
 
 
 def layout(
-    names: Mapping[int, str], edges: Iterable[Edge], states: Mapping[int, str] | None = None
+    names: Mapping[int, str],
+    edges: Iterable[Edge],
+    states: Mapping[int, str] | None = None,
+    words: Callable[[str], str] = _same,
 ) -> Drawing:
     """Boxes and arrows for the nodes (`names`: task id -> rule name) and their edges, each box
-    with the state it is coloured by (`states`, when a flow run is chosen)."""
+    with the state it is coloured by (`states`, when a flow run is chosen); `words` turns the
+    states and `when`s the drawing shows into the reader's language (names are data: as is)."""
     if not names:
         return Drawing((), (), 0, 0)
     edges = [e for e in edges if e.parent in names and e.child in names]
@@ -113,14 +123,15 @@ def layout(
         x = PAD + column * (BOX_W + GAP_X)
         y = PAD + shift + row * (BOX_H + GAP_Y)
         state = (states or {}).get(node, "")
-        boxes[node] = Box(node, _short(label), label, column, row, x, y, state)
-    arrows = tuple(_arrow(boxes[e.parent], boxes[e.child], e.when) for e in edges)
+        shown = words(state) if state else ""
+        boxes[node] = Box(node, _short(label), label, column, row, x, y, state, state_label=shown)
+    arrows = tuple(_arrow(boxes[e.parent], boxes[e.child], e.when, words) for e in edges)
     width = PAD * 2 + (max(per_column, default=0) + 1) * (BOX_W + GAP_X) - GAP_X
     height = PAD * 2 + tallest * (BOX_H + GAP_Y) - GAP_Y
     return Drawing(tuple(boxes.values()), arrows, width, height)
 
 
-def _arrow(parent: Box, child: Box, when: str) -> Arrow:
+def _arrow(parent: Box, child: Box, when: str, words: Callable[[str], str] = _same) -> Arrow:
     """A curve from the parent's right side to the child's left side."""
     x1, y1 = parent.x + parent.width, parent.y + parent.height / 2
     x2, y2 = child.x, child.y + child.height / 2
@@ -128,4 +139,5 @@ def _arrow(parent: Box, child: Box, when: str) -> Arrow:
     path = (
         f"M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
     )
-    return Arrow(parent.task_id, child.task_id, when, path, (x1 + x2) / 2, (y1 + y2) / 2 - 5)
+    middle = ((x1 + x2) / 2, (y1 + y2) / 2 - 5)
+    return Arrow(parent.task_id, child.task_id, when, path, *middle, label=words(when))

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, status
 
-from admin.api.models import LoginIn, PasswordIn
-from admin.api.responses import TokenOut, UserOut
+from admin.api.models import LoginIn, PasswordIn, PreferencesIn
+from admin.api.responses import PreferencesOut, TokenOut, UserOut
 from admin.errors import Unauthorized
-from admin.services import auth, login, users
+from admin.services import auth, login, preferences, users
 from admin.web import ApiActor, Config, Engine, Int64, LoginGate
 
 router = APIRouter(tags=["auth"])
@@ -52,8 +53,9 @@ async def revoke_token(token_id: Int64, actor: ApiActor, engine: Engine) -> dict
 
 
 @router.get("/me", response_model=UserOut, response_model_exclude_unset=True)
+@router.get("/auth/me", response_model=UserOut, response_model_exclude_unset=True)
 async def me(actor: ApiActor, engine: Engine) -> dict[str, Any]:
-    """Your account with your roles."""
+    """Your account with your roles and preferences (`language`, `timezone`; "" = not chosen)."""
     return await users.get_user(engine, actor, actor.user.id)
 
 
@@ -61,3 +63,12 @@ async def me(actor: ApiActor, engine: Engine) -> dict[str, Any]:
 async def change_password(body: PasswordIn, actor: ApiActor, engine: Engine) -> None:
     """Change your password; your browser sessions end (tokens stay until revoked)."""
     await auth.change_password(engine, actor, body.current_password, body.new_password)
+
+
+@router.put("/auth/me/preferences", response_model=PreferencesOut)
+@router.put("/me/preferences", response_model=PreferencesOut)
+async def put_preferences(body: PreferencesIn, actor: ApiActor, engine: Engine) -> dict[str, str]:
+    """Your language ("" automatic, `en`, `zh-CN`) and time zone ("" the admin's default, or
+    an IANA name) for pages and error reasons; both are replaced."""
+    saved = await preferences.save(engine, actor, body.language, body.timezone)
+    return asdict(saved)

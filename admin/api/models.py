@@ -45,6 +45,13 @@ class PasswordIn(Body):
     new_password: str
 
 
+class PreferencesIn(Body):
+    """Both are replaced; a field left out is "" (not chosen)."""
+
+    language: str = Field(default="", description='"", "en" or "zh-CN"')
+    timezone: str = Field(default="", description='"" or an IANA name')
+
+
 class GroupIn(Body):
     name: str
     description: str = ""

@@ -133,6 +133,13 @@ class KeyOut(Out):
 class UserOut(Out):
     id: int
     name: str
+    language: str = ""  # "" (Accept-Language, then the admin's default), "en" or "zh-CN"
+    timezone: str = ""  # "" (the admin's default) or an IANA name
+
+
+class PreferencesOut(Out):
+    language: str
+    timezone: str
 
 
 class GrantOut(Out):

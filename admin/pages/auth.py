@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,7 +16,8 @@ from admin.credentials import new_secret, same
 from admin.errors import AdminError, Conflict, Invalid, Throttled
 from admin.pages._common import CsrfForm, redirect, safe_next, text
 from admin.queries import users as user_rows
-from admin.services import auth, login, totp_account
+from admin.services import auth, login, preferences, totp_account
+from admin.translate import note_user
 from admin.web import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -28,8 +30,11 @@ from admin.web import (
     page_session,
     render,
 )
+from i18n.marks import N_
 
 router = APIRouter()
+# The names a time zone field offers (any IANA name is accepted).
+_ZONES = sorted(available_timezones())
 
 
 async def _maybe_session(request: Request, engine: Engine, cfg: Config) -> auth.Session | None:
@@ -130,12 +135,16 @@ async def _account(
     error: AdminError | None = None,
     message: str = "",
     new_token: str = "",
+    prefs: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    """The account page; `message` is English (translated where shown), `prefs` the posted
+    preferences to show again when they are refused."""
     async with engine.connect() as conn:
         me_row = await user_rows.user_by_id(conn, session.actor.user.id) or {}
     secret = totp.new_secret()
-    issuer = request.app.state.config.admin_totp_issuer
-    context = {
+    cfg = request.app.state.config
+    issuer = cfg.admin_totp_issuer
+    context: dict[str, Any] = {
         "me_row": me_row,
         "totp_secret": secret,
         "otpauth_uri": totp.provisioning_uri(secret, session.actor.user.name, issuer),
@@ -143,6 +152,9 @@ async def _account(
         "error": error,
         "message": message,
         "new_token": new_token,
+        "prefs": prefs or {k: me_row.get(k, "") for k in ("language", "timezone")},
+        "zones": _ZONES,
+        "default_zone": cfg.admin_timezone,
     }
     return render(request, "account.html", session, context, error.status if error else 200)
 
@@ -169,7 +181,7 @@ async def change_password(
         )
     except Invalid as exc:
         return await _account(request, session, engine, error=exc)
-    message = "Password changed; your other sessions have ended."
+    message = N_("Password changed; your other sessions have ended.")
     return await _account(request, session, engine, message=message)
 
 
@@ -182,7 +194,7 @@ async def enrol_totp(
         await totp_account.enrol(engine, login.totp_keys(cfg), session.actor, secret, code)
     except (Invalid, Conflict) as exc:
         return await _account(request, session, engine, error=exc)
-    return await _account(request, session, engine, message="TOTP enrolled.")
+    return await _account(request, session, engine, message=N_("TOTP enrolled."))
 
 
 @router.post("/account/totp/remove")
@@ -193,7 +205,21 @@ async def remove_totp(
         await totp_account.remove(engine, session.actor)
     except Conflict as exc:
         return await _account(request, session, engine, error=exc)
-    return await _account(request, session, engine, message="TOTP removed.")
+    return await _account(request, session, engine, message=N_("TOTP removed."))
+
+
+@router.post("/account/preferences")
+async def save_preferences(
+    request: Request, session: PageSession, engine: Engine, form: CsrfForm
+) -> HTMLResponse:
+    """The language and time zone of one's pages; the answer already follows them."""
+    posted = {"language": text(form, "language"), "timezone": text(form, "timezone")}
+    try:
+        saved = await preferences.save(engine, session.actor, **posted)
+    except Invalid as exc:
+        return await _account(request, session, engine, error=exc, prefs=posted)
+    note_user(request, saved.language, saved.timezone)
+    return await _account(request, session, engine, message=N_("Preferences saved."))
 
 
 @router.post("/account/tokens")

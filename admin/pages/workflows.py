@@ -14,6 +14,7 @@ from admin.errors import AdminError, Invalid, NotFound
 from admin.pages._common import CsrfForm, int_or_none, redirect, text, texts
 from admin.permissions import Action
 from admin.services import flow_runs, groups, rules, workflows
+from admin.translate import reader_of
 from admin.web import Engine, Int64, PageSession, render
 from center.calendars import BUILTINS
 from center.dag import Edge
@@ -188,7 +189,7 @@ async def workflow_page(
     timing = await workflows.fire_times(engine, row)
     context = {
         "wf": row,
-        "drawing": dag_svg.layout(names, edges, states),
+        "drawing": dag_svg.layout(names, edges, states, reader_of(request).words.gettext),
         "runs": recent,
         "chosen": chosen,
         "nodes": nodes,
