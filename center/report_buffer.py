@@ -77,11 +77,12 @@ class ReportBuffer:
 
 def log_outcomes(batch: ReportBatch) -> None:
     """One line per run outcome, with its ids and how late it started."""
+    out = log.bind()  # bound once per batch, not once per line (the lazy proxy binds each call)
     for aid, msg in batch.finished_msgs:
         ref = msg.ref
         late_ms = (msg.start_us - ref.sched_us) / 1000 if msg.start_us else None
         duration_ms = (msg.end_us - msg.start_us) / 1000 if msg.start_us else None
-        log.info(
+        out.info(
             "run.finished",
             runid=ref.runid,
             task_id=ref.task_id,

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from center import rollup
 from center.rollup import COUNTED, Figure, RunFacts, Sums
+from center.store._prepared import prepare
 from center.store._util import _chunks
 from center.store.db import create_engine, is_mysql
 from center.tables import crontab, run_rollup, task_process
@@ -35,6 +36,11 @@ _FACTS = (
     task_process.c.aid,
 )
 _KEYS = ("task_id", "hour_us")
+_READ_CHUNK = 1_000  # rules per read of one hour's rollups
+_READ = select(run_rollup).where(
+    run_rollup.c.hour_us == bindparam("hour_us"),
+    run_rollup.c.task_id.in_(bindparam("task_ids", expanding=True)),
+)
 _REBUILD_RULES = 20  # rules per rebuild transaction: bounded memory and locks
 
 
@@ -95,12 +101,10 @@ async def _read(conn: AsyncConnection, keys: Sequence[tuple[int, int]]) -> dict[
         by_hour.setdefault(hour_us, []).append(task_id)
     out: dict[Any, Sums] = {}
     for hour_us, task_ids in by_hour.items():
-        for chunk in _chunks(task_ids):
-            query = select(run_rollup).where(
-                run_rollup.c.hour_us == hour_us, run_rollup.c.task_id.in_(list(chunk))
-            )
-            for row in (await conn.execute(query)).mappings():
-                out[(int(row["task_id"]), int(row["hour_us"]))] = sums_of(row)
+        for chunk in _chunks(task_ids, _READ_CHUNK):
+            params = {"hour_us": hour_us, "task_ids": list(chunk)}
+            for row in (await conn.execute(_READ, params)).mappings().all():
+                out[(int(row["task_id"]), hour_us)] = sums_of(row)
     return out
 
 
@@ -124,9 +128,14 @@ def _upsert(mysql: bool, columns: Sequence[str], *, lock_only: bool) -> Any:
 
 
 async def _write(conn: AsyncConnection, rows: list[dict[str, Any]], *, lock_only: bool) -> None:
-    if rows:
-        stmt = _upsert(is_mysql(conn), list(rows[0]), lock_only=lock_only)
-        await conn.execute(stmt, rows)
+    """The upsert, compiled once per column set and run on plain tuples."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    mysql = is_mysql(conn)
+    key = f"rollup:{'lock' if lock_only else 'set'}:{','.join(columns)}"
+    stmt = prepare(conn.dialect, key, lambda: _upsert(mysql, columns, lock_only=lock_only), columns)
+    await stmt.run(conn, stmt.tuples(rows))
 
 
 def _row(key: tuple[int, int], s: Sums, now_us: int) -> dict[str, Any]:
