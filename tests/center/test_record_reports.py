@@ -11,8 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from structlog.testing import capture_logs
 
+from center import intake as intake_module
 from center import store
+from center.intake import Intake
+from center.metrics import CenterMetrics
 from center.report_buffer import ReportBuffer
 from center.rollup import HOUR_US, RunFacts, Sums
 from center.runs import PlannedRun, plan_run
@@ -227,3 +231,42 @@ async def test_random_reports_match_the_model_and_the_count(engine: AsyncEngine,
     rows = await _rows(engine)
     assert rows == expected
     _same(await _rollups(engine), _direct(rows))
+
+
+async def _flush_all(intake: Intake) -> None:
+    async with asyncio.timeout(TIMEOUT_S):
+        while await intake.flush_reports() is not None:
+            pass
+
+
+async def test_each_stored_outcome_is_said_once_in_order(engine: AsyncEngine, monkeypatch):
+    """With batches queued behind each other, a batch's run.finished lines are said while the
+    next one is written; every stored run gets its line once, in order, and a failed write
+    says none of its own."""
+    monkeypatch.setattr(intake_module, "REPORT_BATCH", 4)
+    monkeypatch.setattr(intake_module, "SAY_SLICE", 1)
+    runs = [plan_run(7, T0 + i * S, 1) for i in range(10)]
+    await _plan(engine, runs, statuses.DISPATCHED)
+    intake = Intake(engine, CenterMetrics())
+    real, calls = store.record_reports, []
+
+    async def flaky(*args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("database away")
+        await real(*args)
+
+    monkeypatch.setattr(store, "record_reports", flaky)
+    for run in runs:
+        intake.add(1, _finished(run))
+    with capture_logs() as logs:
+        async with asyncio.timeout(TIMEOUT_S):
+            await intake.flush_reports()
+            with pytest.raises(OSError):
+                await intake.flush_reports()
+        said = [e["runid"] for e in logs if e["event"] == "run.finished"]
+        assert said == [r.runid for r in runs[:4]]
+        await _flush_all(intake)
+    said = [e["runid"] for e in logs if e["event"] == "run.finished"]
+    assert said == [r.runid for r in runs]
+    assert {r["status"] for r in (await _rows(engine)).values()} == {"success"}
