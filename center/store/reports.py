@@ -78,8 +78,10 @@ async def record_reports(
 
 
 async def stored_runs(conn: AsyncConnection, runids: Iterable[str]) -> dict[str, StoredRun]:
-    """runid → its row's id and facts, locked until the transaction ends (absent: no row)."""
-    query = select(_T.id, _T.runid, _T.task_id, _T.sched_us, _T.status, _T.start, _T.end, _T.aid)
+    """runid → its row's id and facts, locked until the transaction ends (absent: no row).
+    Without its times: a stored row is only ever taken back from a rollup when it was lost,
+    and a lost run has no duration nor lateness."""
+    query = select(_T.id, _T.runid, _T.task_id, _T.sched_us, _T.status, _T.aid)
     query = query.where(_T.runid.in_(bindparam("runids", expanding=True)))
     if is_mysql(conn):
         query = query.with_for_update()
@@ -87,9 +89,8 @@ async def stored_runs(conn: AsyncConnection, runids: Iterable[str]) -> dict[str,
     # In key order: two writers locking overlapping batches cannot deadlock.
     for chunk in _chunks(sorted(runids), _READ_CHUNK):
         rows = (await conn.execute(query, {"runids": list(chunk)})).all()
-        for row_id, runid, task_id, sched_us, status, start, end, aid in rows:
-            facts = RunFacts(runid, task_id, sched_us, status, start or 0, end or 0, aid)
-            out[runid] = StoredRun(row_id, facts)
+        for row_id, runid, task_id, sched_us, status, aid in rows:
+            out[runid] = StoredRun(row_id, RunFacts(runid, task_id, sched_us, status, 0, 0, aid))
     return out
 
 

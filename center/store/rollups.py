@@ -9,10 +9,11 @@ Every write that moves runs to a final status does, in its own transaction:
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -37,7 +38,7 @@ _FACTS = (
 )
 _KEYS = ("task_id", "hour_us")
 _READ_CHUNK = 1_000  # rules per read of one hour's rollups
-_READ = select(run_rollup).where(
+_READ_HISTS = select(run_rollup.c.task_id, run_rollup.c.dur_hist, run_rollup.c.late_hist).where(
     run_rollup.c.hour_us == bindparam("hour_us"),
     run_rollup.c.task_id.in_(bindparam("task_ids", expanding=True)),
 )
@@ -79,81 +80,96 @@ async def runs_before(conn: AsyncConnection, runids: Iterable[str]) -> dict[str,
 
 
 async def fold(conn: AsyncConnection, sums: Mapping[tuple[int, int], Sums], now_us: int) -> None:
-    """Add `sums` to their rollup rows: lock the rows (creating missing ones), read, write."""
+    """Add `sums` to their rollup rows: lock the rows (creating missing ones), read their
+    histograms, write. The counts, sums and maxima are added by the database itself; only a
+    histogram (text, "bucket:count,…") is merged here, so only those are read."""
     keys = sorted(k for k, s in sums.items() if s.counts and any(s.counts.values()))
     if not keys:
         return
-    await _write(conn, [{"task_id": t, "hour_us": h} for t, h in keys], lock_only=True)
-    stored = await _read(conn, keys)
-    await _write(conn, [_added(k, stored.get(k), sums[k], now_us) for k in keys], lock_only=False)
+    await _write(conn, [{"task_id": t, "hour_us": h} for t, h in keys], _Upsert.LOCK)
+    stored = await _read_hists(conn, keys)
+    await _write(conn, [_added(k, stored.get(k), sums[k], now_us) for k in keys], _Upsert.ADD)
 
 
-async def _read(
+async def _read_hists(
     conn: AsyncConnection, keys: Sequence[tuple[int, int]]
-) -> dict[tuple[int, int], Mapping[Any, Any]]:
-    """The rollup rows of these keys, by hour then rules (a batch touches an hour or two):
-    ranges of the primary key, where a list of (task_id, hour_us) pairs would be a scan."""
+) -> dict[tuple[int, int], tuple[str, str]]:
+    """The histograms (duration, lateness) of these rollup rows, by hour then rules (a batch
+    touches an hour or two): ranges of the primary key, where a list of (task_id, hour_us)
+    pairs would be a scan."""
     by_hour: dict[int, list[int]] = {}
     for task_id, hour_us in keys:
         by_hour.setdefault(hour_us, []).append(task_id)
-    out: dict[tuple[int, int], Mapping[Any, Any]] = {}
+    out: dict[tuple[int, int], tuple[str, str]] = {}
     for hour_us, task_ids in by_hour.items():
         for chunk in _chunks(task_ids, _READ_CHUNK):
             params = {"hour_us": hour_us, "task_ids": list(chunk)}
-            for row in (await conn.execute(_READ, params)).mappings().all():
-                out[(int(row["task_id"]), hour_us)] = row
+            for task_id, dur, late in (await conn.execute(_READ_HISTS, params)).all():
+                out[(int(task_id), hour_us)] = (str(dur or ""), str(late or ""))
     return out
 
 
 def _added(
-    key: tuple[int, int], stored: Mapping[Any, Any] | None, delta: Sums, now_us: int
+    key: tuple[int, int], hists: tuple[str, str] | None, delta: Sums, now_us: int
 ) -> dict[str, Any]:
-    """A rollup row with `delta` added: what `_row(key, sums_of(stored) + delta)` gives,
-    without expanding its histograms (hot: once per rule and hour per batch)."""
-
-    def old(column: str) -> int:
-        return int(stored[column] or 0) if stored is not None else 0
-
+    """What `delta` adds to a rollup row (`_Upsert.ADD`), its histograms merged with the
+    stored ones."""
     row: dict[str, Any] = {"task_id": key[0], "hour_us": key[1], "updated_us": now_us}
-    row |= {f"n_{s}": old(f"n_{s}") + delta.counts.get(s, 0) for s in COUNTED}
-    for name, figure in (("dur", delta.duration), ("late", delta.lateness)):
-        text = str(stored[f"{name}_hist"] or "") if stored is not None else ""
+    row |= {f"n_{s}": delta.counts.get(s, 0) for s in COUNTED}
+    dur, late = hists or ("", "")
+    for name, figure, hist in (("dur", delta.duration, dur), ("late", delta.lateness, late)):
         row |= {
-            f"{name}_n": old(f"{name}_n") + figure.n,
-            f"{name}_sum_ms": old(f"{name}_sum_ms") + figure.sum_ms,
-            f"{name}_max_ms": max(old(f"{name}_max_ms"), figure.max_ms),
-            f"{name}_hist": rollup.add_to_hist(text, figure.hist),
+            f"{name}_n": figure.n,
+            f"{name}_sum_ms": figure.sum_ms,
+            f"{name}_max_ms": figure.max_ms,
+            f"{name}_hist": rollup.add_to_hist(hist, figure.hist),
         }
     return row
 
 
-def _upsert(mysql: bool, columns: Sequence[str], *, lock_only: bool) -> Any:
-    """An upsert of run_rollup rows, for executemany (batched into multi-row statements by the
-    driver layer, compiled once). lock_only: create missing rows and lock existing ones
-    (MySQL takes an exclusive lock on a duplicate of INSERT … ON DUPLICATE KEY UPDATE),
-    changing nothing; else set every given column."""
+class _Upsert(enum.Enum):
+    LOCK = "lock"  # create missing rows and lock existing ones, changing nothing
+    SET = "set"  # set every given column (a rebuild)
+    ADD = "add"  # add counts and sums, keep the larger maximum, set histograms and time
+
+
+def _upsert(mysql: bool, columns: Sequence[str], how: _Upsert) -> Any:
+    """An upsert of run_rollup rows, for executemany (compiled once, see `_write`). MySQL
+    takes an exclusive lock on a duplicate of INSERT … ON DUPLICATE KEY UPDATE."""
     changed = [c for c in columns if c not in _KEYS]
     if mysql:
         stmt = mysql_dialect.insert(run_rollup)
-        if lock_only:
+        if how is _Upsert.LOCK:
             return stmt.on_duplicate_key_update(task_id=run_rollup.c.task_id)
-        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in changed})
+        return stmt.on_duplicate_key_update(_set(changed, stmt.inserted, func.greatest, how))
     lite = sqlite_dialect.insert(run_rollup)
-    if lock_only:
+    if how is _Upsert.LOCK:  # SQLite: this transaction already holds the one writer lock
         return lite.on_conflict_do_nothing(index_elements=list(_KEYS))
-    return lite.on_conflict_do_update(
-        index_elements=list(_KEYS), set_={c: lite.excluded[c] for c in changed}
-    )
+    set_ = _set(changed, lite.excluded, func.max, how)
+    return lite.on_conflict_do_update(index_elements=list(_KEYS), set_=set_)
 
 
-async def _write(conn: AsyncConnection, rows: list[dict[str, Any]], *, lock_only: bool) -> None:
+def _set(changed: Sequence[str], new: Any, bigger: Any, how: _Upsert) -> dict[str, Any]:
+    """The SET of an upsert's update: the new values, or (ADD) the stored ones plus them."""
+    values: dict[str, Any] = {c: new[c] for c in changed}
+    if how is _Upsert.ADD:
+        old = run_rollup.c
+        for c in changed:
+            if c.endswith("_max_ms"):
+                values[c] = bigger(old[c], new[c])
+            elif c.startswith("n_") or c.endswith(("_n", "_sum_ms")):
+                values[c] = old[c] + new[c]
+    return values
+
+
+async def _write(conn: AsyncConnection, rows: list[dict[str, Any]], how: _Upsert) -> None:
     """The upsert, compiled once per column set and run on plain tuples."""
     if not rows:
         return
     columns = tuple(rows[0])
     mysql = is_mysql(conn)
-    key = f"rollup:{'lock' if lock_only else 'set'}:{','.join(columns)}"
-    stmt = prepare(conn.dialect, key, lambda: _upsert(mysql, columns, lock_only=lock_only), columns)
+    key = f"rollup:{how.value}:{','.join(columns)}"
+    stmt = prepare(conn.dialect, key, lambda: _upsert(mysql, columns, how), columns)
     await stmt.run(conn, stmt.tuples(rows))
 
 
@@ -227,7 +243,7 @@ async def write_sums(
     """Rollup rows set to `sums` (not added: for a rebuild or a bulk load)."""
     keys = sorted(sums)
     for chunk in _chunks(keys, 1_000):
-        await _write(conn, [_row(k, sums[k], now_us) for k in chunk], lock_only=False)
+        await _write(conn, [_row(k, sums[k], now_us) for k in chunk], _Upsert.SET)
     return len(keys)
 
 

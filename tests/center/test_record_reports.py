@@ -172,6 +172,23 @@ async def test_an_end_after_a_lost_end_in_one_batch_wins(engine: AsyncEngine):
     assert {s: n for s, n in counts.items() if n} == {"timeout": 1}
 
 
+async def test_any_output_text_is_stored_exactly(engine: AsyncEngine):
+    """Quotes, backslashes, percent signs, NUL, placeholders and non-ASCII in a run's output
+    and reason come back as they were sent (MySQL's values are rendered by the store)."""
+    run = plan_run(7, T0 + S, 1)
+    await _plan(engine, [run], statuses.DISPATCHED)
+    output = "it's 100% \\ done\x00 中文 \"q\" %s %(x)s %% \\' -- \n\r\x1a 😀".encode()
+    reason = "killed: 'x' % \\"
+    end = RunFinished(
+        seq=2, ref=run.ref, status="killed", start_us=1, end_us=2, output=output, reason=reason
+    )
+    await _report(engine, (1, end))
+    async with asyncio.timeout(TIMEOUT_S), engine.connect() as conn:
+        c = task_process.c
+        row = (await conn.execute(select(c.result, c.reason).where(c.runid == run.runid))).one()
+    assert (row.result, row.reason) == (output.decode(), reason)
+
+
 def _model(rows: dict[str, dict[str, Any]], batch: list[tuple[int, Message]]) -> None:
     """The reports' meaning, written plainly: the start of a run that ends in the same batch is
     dropped; a report writes where there is no row, or where the row is the reporter's and
