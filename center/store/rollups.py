@@ -5,6 +5,10 @@ Every write that moves runs to a final status does, in its own transaction:
 `await fold(conn, rollup.changes(before, writes, apply), now)`. The rows read are locked
 (FOR UPDATE on MySQL; on SQLite the transaction already holds the one writer lock, see
 `hold_writer`), so what the write changed is known exactly, and a repeated report counts once.
+(Agents' reports do the same in `center.store.reports`, deciding their writes in Python.)
+
+`fold` is one upsert per (rule, hour) per batch: the database adds the counts and sums and
+keeps the larger maximum; the histograms, text, are read (locked) and merged here.
 """
 
 from __future__ import annotations
@@ -80,23 +84,30 @@ async def runs_before(conn: AsyncConnection, runids: Iterable[str]) -> dict[str,
 
 
 async def fold(conn: AsyncConnection, sums: Mapping[tuple[int, int], Sums], now_us: int) -> None:
-    """Add `sums` to their rollup rows: lock the rows (creating missing ones), read their
-    histograms, write. The counts, sums and maxima are added by the database itself; only a
-    histogram (text, "bucket:count,…") is merged here, so only those are read."""
+    """Add `sums` to their rollup rows: read their histograms (locked), write. The counts,
+    sums and maxima are added by the database itself; only a histogram (text,
+    "bucket:count,…") is merged here, so only those are read."""
     keys = sorted(k for k, s in sums.items() if s.counts and any(s.counts.values()))
     if not keys:
         return
-    await _write(conn, [{"task_id": t, "hour_us": h} for t, h in keys], _Upsert.LOCK)
+    await hold_writer(conn)
     stored = await _read_hists(conn, keys)
+    missing = [k for k in keys if k not in stored]
+    if missing and is_mysql(conn):
+        # A locking read locks no row that is not there (READ COMMITTED: no gap locks), and
+        # another transaction may create one meanwhile: create them (or lock the one just
+        # made), then read those again. SQLite's one writer is this transaction already.
+        await _write(conn, [{"task_id": t, "hour_us": h} for t, h in missing], _Upsert.LOCK)
+        stored |= await _read_hists(conn, missing)
     await _write(conn, [_added(k, stored.get(k), sums[k], now_us) for k in keys], _Upsert.ADD)
 
 
 async def _read_hists(
     conn: AsyncConnection, keys: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], tuple[str, str]]:
-    """The histograms (duration, lateness) of these rollup rows, by hour then rules (a batch
-    touches an hour or two): ranges of the primary key, where a list of (task_id, hour_us)
-    pairs would be a scan."""
+    """The histograms (duration, lateness) of these rollup rows, locked until the transaction
+    ends; by hour then rules (a batch touches an hour or two): ranges of the primary key,
+    where a list of (task_id, hour_us) pairs would be a scan."""
     by_hour: dict[int, list[int]] = {}
     for task_id, hour_us in keys:
         by_hour.setdefault(hour_us, []).append(task_id)
@@ -104,7 +115,8 @@ async def _read_hists(
     for hour_us, task_ids in by_hour.items():
         for chunk in _chunks(task_ids, _READ_CHUNK):
             params = {"hour_us": hour_us, "task_ids": list(chunk)}
-            for task_id, dur, late in (await conn.execute(_READ_HISTS, params)).all():
+            query = _READ_HISTS.with_for_update() if is_mysql(conn) else _READ_HISTS
+            for task_id, dur, late in (await conn.execute(query, params)).all():
                 out[(int(task_id), hour_us)] = (str(dur or ""), str(late or ""))
     return out
 

@@ -20,7 +20,7 @@ from center.metrics import CenterMetrics
 from center.report_buffer import ReportBuffer
 from center.rollup import HOUR_US, RunFacts, Sums
 from center.runs import PlannedRun, plan_run
-from center.store.rollups import sums_of
+from center.store.rollups import fold, sums_of
 from center.tables import run_rollup, task_process
 from protocol import statuses
 from protocol.messages import Message, RunFinished, RunStarted
@@ -287,3 +287,32 @@ async def test_each_stored_outcome_is_said_once_in_order(engine: AsyncEngine, mo
     said = [e["runid"] for e in logs if e["event"] == "run.finished"]
     assert said == [r.runid for r in runs]
     assert {r["status"] for r in (await _rows(engine)).values()} == {"success"}
+
+
+async def test_concurrent_folds_into_new_rollup_rows_all_count(engine: AsyncEngine):
+    """Writers adding to the same rollup rows at once, rows that do not exist yet: every
+    writer's counts, sums and histogram buckets are in the end (none overwrites another)."""
+    runs = [
+        RunFacts(f"r{i}", 7 + i % 3, T0 + 5 * HOUR_US + i, "success", 1, 2_001 + i * 1000)
+        for i in range(6)
+    ]
+    delta: dict[tuple[int, int], Sums] = {}
+    for run in runs:
+        delta.setdefault(run.key(), Sums()).add(run, +1)
+
+    ready = asyncio.Barrier(4)
+
+    async def add_once() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(select(1))  # connected, in a transaction: start together
+            await ready.wait()
+            await fold(conn, delta, T0)
+
+    async with asyncio.timeout(TIMEOUT_S):
+        await asyncio.gather(*(add_once() for _ in range(4)))
+    stored = await _rollups(engine)
+    for key, sums in delta.items():
+        assert stored[key].counts == {"success": 4 * sums.counts["success"]}
+        assert stored[key].duration.n == 4 * sums.duration.n
+        assert stored[key].duration.hist == [4 * n for n in sums.duration.hist]
+        assert stored[key].duration.max_ms == sums.duration.max_ms
