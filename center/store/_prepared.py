@@ -9,8 +9,9 @@ driver untouched (pymysql/aiomysql still turns an INSERT … VALUES into multi-r
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -68,10 +69,29 @@ class Prepared:
         driver = (await conn.get_raw_connection()).driver_connection
         if driver is None:
             raise RuntimeError("the connection has no driver connection")
-        escape = driver.escape_string
-        for values in _render_rows(params, escape, _STATEMENT_CHARS - len(prefix) - len(postfix)):
-            # Rendered literals go through the driver's `query % ()`: a % must be doubled.
-            await conn.exec_driver_sql((prefix + values + postfix).replace("%", "%%"))
+        room = _STATEMENT_CHARS - len(prefix) - len(postfix)
+        pieces = _render_rows(params, driver.escape_string, room)
+        # Rendered literals go through the driver's `query % ()`: a % must be doubled.
+        await _pipelined(conn, ((prefix + v + postfix).replace("%", "%%") for v in pieces))
+
+
+async def _pipelined(conn: AsyncConnection, statements: Iterator[str]) -> None:
+    """Run statements one after the other, each next one rendered (a pull on `statements`)
+    while the server executes the one before: the client's and the server's work overlap."""
+    pending: asyncio.Future[Any] | None = None
+    try:
+        for sql in statements:
+            if pending is not None:
+                await pending
+            pending = asyncio.ensure_future(conn.exec_driver_sql(sql))
+            await asyncio.sleep(0)  # let it send the statement before rendering the next
+        if pending is not None:
+            await pending
+    except BaseException:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            await asyncio.wait([pending])
+        raise
 
 
 def _render_rows(
