@@ -20,6 +20,8 @@ from center.metrics import CenterMetrics
 from center.report_buffer import ReportBuffer
 from center.rollup import HOUR_US, RunFacts, Sums
 from center.runs import PlannedRun, plan_run
+from center.store import _prepared as prepared_module
+from center.store._prepared import _render_rows
 from center.store.rollups import fold, sums_of
 from center.tables import run_rollup, task_process
 from protocol import statuses
@@ -316,3 +318,19 @@ async def test_concurrent_folds_into_new_rollup_rows_all_count(engine: AsyncEngi
         assert stored[key].duration.n == 4 * sums.duration.n
         assert stored[key].duration.hist == [4 * n for n in sums.duration.hist]
         assert stored[key].duration.max_ms == sums.duration.max_ms
+
+
+async def test_a_batch_sent_in_several_statements_is_whole(engine: AsyncEngine, monkeypatch):
+    """A batch too big for one statement (MySQL's rendered rows are cut into pieces) writes
+    every run, and rows cut at any size render to the same text."""
+    rows = [(1, "a'b", None), (22, "%s\\", 3), (333, "", -4)]
+    whole = ",".join(_render_rows(rows, lambda s: s.replace("'", "\\'"), 10_000))
+    for size in (1, 12, 20, 40):
+        pieces = list(_render_rows(rows, lambda s: s.replace("'", "\\'"), size))
+        assert ",".join(pieces) == whole and len(pieces) >= (3 if size < 12 else 1)
+    monkeypatch.setattr(prepared_module, "_STATEMENT_CHARS", 3_000)
+    runs = [plan_run(7, T0 + i * S, 1) for i in range(40)]
+    await _plan(engine, runs, statuses.DISPATCHED)
+    await _report(engine, *[(1, _finished(run)) for run in runs])
+    assert {r["status"] for r in (await _rows(engine)).values()} == {"success"}
+    assert (await _rollups(engine))[(7, T0)].counts == {"success": 40}
