@@ -209,6 +209,7 @@ class Leader(PoolListener):
             with contextlib.suppress(*transient_errors(), TimeoutError):
                 async with asyncio.timeout(grace_s):
                     await self.reports_once()
+        self.intake.say_outcomes()  # of runs stored while more reports waited: said now
         await self._background.drain(grace_s if flush else 0)
         await self.pool.close()
 

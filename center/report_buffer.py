@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,13 +76,14 @@ class ReportBuffer:
         return batch
 
 
-def log_outcomes(batch: ReportBatch) -> None:
+def log_outcomes(finished: Iterable[tuple[int, RunFinished]]) -> None:
     """One line per run outcome, with its ids and how late it started."""
-    for aid, msg in batch.finished_msgs:
+    out = log.bind()  # bound once per call, not once per line (the lazy proxy binds each call)
+    for aid, msg in finished:
         ref = msg.ref
         late_ms = (msg.start_us - ref.sched_us) / 1000 if msg.start_us else None
         duration_ms = (msg.end_us - msg.start_us) / 1000 if msg.start_us else None
-        log.info(
+        out.info(
             "run.finished",
             runid=ref.runid,
             task_id=ref.task_id,

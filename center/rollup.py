@@ -200,6 +200,24 @@ def decode_hist(text: str) -> list[int]:
     return hist
 
 
+def add_to_hist(text: str, hist: list[int]) -> str:
+    """A stored histogram's text with `hist` added: `encode_hist` of the two summed, working
+    on the non-empty buckets only (a rule's runs fill a few of the 48)."""
+    pairs: dict[int, int] = {}
+    fields = text.replace(":", ",").split(",") if text else []
+    try:
+        for i, n in zip(map(int, fields[0::2]), map(int, fields[1::2]), strict=True):
+            if not 0 <= i < BUCKETS:
+                raise ValueError(i)
+            pairs[i] = pairs.get(i, 0) + n
+    except ValueError:  # odd text: the slow path, which skips bad parts
+        return encode_hist([a + b for a, b in zip(decode_hist(text), hist, strict=True)])
+    for i, n in enumerate(hist):
+        if n:
+            pairs[i] = pairs.get(i, 0) + n
+    return ",".join(f"{i}:{n}" for i, n in sorted(pairs.items()) if n)
+
+
 _BAD = BUCKETS  # an index past the end: raises, so that a bad bucket takes the slow path
 
 

@@ -29,6 +29,7 @@ PURE_MODULES = [
     ("center.routing", "agent choice"),
     ("center.decisions", "misfire and overlap decisions"),
     ("center.silence", "lost runs of silent agents take `now` as an argument"),
+    ("center.report_writes", "a batch's writes decided from the rows read before"),
     ("agent.runspec", "run-spec validation"),
     ("admin.permissions", "permission checks"),
     ("admin.sso.roles", "directory groups mapped to roles"),

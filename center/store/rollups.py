@@ -5,20 +5,26 @@ Every write that moves runs to a final status does, in its own transaction:
 `await fold(conn, rollup.changes(before, writes, apply), now)`. The rows read are locked
 (FOR UPDATE on MySQL; on SQLite the transaction already holds the one writer lock, see
 `hold_writer`), so what the write changed is known exactly, and a repeated report counts once.
+(Agents' reports do the same in `center.store.reports`, deciding their writes in Python.)
+
+`fold` is one upsert per (rule, hour) per batch: the database adds the counts and sums and
+keeps the larger maximum; the histograms, text, are read (locked) and merged here.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from center import rollup
 from center.rollup import COUNTED, Figure, RunFacts, Sums
+from center.store._prepared import prepare
 from center.store._util import _chunks
 from center.store.db import create_engine, is_mysql
 from center.tables import crontab, run_rollup, task_process
@@ -35,6 +41,11 @@ _FACTS = (
     task_process.c.aid,
 )
 _KEYS = ("task_id", "hour_us")
+_READ_CHUNK = 1_000  # rules per read of one hour's rollups
+_READ_HISTS = select(run_rollup.c.task_id, run_rollup.c.dur_hist, run_rollup.c.late_hist).where(
+    run_rollup.c.hour_us == bindparam("hour_us"),
+    run_rollup.c.task_id.in_(bindparam("task_ids", expanding=True)),
+)
 _REBUILD_RULES = 20  # rules per rebuild transaction: bounded memory and locks
 
 
@@ -73,60 +84,105 @@ async def runs_before(conn: AsyncConnection, runids: Iterable[str]) -> dict[str,
 
 
 async def fold(conn: AsyncConnection, sums: Mapping[tuple[int, int], Sums], now_us: int) -> None:
-    """Add `sums` to their rollup rows: lock the rows (creating missing ones), read, write."""
+    """Add `sums` to their rollup rows: read their histograms (locked), write. The counts,
+    sums and maxima are added by the database itself; only a histogram (text,
+    "bucket:count,…") is merged here, so only those are read."""
     keys = sorted(k for k, s in sums.items() if s.counts and any(s.counts.values()))
     if not keys:
         return
-    await _write(conn, [{"task_id": t, "hour_us": h} for t, h in keys], lock_only=True)
-    stored = await _read(conn, keys)
-    rows = []
-    for key in keys:
-        total = stored.get(key, Sums())
-        total.merge(sums[key])
-        rows.append(_row(key, total, now_us))
-    await _write(conn, rows, lock_only=False)
+    await hold_writer(conn)
+    stored = await _read_hists(conn, keys)
+    missing = [k for k in keys if k not in stored]
+    if missing and is_mysql(conn):
+        # A locking read locks no row that is not there (READ COMMITTED: no gap locks), and
+        # another transaction may create one meanwhile: create them (or lock the one just
+        # made), then read those again. SQLite's one writer is this transaction already.
+        await _write(conn, [{"task_id": t, "hour_us": h} for t, h in missing], _Upsert.LOCK)
+        stored |= await _read_hists(conn, missing)
+    await _write(conn, [_added(k, stored.get(k), sums[k], now_us) for k in keys], _Upsert.ADD)
 
 
-async def _read(conn: AsyncConnection, keys: Sequence[tuple[int, int]]) -> dict[Any, Sums]:
-    """The rollup rows of these keys, by hour then rules (a batch touches an hour or two):
-    ranges of the primary key, where a list of (task_id, hour_us) pairs would be a scan."""
+async def _read_hists(
+    conn: AsyncConnection, keys: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], tuple[str, str]]:
+    """The histograms (duration, lateness) of these rollup rows, locked until the transaction
+    ends; by hour then rules (a batch touches an hour or two): ranges of the primary key,
+    where a list of (task_id, hour_us) pairs would be a scan."""
     by_hour: dict[int, list[int]] = {}
     for task_id, hour_us in keys:
         by_hour.setdefault(hour_us, []).append(task_id)
-    out: dict[Any, Sums] = {}
+    out: dict[tuple[int, int], tuple[str, str]] = {}
     for hour_us, task_ids in by_hour.items():
-        for chunk in _chunks(task_ids):
-            query = select(run_rollup).where(
-                run_rollup.c.hour_us == hour_us, run_rollup.c.task_id.in_(list(chunk))
-            )
-            for row in (await conn.execute(query)).mappings():
-                out[(int(row["task_id"]), int(row["hour_us"]))] = sums_of(row)
+        for chunk in _chunks(task_ids, _READ_CHUNK):
+            params = {"hour_us": hour_us, "task_ids": list(chunk)}
+            query = _READ_HISTS.with_for_update() if is_mysql(conn) else _READ_HISTS
+            for task_id, dur, late in (await conn.execute(query, params)).all():
+                out[(int(task_id), hour_us)] = (str(dur or ""), str(late or ""))
     return out
 
 
-def _upsert(mysql: bool, columns: Sequence[str], *, lock_only: bool) -> Any:
-    """An upsert of run_rollup rows, for executemany (batched into multi-row statements by the
-    driver layer, compiled once). lock_only: create missing rows and lock existing ones
-    (MySQL takes an exclusive lock on a duplicate of INSERT … ON DUPLICATE KEY UPDATE),
-    changing nothing; else set every given column."""
+def _added(
+    key: tuple[int, int], hists: tuple[str, str] | None, delta: Sums, now_us: int
+) -> dict[str, Any]:
+    """What `delta` adds to a rollup row (`_Upsert.ADD`), its histograms merged with the
+    stored ones."""
+    row: dict[str, Any] = {"task_id": key[0], "hour_us": key[1], "updated_us": now_us}
+    row |= {f"n_{s}": delta.counts.get(s, 0) for s in COUNTED}
+    dur, late = hists or ("", "")
+    for name, figure, hist in (("dur", delta.duration, dur), ("late", delta.lateness, late)):
+        row |= {
+            f"{name}_n": figure.n,
+            f"{name}_sum_ms": figure.sum_ms,
+            f"{name}_max_ms": figure.max_ms,
+            f"{name}_hist": rollup.add_to_hist(hist, figure.hist),
+        }
+    return row
+
+
+class _Upsert(enum.Enum):
+    LOCK = "lock"  # create missing rows and lock existing ones, changing nothing
+    SET = "set"  # set every given column (a rebuild)
+    ADD = "add"  # add counts and sums, keep the larger maximum, set histograms and time
+
+
+def _upsert(mysql: bool, columns: Sequence[str], how: _Upsert) -> Any:
+    """An upsert of run_rollup rows, for executemany (compiled once, see `_write`). MySQL
+    takes an exclusive lock on a duplicate of INSERT … ON DUPLICATE KEY UPDATE."""
     changed = [c for c in columns if c not in _KEYS]
     if mysql:
         stmt = mysql_dialect.insert(run_rollup)
-        if lock_only:
+        if how is _Upsert.LOCK:
             return stmt.on_duplicate_key_update(task_id=run_rollup.c.task_id)
-        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in changed})
+        return stmt.on_duplicate_key_update(_set(changed, stmt.inserted, func.greatest, how))
     lite = sqlite_dialect.insert(run_rollup)
-    if lock_only:
+    if how is _Upsert.LOCK:  # SQLite: this transaction already holds the one writer lock
         return lite.on_conflict_do_nothing(index_elements=list(_KEYS))
-    return lite.on_conflict_do_update(
-        index_elements=list(_KEYS), set_={c: lite.excluded[c] for c in changed}
-    )
+    set_ = _set(changed, lite.excluded, func.max, how)
+    return lite.on_conflict_do_update(index_elements=list(_KEYS), set_=set_)
 
 
-async def _write(conn: AsyncConnection, rows: list[dict[str, Any]], *, lock_only: bool) -> None:
-    if rows:
-        stmt = _upsert(is_mysql(conn), list(rows[0]), lock_only=lock_only)
-        await conn.execute(stmt, rows)
+def _set(changed: Sequence[str], new: Any, bigger: Any, how: _Upsert) -> dict[str, Any]:
+    """The SET of an upsert's update: the new values, or (ADD) the stored ones plus them."""
+    values: dict[str, Any] = {c: new[c] for c in changed}
+    if how is _Upsert.ADD:
+        old = run_rollup.c
+        for c in changed:
+            if c.endswith("_max_ms"):
+                values[c] = bigger(old[c], new[c])
+            elif c.startswith("n_") or c.endswith(("_n", "_sum_ms")):
+                values[c] = old[c] + new[c]
+    return values
+
+
+async def _write(conn: AsyncConnection, rows: list[dict[str, Any]], how: _Upsert) -> None:
+    """The upsert, compiled once per column set and run on plain tuples."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    mysql = is_mysql(conn)
+    key = f"rollup:{how.value}:{','.join(columns)}"
+    stmt = prepare(conn.dialect, key, lambda: _upsert(mysql, columns, how), columns)
+    await stmt.run(conn, stmt.tuples(rows))
 
 
 def _row(key: tuple[int, int], s: Sums, now_us: int) -> dict[str, Any]:
@@ -199,7 +255,7 @@ async def write_sums(
     """Rollup rows set to `sums` (not added: for a rebuild or a bulk load)."""
     keys = sorted(sums)
     for chunk in _chunks(keys, 1_000):
-        await _write(conn, [_row(k, sums[k], now_us) for k in chunk], lock_only=False)
+        await _write(conn, [_row(k, sums[k], now_us) for k in chunk], _Upsert.SET)
     return len(keys)
 
 

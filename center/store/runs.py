@@ -5,24 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, func, insert, or_, select, update
-from sqlalchemy.dialects import mysql as mysql_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import rollup
 from center.runs import PlannedRun, planned_row
-from center.store._util import _chunks, _statuses_sql
+from center.store._util import _chunks
 from center.store.db import insert_ignore, is_mysql
 from center.store.lease import Lease, _fence
 from center.store.rollups import facts, fold, hold_writer, runs_before
 from center.tables import (
-    task_output,
     task_process,
 )
 from protocol import statuses
-from protocol.clock import now_us as clock_us
 
 
 async def insert_planned(
@@ -96,76 +92,6 @@ async def set_run_status(
             if counted:
                 moved = rollup.moved_to(status, only_from)
                 await fold(conn, rollup.changes(before, before.values(), moved), now_us)
-
-
-_STARTED_COLS = ("pid", "start", "run_user", "uid", "gid", "updated_us")
-
-
-_FINISHED_COLS = (
-    "pid",
-    "start",
-    "end",
-    "code",
-    "signal",
-    "reason",
-    "result",
-    "output_bytes",
-    "truncated",
-    "run_user",
-    "uid",
-    "gid",
-    "updated_us",
-)
-
-
-def _upsert(table: Table, mysql: bool, cols: tuple[str, ...], guard: frozenset[str]) -> Any:
-    """INSERT a run row, or update the existing one unless its status is in `guard` or it
-    belongs to another agent (a report never overwrites another agent's run)."""
-    if mysql:
-        stmt = mysql_dialect.insert(table)
-        keep = or_(table.c.status.in_(_statuses_sql(guard)), table.c.aid != stmt.inserted.aid)
-        # MySQL assigns left to right: `status` must come last, after the guards read it.
-        pairs = [(c, func.if_(keep, table.c[c], stmt.inserted[c])) for c in (*cols, "status")]
-        return stmt.on_duplicate_key_update(pairs)
-    lite = sqlite_dialect.insert(table)
-    return lite.on_conflict_do_update(
-        index_elements=["runid"],
-        set_={c: lite.excluded[c] for c in (*cols, "status")},
-        where=and_(table.c.status.not_in(_statuses_sql(guard)), table.c.aid == lite.excluded.aid),
-    )
-
-
-async def record_reports(
-    engine: AsyncEngine,
-    started: list[dict[str, Any]],
-    finished: list[dict[str, Any]],
-    chunks: list[dict[str, Any]],
-) -> None:
-    """Apply agent reports in one transaction; repeats and reorderings change nothing, and
-    the runs that this write ends are added to their rollups."""
-    mysql = is_mysql(engine)
-    running_or_final = statuses.FINAL | {statuses.RUNNING}
-    # A finish carries every column its start does: a run that started and ended within one
-    # batch (most short jobs) costs one upsert, not two.
-    done = {row["runid"] for row in finished}
-    started = [row for row in started if row["runid"] not in done]
-    # An agent's own final status wins over a `lost` the center wrote (a result that came
-    # late); never over another final status.
-    guard = statuses.FINAL - {statuses.LOST}
-    async with engine.begin() as conn:
-        if finished:
-            await hold_writer(conn)
-            before = await runs_before(conn, done)
-        if started:
-            await conn.execute(
-                _upsert(task_process, mysql, _STARTED_COLS, running_or_final), started
-            )
-        if finished:
-            await conn.execute(_upsert(task_process, mysql, _FINISHED_COLS, guard), finished)
-            ends = rollup.changes(before, map(facts, finished), rollup.reported(guard))
-            await fold(conn, ends, clock_us())
-        if chunks:
-            await conn.execute(insert(task_output), chunks)
 
 
 def _due_us(engine: AsyncEngine) -> Any:

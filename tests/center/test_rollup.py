@@ -9,6 +9,7 @@ from center.rollup import (
     HOUR_US,
     RunFacts,
     Sums,
+    add_to_hist,
     bucket_bounds,
     bucket_of,
     changes,
@@ -132,6 +133,18 @@ def test_histogram_text_round_trips_and_ignores_garbage():
     assert decode_hist("3:12,40:1") == hist
     assert decode_hist("") == [0] * BUCKETS
     assert decode_hist("99:4,x:1,3:12,40:1") == hist
+
+
+@pytest.mark.parametrize(
+    "text", ["", "3:12,40:1", "40:1,3:2,3:1", "5:-1", "99:4,x:1,3:12", "3:1,,4", "7", "2:1,2:-1"]
+)
+def test_adding_to_a_histogram_text_equals_adding_the_histograms(text):
+    """What the store's fold writes (sparse) is what decoding, adding and encoding gives."""
+    delta = [0] * BUCKETS
+    delta[3], delta[5], delta[47] = 2, 1, 4
+    for added in (delta, [0] * BUCKETS):
+        dense = [a + b for a, b in zip(decode_hist(text), added, strict=True)]
+        assert add_to_hist(text, added) == encode_hist(dense)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,149 @@
+"""Agents' run reports in: one transaction per batch, rows read and locked, then plain writes.
+
+Per batch: the batch's run rows are read (locked: FOR UPDATE on MySQL, the writer lock on
+SQLite), `center.report_writes` decides what each report changes, and the store writes just
+that: an update by primary key of the columns a report carries for rows that exist (nearly
+all: a run's row is written when it is planned), the guarded upsert for runs with no row, and
+the rollups' sums. Repeats, reorderings and another agent's reports change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import BindParameter
+
+from center.report_writes import (
+    FINISHED_GUARD,
+    STARTED_GUARD,
+    ReportWrites,
+    Row,
+    StoredRun,
+    plan_writes,
+)
+from center.rollup import RunFacts
+from center.store._prepared import prepare
+from center.store._util import _chunks, _statuses_sql
+from center.store.db import is_mysql
+from center.store.rollups import fold, hold_writer
+from center.tables import task_output, task_process
+from protocol.clock import now_us as clock_us
+
+# The columns each report sets (besides `status`); the rest of a row is the planner's.
+STARTED_COLS = ("pid", "start", "run_user", "uid", "gid", "updated_us")
+FINISHED_COLS = (
+    "pid",
+    "start",
+    "end",
+    "code",
+    "signal",
+    "reason",
+    "result",
+    "output_bytes",
+    "truncated",
+    "run_user",
+    "uid",
+    "gid",
+    "updated_us",
+)
+_READ_CHUNK = 1_000  # runids per locking read
+# What an INSERT of a row needs besides the reported columns (NOT NULL, no default).
+_KEY_COLS = ("runid", "task_id", "sched_us")
+_T = task_process.c
+_ROW_ID: BindParameter[int] = bindparam("row_id")
+
+
+async def record_reports(
+    engine: AsyncEngine,
+    started: list[Row],
+    finished: list[Row],
+    chunks: list[dict[str, Any]],
+) -> None:
+    """Apply agent reports in one transaction; repeats and reorderings change nothing, and
+    the runs that this write ends are added to their rollups."""
+    async with engine.begin() as conn:
+        if started or finished:
+            await hold_writer(conn)
+            runids = {row["runid"] for row in started} | {row["runid"] for row in finished}
+            plan = plan_writes(await stored_runs(conn, runids), started, finished)
+            await _write(conn, plan)
+            await fold(conn, plan.sums, clock_us())
+        if chunks:
+            await conn.execute(insert(task_output), chunks)
+
+
+async def stored_runs(conn: AsyncConnection, runids: Iterable[str]) -> dict[str, StoredRun]:
+    """runid → its row's id and facts, locked until the transaction ends (absent: no row).
+    Without its times: a stored row is only ever taken back from a rollup when it was lost,
+    and a lost run has no duration nor lateness."""
+    query = select(_T.id, _T.runid, _T.task_id, _T.sched_us, _T.status, _T.aid)
+    query = query.where(_T.runid.in_(bindparam("runids", expanding=True)))
+    if is_mysql(conn):
+        query = query.with_for_update()
+    out: dict[str, StoredRun] = {}
+    # In key order: two writers locking overlapping batches cannot deadlock.
+    for chunk in _chunks(sorted(runids), _READ_CHUNK):
+        rows = (await conn.execute(query, {"runids": list(chunk)})).all()
+        for row_id, runid, task_id, sched_us, status, aid in rows:
+            out[runid] = StoredRun(row_id, RunFacts(runid, task_id, sched_us, status, 0, 0, aid))
+    return out
+
+
+async def _write(conn: AsyncConnection, plan: ReportWrites) -> None:
+    mysql = is_mysql(conn)
+    for cols, guard, rows in (
+        (STARTED_COLS, STARTED_GUARD, plan.insert_started),
+        (FINISHED_COLS, FINISHED_GUARD, plan.insert_finished),
+    ):
+        if rows:  # runs with no row: rare, and the guarded upsert is safe against a race
+            await conn.execute(_upsert(mysql, cols, guard), rows)
+    for cols, updates in (
+        (STARTED_COLS, plan.update_started),
+        (FINISHED_COLS, plan.update_finished),
+    ):
+        if updates:
+            await _update_by_id(conn, cols, updates)
+
+
+async def _update_by_id(
+    conn: AsyncConnection, cols: Sequence[str], updates: list[tuple[int, Row]]
+) -> None:
+    """Set `cols` and `status` of rows known by id (read and locked in this transaction)."""
+    names = (*cols, "status")
+    key = f"report_by_id:{','.join(names)}"
+    if is_mysql(conn):
+        # MySQL has no multi-row UPDATE: an INSERT of the row's primary key with ON DUPLICATE
+        # KEY UPDATE is one (the row exists and is locked, so it always takes the UPDATE
+        # branch, found on the primary key first). The key columns are there only because an
+        # INSERT must name every NOT NULL column without a default.
+        def build() -> Any:
+            stmt = mysql_dialect.insert(task_process)
+            return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in names})
+
+        stmt = prepare(conn.dialect, key, build, ("id", *_KEY_COLS, *names))
+        await stmt.run(conn, stmt.tuples_with("id", updates))
+        return
+    stmt = prepare(conn.dialect, key, lambda: update(task_process).where(_T.id == _ROW_ID), names)
+    await stmt.run(conn, stmt.tuples_with("row_id", updates))
+
+
+def _upsert(mysql: bool, cols: tuple[str, ...], guard: frozenset[str]) -> Any:
+    """INSERT a run row, or update the existing one unless its status is in `guard` or it
+    belongs to another agent (a report never overwrites another agent's run)."""
+    if mysql:
+        stmt = mysql_dialect.insert(task_process)
+        keep = or_(_T.status.in_(_statuses_sql(guard)), _T.aid != stmt.inserted.aid)
+        # MySQL assigns left to right: `status` must come last, after the guards read it.
+        pairs = [(c, func.if_(keep, _T[c], stmt.inserted[c])) for c in (*cols, "status")]
+        return stmt.on_duplicate_key_update(pairs)
+    lite = sqlite_dialect.insert(task_process)
+    return lite.on_conflict_do_update(
+        index_elements=["runid"],
+        set_={c: lite.excluded[c] for c in (*cols, "status")},
+        where=and_(_T.status.not_in(_statuses_sql(guard)), _T.aid == lite.excluded.aid),
+    )
