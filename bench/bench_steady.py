@@ -118,7 +118,9 @@ async def start_fakes(count: int, out: Path) -> tuple[Any, list[int]]:
     return proc, list(json.loads(line)["ports"])
 
 
-async def start_center(db_url: str, metrics_port: int, log_path: Path) -> Any:
+async def start_center(
+    db_url: str, metrics_port: int, log_path: Path, profile: str | None = None
+) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNITEDCRON_")} | {
         "UNITEDCRON_DB_URL": db_url,
         "UNITEDCRON_SECRET": SECRET,
@@ -128,11 +130,14 @@ async def start_center(db_url: str, metrics_port: int, log_path: Path) -> Any:
         "UNITEDCRON_LOG_LEVEL": "warning",
         "UNITEDCRON_LOG_FORMAT": "json",
     }
+    command = [UNITEDCRON, "center"]
+    if profile:  # the same center under cProfile, on from SIGUSR1 to SIGUSR2 (the window)
+        command = [sys.executable, str(Path(__file__).with_name("_profiled_center.py")), profile]
     # Its own session: a Ctrl-C in the terminal reaches this script only, which then stops
     # the center (SIGTERM: it writes what it holds) before the fake agents.
     with log_path.open("wb") as log:  # the child keeps its own descriptor
         return await asyncio.create_subprocess_exec(
-            UNITEDCRON, "center", env=env, stdout=log, stderr=log, start_new_session=True
+            *command, env=env, stdout=log, stderr=log, start_new_session=True
         )
 
 
@@ -257,6 +262,7 @@ class Rig:
     db_path: Path
     metrics_port: int
     log_path: Path
+    profiled: bool = False
 
 
 async def warm_up(rig: Rig, n: int) -> Warmup:
@@ -328,11 +334,15 @@ async def measure(rig: Rig, seconds: int, warm: Warmup) -> Window:
     start_s = int(time.time() + SETTLE_S) + 1
     w = Window(start_s, start_s + seconds)
     await sleep_until(start_s)
+    if rig.profiled:
+        rig.center.send_signal(signal.SIGUSR1)
     t0, cpu0, fcpu0 = time.monotonic(), sampler.cpu_s(), cpu_of(rig.fakes)
     warm.window_cpu_s, warm.peak_rss_mb, sampler.peak_mb = cpu0, sampler.peak_mb, 0.0
     write0 = write_times(await scrape(rig.metrics_port))
     rows0, mb0 = await row_count(rig.db_url), db_mb(rig.db_path)
     await sleep_until(w.end_s)
+    if rig.profiled:
+        rig.center.send_signal(signal.SIGUSR2)
     w.cpu_s, w.elapsed_s = sampler.cpu_s() - cpu0, time.monotonic() - t0
     w.fakes_cpu_s, w.peak_rss_mb = cpu_of(rig.fakes) - fcpu0, sampler.peak_mb
     w.end_rss_mb = sampler.proc.memory_info().rss / 2**20
@@ -500,7 +510,8 @@ async def observe(rig: Rig, n: int, seconds: int) -> tuple[Warmup, Window]:
         rig.sampler.task.cancel()
 
 
-async def run(n: int, seconds: int, k: int, mix: tuple[Kind, ...], tmp: Path) -> None:
+async def run(args: argparse.Namespace, tmp: Path) -> None:
+    n, seconds, k, mix, profile = args.n, args.seconds, args.agents, MIXES[args.mix], args.profile
     rules = make_rules(n, mix)
     db_path = tmp / "steady.db"
     db_url = f"sqlite+aiosqlite:///{db_path}"
@@ -511,9 +522,18 @@ async def run(n: int, seconds: int, k: int, mix: tuple[Kind, ...], tmp: Path) ->
         await seed(db_url, ports, rules)
         metrics_port = free_port()
         log_path = tmp / "center.log"
-        center = await start_center(db_url, metrics_port, log_path)
+        center = await start_center(db_url, metrics_port, log_path, profile)
         stack.push_async_callback(stop_process, center)  # stopped first: it flushes reports
-        rig = Rig(center, fakes, Sampler(center.pid), db_url, db_path, metrics_port, log_path)
+        rig = Rig(
+            center,
+            fakes,
+            Sampler(center.pid),
+            db_url,
+            db_path,
+            metrics_port,
+            log_path,
+            bool(profile),
+        )
         warm, w = await observe(rig, n, seconds)
     print_warmup(warm)
     receipts = [r for agent in json.loads((tmp / "receipts.json").read_text()) for r in agent]
@@ -533,6 +553,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, default=60, help="window length (60)")
     parser.add_argument("--agents", type=int, default=4, help="fake agents (4)")
     parser.add_argument("--mix", choices=sorted(MIXES), default="busy", help="schedules (busy)")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="cProfile the center over the window into FILE"
+    )
     args = parser.parse_args(argv)
     if args.n < 1 or args.seconds < 1 or args.agents < 1:
         parser.error("N, --seconds and --agents must be at least 1")
@@ -547,7 +570,7 @@ async def main(argv: list[str]) -> None:
     mix = MIXES[args.mix]
     print_setup(args.n, args.agents, args.seconds, mix)
     with tempfile.TemporaryDirectory(prefix="bench-steady-") as tmp:
-        await run(args.n, args.seconds, args.agents, mix, Path(tmp))
+        await run(args, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from center import store
 from center.admission import at_instant
 from center.agent_pool import AgentPool, LinkSettings, PoolListener
 from center.alert_loop import AlertLoop
+from center.bulk import many_objects
 from center.commands import CommandRunner
 from center.config import CenterConfig
 from center.daemon_sync import DaemonSync
@@ -158,8 +159,8 @@ class Leader(PoolListener):
 
     async def open(self) -> None:
         """Resume after the old leader's cursor, pick up its unsent runs, dial the agents."""
-        for task_id, schedule in self.rulebook.plannable():
-            self.planner.set_rule(task_id, schedule, self.cursor_us)
+        with many_objects():
+            self.planner.load(self.rulebook.plannable(), self.cursor_us)
         since = now_us() - self.grace_us
         expired = await store.expire_planned(self.engine, since, now_us())
         if expired:
