@@ -61,7 +61,7 @@ from protocol.messages import (
     RunStarted,
 )
 from protocol.tls import LinkTls
-from protocol.vocabulary import Trigger
+from protocol.vocabulary import Routing, Trigger
 
 log = structlog.get_logger("center.leader")
 MAX_UNROUTED = 100_000
@@ -299,8 +299,10 @@ class Leader(PoolListener):
             rule = self.rulebook.rules.get(fire.task_id)
             if rule is None:
                 continue
-            turn = self._turns.get(rule.id, 0)
-            self._turns[rule.id] = turn + 1
+            turn = 0
+            if rule.routing == Routing.ROUND_ROBIN:  # the only routing that reads it: a
+                turn = self._turns.get(rule.id, 0)  # turn per rule of a million would not
+                self._turns[rule.id] = turn + 1  # be kept for nothing
             picks = choose(rule, self.agents, self.pool.connected, turn)
             self._note(rule, len(picks))
             if not picks and len(self._unrouted) < MAX_UNROUTED:
