@@ -8,10 +8,12 @@ One job: what a center costs at rest with a big rule book, against the targets o
 up to 100k rules, center ≤ 5 % of one core (busy mix; fleet mix ≤ 3 %), RSS ≤ 500 MB; 1M
 rules (fleet mix), every rule planned ≤ 30 s after the center's start, ≤ 10 %, ≤ 1.5 GB; no
 missed fire. `--profile FILE` runs the center under bench/_profiled_center.py, which samples
-its stacks over the window only (FILE: one line per stack; FILE.threads: CPU per thread). A real `unitedcron center` (its own
-process, uvloop, SQLite in a temp dir) plans N rules (most every minute or every 5 or 15
-minutes at spread seconds, some every 10 s or every second, some hourly or daily: no
-same-second burst, see bench_burst.py for that) for K fake agents in another process
+its stacks over the window only (FILE: one line per stack; FILE.threads: CPU per thread).
+
+A real `unitedcron center` (its own process, uvloop, SQLite in a temp dir) plans N rules
+(most every minute or every 5 or 15 minutes at spread seconds, some every 10 s or every
+second, some hourly or daily: no same-second burst, see bench_burst.py for that) for K fake
+agents in another process
 (bench/_fakeagents.py: the real protocol, no processes; each exec is noted as it arrives and
 answered as a success at its time). After the warm-up (rules loaded, lease taken, first exec
 received, then a few seconds to settle) it measures S seconds: the center's CPU (% of one
