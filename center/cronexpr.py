@@ -108,6 +108,14 @@ class Schedule:
     tz: str
     _plan: _Plan = field(compare=False, repr=False)
     expansion: str = ""  # the rule with its H items made plain; "" when it has none
+    # Computed once: the planner and the rule checks hash a schedule several times per rule.
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.expr, self.tz, self.expansion)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def next_fire_us(self, after_us: int) -> int | None:
         """The first fire strictly after `after_us`; None when the rule never fires again."""

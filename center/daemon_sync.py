@@ -22,7 +22,7 @@ class DaemonSync:
         """Tell each connected agent what changed in its daemons (all of them after a connect:
         `restart_aid` has just connected)."""
         ctx = self._ctx
-        wanted = wanted_daemons(ctx.rulebook.rules, ctx.agents(), self._placed())
+        wanted = wanted_daemons(ctx.rulebook.daemons, ctx.agents(), self._placed())
         if restart_aid is not None:
             self._told.pop(restart_aid, None)
         for aid, link in ctx.pool.links.items():

@@ -12,6 +12,9 @@ from protocol.messages import Exec, RunSpec
 from protocol.vocabulary import Trigger
 
 ENCODE_SLICE = 2_000  # frames encoded between two yields to the event loop
+# Specs kept at most: the busy rules stay cached; a million hourly rules do not each keep a
+# spec all day (a spec is cheap to make again, about half a KB to hold).
+MAX_SPECS = 50_000
 
 
 class ExecFrames:
@@ -26,6 +29,8 @@ class ExecFrames:
     def spec(self, rule: Rule) -> RunSpec:
         cached = self._specs.get(rule.id)
         if cached is None or cached[0] != rule.update_time:
+            if len(self._specs) >= MAX_SPECS:
+                self._specs.clear()
             cached = self._specs[rule.id] = (rule.update_time, run_spec(rule))
         return cached[1]
 

@@ -95,9 +95,9 @@ class Fleet:
         """Place every service again (a no-op where nothing changed); True when an agent's set
         of instances changed and the daemons must be synced."""
         agents = dict(self._ctx.agents())
-        hosts, rules, now = self._hosts(agents), self._ctx.rulebook.rules, now_us()
+        hosts, daemons, now = self._hosts(agents), self._ctx.rulebook.daemons, now_us()
         services = {
-            tid: r for tid, r in rules.items() if r.is_service and r.enabled and not r.error
+            tid: r for tid, r in daemons.items() if r.is_service and r.enabled and not r.error
         }
         stale = self._stale(hosts, services)
         draining = any(h.why_not == "draining" for h in hosts.values())

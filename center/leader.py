@@ -17,6 +17,7 @@ from center import store
 from center.admission import at_instant
 from center.agent_pool import AgentPool, LinkSettings, PoolListener
 from center.alert_loop import AlertLoop
+from center.bulk import many_objects
 from center.commands import CommandRunner
 from center.config import CenterConfig
 from center.daemon_sync import DaemonSync
@@ -60,7 +61,7 @@ from protocol.messages import (
     RunStarted,
 )
 from protocol.tls import LinkTls
-from protocol.vocabulary import Trigger
+from protocol.vocabulary import Routing, Trigger
 
 log = structlog.get_logger("center.leader")
 MAX_UNROUTED = 100_000
@@ -158,8 +159,8 @@ class Leader(PoolListener):
 
     async def open(self) -> None:
         """Resume after the old leader's cursor, pick up its unsent runs, dial the agents."""
-        for task_id, schedule in self.rulebook.plannable():
-            self.planner.set_rule(task_id, schedule, self.cursor_us)
+        with many_objects():
+            self.planner.load(self.rulebook.plannable(), self.cursor_us)
         since = now_us() - self.grace_us
         expired = await store.expire_planned(self.engine, since, now_us())
         if expired:
@@ -299,8 +300,10 @@ class Leader(PoolListener):
             rule = self.rulebook.rules.get(fire.task_id)
             if rule is None:
                 continue
-            turn = self._turns.get(rule.id, 0)
-            self._turns[rule.id] = turn + 1
+            turn = 0
+            if rule.routing == Routing.ROUND_ROBIN:  # the only routing that reads it: a
+                turn = self._turns.get(rule.id, 0)  # turn per rule of a million would not
+                self._turns[rule.id] = turn + 1  # be kept for nothing
             picks = choose(rule, self.agents, self.pool.connected, turn)
             self._note(rule, len(picks))
             if not picks and len(self._unrouted) < MAX_UNROUTED:

@@ -140,4 +140,4 @@ class CenterMetrics:
 
     def observe_rules(self, rulebook: RuleBook) -> None:
         """Rules that cannot be planned, once per agents poll."""
-        self.rules_in_error.set(sum(1 for r in rulebook.rules.values() if r.error))
+        self.rules_in_error.set(len(rulebook.in_error))

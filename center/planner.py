@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from center.timing import FireTimes
@@ -36,6 +37,18 @@ class Planner:
         self._rules[task_id] = (schedule, self._generation)
         return self._push(task_id, schedule, self._generation, after_us)
 
+    def load(self, rules: Iterable[tuple[int, FireTimes]], after_us: int) -> None:
+        """Plan many rules at once (a leader's start): one heapify instead of a push each."""
+        for task_id, schedule in rules:
+            self._generation += 1
+            self._rules[task_id] = (schedule, self._generation)
+            nxt = self._next(schedule, after_us)
+            if nxt is None:
+                del self._rules[task_id]
+            else:
+                self._heap.append((nxt, task_id, self._generation))
+        heapq.heapify(self._heap)
+
     def remove(self, task_id: int) -> None:
         self._rules.pop(task_id, None)
 
@@ -63,15 +76,18 @@ class Planner:
             heapq.heappop(self._heap)
         return None
 
-    def _push(self, task_id: int, schedule: FireTimes, gen: int, after_us: int) -> int | None:
+    def _next(self, schedule: FireTimes, after_us: int) -> int | None:
         key = (schedule, after_us)
         memo = self._next_memo
         if key in memo:
-            nxt = memo[key]
-        else:
-            if len(memo) > 4096:
-                memo.clear()
-            nxt = memo[key] = schedule.next_fire_us(after_us)
+            return memo[key]
+        if len(memo) > 4096:
+            memo.clear()
+        nxt = memo[key] = schedule.next_fire_us(after_us)
+        return nxt
+
+    def _push(self, task_id: int, schedule: FireTimes, gen: int, after_us: int) -> int | None:
+        nxt = self._next(schedule, after_us)
         if nxt is None:
             self._rules.pop(task_id, None)  # a one-off that has fired, or never fires again
         else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from center.calendars import Calendar
@@ -10,6 +10,8 @@ from center.errors import RuleError
 from center.rules import Rule, validate_rule
 from center.timing import FireTimes
 from protocol.vocabulary import RuleStatus
+
+ENABLED = RuleStatus.ENABLED
 
 
 @dataclass(slots=True)
@@ -32,6 +34,10 @@ class RuleBook:
         self.rules: dict[int, Rule] = {}
         self.schedules: dict[int, FireTimes] = {}
         self.children: dict[int, set[int]] = {}  # parent task_id -> rules that depend on it
+        # Kept as rules come and go, so that the loops that care (daemons, fleet services,
+        # the error gauge) read a handful of rules, not a scan of a million every tick.
+        self.daemons: dict[int, Rule] = {}
+        self.in_error: set[int] = set()
         self.max_update_us = 0
         self.calendars: Mapping[tuple[int, str], Calendar] = {}  # groups' own, by (gid, name)
 
@@ -60,9 +66,10 @@ class RuleBook:
                 self._apply(rule, changes)
         return changes
 
-    def plannable(self) -> list[tuple[int, FireTimes]]:
+    def plannable(self) -> Iterator[tuple[int, FireTimes]]:
         """Every rule the planner should hold (after a leadership change)."""
-        return [(t, s) for t, s in self.schedules.items() if self.rules[t].enabled]
+        rules = self.rules
+        return ((t, s) for t, s in self.schedules.items() if rules[t].status == ENABLED)
 
     def dependents(self, task_id: int) -> list[Rule]:
         return [self.rules[c] for c in sorted(self.children.get(task_id, ())) if c in self.rules]
@@ -77,6 +84,8 @@ class RuleBook:
         self._link(self.rules.get(task_id), None)
         rule = self.rules.pop(task_id)
         self.schedules.pop(task_id, None)
+        self.daemons.pop(task_id, None)
+        self.in_error.discard(task_id)
         changes.unplan.append(task_id)
         if rule.is_daemon:
             changes.daemons.append(task_id)
@@ -95,6 +104,7 @@ class RuleBook:
         rule = _with_error(rule, error)
         self._link(old, rule)
         self.rules[rule.id] = rule
+        self._index(rule)
         if schedule is not None and rule.enabled:
             self.schedules[rule.id] = schedule
             changes.plan.append((rule.id, schedule))
@@ -102,6 +112,16 @@ class RuleBook:
             changes.unplan.append(rule.id)
         if rule.is_daemon or (old is not None and old.is_daemon):
             changes.daemons.append(rule.id)
+
+    def _index(self, rule: Rule) -> None:
+        if rule.is_daemon:
+            self.daemons[rule.id] = rule
+        else:
+            self.daemons.pop(rule.id, None)
+        if rule.error:
+            self.in_error.add(rule.id)
+        else:
+            self.in_error.discard(rule.id)
 
 
 def _with_error(rule: Rule, error: str) -> Rule:

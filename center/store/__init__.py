@@ -28,7 +28,13 @@ from center.store.lease import LEASE_NAME, Lease, acquire_lease, release_lease, 
 from center.store.limits import ActiveRun, load_keys, runs_ended, runs_holding
 from center.store.lost import in_flight_off_line, record_lost
 from center.store.reports import record_reports
-from center.store.rules import load_rules, rules_fingerprint, set_rule_error, set_rule_notice
+from center.store.rules import (
+    load_rules,
+    rules_fingerprint,
+    rules_probe,
+    set_rule_error,
+    set_rule_notice,
+)
 from center.store.runs import (
     expire_planned,
     insert_planned,
@@ -68,6 +74,7 @@ __all__ = [
     "renew_lease",
     "reroute_run",
     "rules_fingerprint",
+    "rules_probe",
     "run_agents",
     "runs_ended",
     "runs_holding",

@@ -5,29 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from center.calendars import Calendar, group_calendar
 from center.errors import RuleError
 from center.tables import calendar
 
 log = structlog.get_logger("center.calendars")
-
-
-async def calendars_fingerprint(engine: AsyncEngine) -> tuple[int, ...]:
-    """Changes when a calendar is added, edited or deleted."""
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(
-                    func.count(),
-                    func.coalesce(func.max(calendar.c.update_time), 0),
-                    func.coalesce(func.sum(calendar.c.id), 0),
-                )
-            )
-        ).one()
-    return tuple(int(v) for v in row)
 
 
 async def load_calendars(

@@ -6,29 +6,49 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from center.rules import Rule, rule_from_row
+from center.rules import Rule, RuleFactory
 from center.store._util import _chunks
 from center.tables import (
+    calendar,
     crontab,
     crontab_agent,
 )
 
+# A million rules come in a chunk at a time, each row made into a Rule at once: no mapping
+# per row, and no second copy of the whole table held while the rules are built.
+LOAD_CHUNK = 20_000
+_RULE_COLUMNS = [c for c in crontab.c if c.name in RuleFactory.FIELDS]
+
 
 async def load_rules(engine: AsyncEngine, since_us: int | None = None) -> list[Rule]:
     """Every rule (or those updated after `since_us`), deleted ones included."""
-    query = select(crontab)
+    query = select(*_RULE_COLUMNS)
     if since_us is not None:
         query = query.where(crontab.c.update_time > since_us)
     async with engine.connect() as conn:
-        rows = (await conn.execute(query)).mappings().all()
-        targets = await _targets(conn, [r["id"] for r in rows] if since_us is not None else None)
-    return [rule_from_row(dict(r), tuple(targets.get(r["id"], ()))) for r in rows]
+        return await conn.run_sync(_read_rules, query, since_us is None)
 
 
-async def _targets(conn: AsyncConnection, task_ids: list[int] | None) -> dict[int, list[int]]:
+def _read_rules(conn: Connection, query: Any, everything: bool) -> list[Rule]:
+    make = RuleFactory([c.name for c in _RULE_COLUMNS])
+    if not everything:  # a few changed rules, and their targets by id
+        changed = conn.execute(query).all()
+        targets = _targets(conn, [row[0] for row in changed])
+        return [make(row, targets.get(row[0], ())) for row in changed]
+    targets = _targets(conn, None)  # first: one cursor at a time
+    # From a server-side cursor a chunk at a time: never the whole table held twice.
+    options = {"stream_results": True, "max_row_buffer": LOAD_CHUNK}
+    result = conn.execution_options(**options).execute(query)
+    rules: list[Rule] = []
+    while chunk := result.fetchmany(LOAD_CHUNK):
+        rules.extend(make(row, targets.get(row[0], ())) for row in chunk)
+    return rules
+
+
+def _targets(conn: Connection, task_ids: list[int] | None) -> dict[int, list[int]]:
     out: dict[int, list[int]] = defaultdict(list)
     if task_ids is None:
         batches: Iterable[Any] = [select(crontab_agent)]
@@ -38,9 +58,25 @@ async def _targets(conn: AsyncConnection, task_ids: list[int] | None) -> dict[in
             for chunk in _chunks(task_ids)
         )
     for query in batches:
-        for task_id, aid in (await conn.execute(query)).all():
+        for task_id, aid in conn.execute(query):
             out[task_id].append(aid)
     return out
+
+
+async def rules_probe(engine: AsyncEngine) -> tuple[tuple[int, ...], int]:
+    """What the rules poll looks at before reading any rule, in one query: the calendars'
+    fingerprint (as calendars_fingerprint) and the newest rule's update_time (from its
+    index). Most polls find both unchanged and read nothing else."""
+    query = select(
+        select(func.count()).select_from(calendar).scalar_subquery(),
+        select(func.coalesce(func.max(calendar.c.update_time), 0)).scalar_subquery(),
+        select(func.coalesce(func.sum(calendar.c.id), 0)).scalar_subquery(),
+        select(func.coalesce(func.max(crontab.c.update_time), 0)).scalar_subquery(),
+    )
+    async with engine.connect() as conn:
+        row = (await conn.execute(query)).one()
+    count, newest_calendar, ids, newest_rule = (int(v) for v in row)
+    return (count, newest_calendar, ids), newest_rule
 
 
 FINGERPRINT_MOD = 1_000_000_007
