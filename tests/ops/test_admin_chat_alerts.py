@@ -46,7 +46,7 @@ def robot(world: World, kind: str, target: str, **values: Any) -> dict[str, Any]
         ("slack", "https://127.0.0.2/services/T/B/x", {}, "target", "loopback"),
         ("slack", "https://hooks.slack.com", {}, "target", "services"),
         ("slack", SLACK, {"language": "fr"}, "language", "must be en or zh-CN"),
-        ("wecom", WECOM, {"language": 7}, "language", "valid string"),
+        ("wecom", WECOM, {"language": 7}, "language", "must be text"),
     ],
 )
 async def test_bad_chat_fields_are_named_and_nothing_is_stored(
