@@ -256,6 +256,8 @@ task_process = Table(
     Index("ix_task_process_aid_status", "aid", "status"),
     Index("ix_task_process_sched_us", "sched_us"),
     Index("ix_task_process_flow_runid", "flow_runid"),
+    # The runs list filtered by rule and status ("the failed runs of this rule").
+    Index("ix_task_process_task_id_status", "task_id", "status"),
     **MYSQL_OPTIONS,
 )
 
