@@ -212,6 +212,9 @@ crontab_agent = Table(
     **MYSQL_OPTIONS,
 )
 
+# A rule's runs in scheduled order: its name is what MySQL index hints need (the convention's).
+RULE_RUNS_INDEX = "uq_task_process_task_id_sched_us_aid_attempt_instance"
+
 # One row per run on one agent. status: see protocol/statuses.py.
 task_process = Table(
     "task_process",
@@ -251,7 +254,7 @@ task_process = Table(
     Column("env_override", Text, nullable=True),
     # DESIGN's key (task, scheduled time, agent, attempt), plus the instance: a daemon's
     # instances and a sharded rule's shards may share an agent and a start time.
-    UniqueConstraint("task_id", "sched_us", "aid", "attempt", "instance"),
+    UniqueConstraint("task_id", "sched_us", "aid", "attempt", "instance", name=RULE_RUNS_INDEX),
     Index("ix_task_process_status_sched_us", "status", "sched_us"),
     Index("ix_task_process_aid_status", "aid", "status"),
     Index("ix_task_process_sched_us", "sched_us"),

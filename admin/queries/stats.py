@@ -13,7 +13,7 @@ from admin.queries import Row, in_scope
 from center.rollup import COUNTED, Sums
 from center.store._util import _chunks
 from center.store.rollups import sums_of
-from center.tables import agents, crontab, run_rollup, task_process
+from center.tables import RULE_RUNS_INDEX, agents, crontab, run_rollup, task_process
 from protocol import statuses
 
 _FINAL = sorted(statuses.FINAL)
@@ -78,6 +78,9 @@ async def last_outcomes(
             .where(tp.task_id == task_id, tp.sched_us <= now_us, tp.status.in_(_FINAL))
             .order_by(tp.sched_us.desc())
             .limit(count)
+            # MariaDB would rather range over (task_id, status) or sched_us and sort: a busy
+            # rule's every final run read for 20 of them (rules list 364 ms at 10M runs).
+            .with_hint(task_process, f"FORCE INDEX ({RULE_RUNS_INDEX})", "mysql")
             .subquery()
             for task_id in chunk
         ]
