@@ -115,3 +115,17 @@ async def crash_loops(conn: AsyncConnection, gids: frozenset[int] | None) -> lis
         )
     )
     return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def rules_with_calendars(
+    conn: AsyncConnection, gids: frozenset[int] | None, limit: int = 500
+) -> list[Row]:
+    """Enabled rules that follow a calendar: whether its data runs out is the caller's to say."""
+    c = crontab.c
+    query = (
+        select(c.id, c.name, c.gid, c.calendar, c.calendar_fallback)
+        .where(c.status == 1, c.calendar != "", in_scope(c.gid, gids))
+        .order_by(c.name)
+        .limit(limit)
+    )
+    return [dict(r) for r in (await conn.execute(query)).mappings()]

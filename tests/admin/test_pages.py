@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -12,6 +13,8 @@ from sqlalchemy import func, select, update
 
 from admin import credentials
 from admin.services import auth
+from admin.services.dashboard import CALENDAR_WARN_DAYS
+from center.calendars import builtin
 from center.tables import admin_session, center_command, cron_group, crontab, task_process
 from tests.admin.conftest import BASE_URL, admin_config
 from tests.admin.seed import PASSWORD, World, add_agent, add_output, add_run
@@ -365,3 +368,23 @@ async def test_live_output_streams_until_the_run_ends(app, world: World):
     text = "\n".join(events)
     assert "first line" in text and "second \\u2713" in text
     assert "id: 11" in text and events[-1] == "event: end"
+
+
+async def test_the_dashboard_names_rules_whose_calendar_data_ends_soon(app: FastAPI, world: World):
+    """cn-workdays' data ends on a known day: past it a `skip` rule stops firing. Within 60 days
+    of that day the dashboard lists the rule with the warning its page shows."""
+    engine = app.state.engine
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(crontab)
+            .where(crontab.c.id == world.ids["rule_a"])
+            .values(calendar="cn-workdays", calendar_fallback="skip")
+        )
+    last = builtin("cn-workdays").last  # type: ignore[union-attr]
+    assert last is not None
+    today = datetime.now(UTC).toordinal()
+    async with asyncio.timeout(10), await _session_client(app, world, "admin") as client:
+        text = (await client.get("/")).text
+    listed = 'id="calendar-ends"' in text and "has no data after" in text
+    assert listed is (last - today <= CALENDAR_WARN_DAYS)
+    assert "beta job" not in text  # another group's rules stay out of sight
