@@ -7,7 +7,7 @@ import asyncio
 from center.dispatcher import exec_for
 from center.rules import Rule, run_spec
 from center.runs import PlannedRun
-from protocol.codec import encode
+from protocol.codec import encode_exec, pack_spec
 from protocol.messages import Exec, RunSpec
 from protocol.vocabulary import Trigger
 
@@ -24,18 +24,27 @@ class ExecFrames:
     def __init__(self, epoch: int) -> None:
         self._epoch = epoch
         self._frames: dict[str, tuple[bytes, int]] = {}  # runid -> (frame, rule version)
-        self._specs: dict[int, tuple[int, RunSpec]] = {}  # task_id -> (version, spec)
+        # task_id -> (version, spec, the spec packed: the bulk of every exec's encoding)
+        self._specs: dict[int, tuple[int, RunSpec, bytes]] = {}
 
-    def spec(self, rule: Rule) -> RunSpec:
+    def _cached(self, rule: Rule) -> tuple[int, RunSpec, bytes]:
         cached = self._specs.get(rule.id)
         if cached is None or cached[0] != rule.update_time:
             if len(self._specs) >= MAX_SPECS:
                 self._specs.clear()
-            cached = self._specs[rule.id] = (rule.update_time, run_spec(rule))
-        return cached[1]
+            spec = run_spec(rule)
+            cached = self._specs[rule.id] = (rule.update_time, spec, pack_spec(spec))
+        return cached
+
+    def spec(self, rule: Rule) -> RunSpec:
+        return self._cached(rule)[1]
 
     def exec_msg(self, run: PlannedRun, rule: Rule) -> Exec:
         return exec_for(run, self.spec(rule), self._epoch)
+
+    def _encode(self, run: PlannedRun, rule: Rule) -> bytes:
+        _version, spec, packed = self._cached(rule)
+        return encode_exec(exec_for(run, spec, self._epoch), packed)
 
     async def encode_ahead(self, runs: list[PlannedRun], rules: dict[int, Rule]) -> None:
         """Encode the scheduled runs' frames in slices, yielding between them, so that a
@@ -43,7 +52,7 @@ class ExecFrames:
         for i, run in enumerate(runs):
             rule = rules.get(run.task_id)
             if rule is not None and run.trigger == Trigger.SCHEDULE:
-                self._frames[run.runid] = (encode(self.exec_msg(run, rule)), rule.update_time)
+                self._frames[run.runid] = (self._encode(run, rule), rule.update_time)
             if i % ENCODE_SLICE == ENCODE_SLICE - 1:
                 await asyncio.sleep(0)
 
@@ -52,7 +61,7 @@ class ExecFrames:
         ahead = self._frames.pop(run.runid, None)
         if ahead is not None and ahead[1] == rule.update_time:
             return ahead[0]
-        return encode(self.exec_msg(run, rule))
+        return self._encode(run, rule)
 
     def forget(self, runid: str) -> None:
         self._frames.pop(runid, None)

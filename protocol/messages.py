@@ -372,6 +372,11 @@ def _build_message(cls: type, call: str, params: Any) -> Any:
         raise exc.bad_params(call) from None
 
 
+def params_of(value: Any) -> dict[str, Any]:
+    """A message's or nested value's (RunSpec, RunRef) params, as `to_params` gives them."""
+    return _dump_fields(value)
+
+
 def _dump(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _dump_fields(value)

@@ -13,10 +13,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.codec import MessageDecoder, decode_payload, encode, encode_many
+from protocol.codec import (
+    MessageDecoder,
+    decode_payload,
+    encode,
+    encode_exec,
+    encode_many,
+    pack_spec,
+)
 from protocol.errors import BadParams, ProtocolError
 from protocol.framing import FrameDecoder, encode_frame
-from protocol.messages import MESSAGES, Message
+from protocol.messages import MESSAGES, Exec, Message
 from tests.protocol import strategies as sts
 
 CLASSES = list(MESSAGES.values())
@@ -49,6 +56,15 @@ def test_round_trip_of_each_message_class(cls: type[Message], data: st.DataObjec
     decoded = decode_payload(_payload(encode(message)))
     assert type(decoded) is cls
     assert decoded == message
+
+
+@FAST
+@given(message=sts.messages_of(Exec))
+def test_an_exec_with_its_spec_packed_ahead_encodes_byte_for_byte_as_encode(
+    message: Exec,
+) -> None:
+    """encode_exec (the leader's path: a rule's spec packed once) gives encode's very bytes."""
+    assert encode_exec(message, pack_spec(message.spec)) == encode(message)
 
 
 @settings(max_examples=150, deadline=None)
