@@ -11,9 +11,11 @@ distinct stack, `count;root;…;leaf`; OUT.threads each thread's CPU seconds in 
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
+import time
 from collections import Counter
 from types import FrameType
 
@@ -28,9 +30,25 @@ class Sampler:
     def __init__(self, out: str) -> None:
         self.out, self.stacks = out, Counter[str]()
         self.cpu0: dict[int, float] = {}
+        # The cyclic collector's passes in the window: generation -> [count, seconds].
+        self.gc_runs: dict[int, list[float]] = {0: [0, 0.0], 1: [0, 0.0], 2: [0, 0.0]}
+        self._gc_t0 = 0.0
+        self._on = False
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if not self._on:
+            return
+        if phase == "start":
+            self._gc_t0 = time.thread_time()
+            return
+        tally = self.gc_runs[info["generation"]]
+        tally[0] += 1
+        tally[1] += time.thread_time() - self._gc_t0
 
     def start(self, _sig: int, _frame: FrameType | None) -> None:
         self.cpu0 = _thread_cpu()
+        self._on = True
+        gc.callbacks.append(self.on_gc)
         signal.signal(signal.SIGPROF, self.sample)
         signal.setitimer(signal.ITIMER_PROF, SAMPLE_S, SAMPLE_S)
 
@@ -39,11 +57,14 @@ class Sampler:
 
     def dump(self, _sig: int, _frame: FrameType | None) -> None:
         signal.setitimer(signal.ITIMER_PROF, 0, 0)
+        self._on = False
         main = threading.main_thread().native_id
         cpu = {t: s - self.cpu0.get(t, 0.0) for t, s in _thread_cpu().items()}
         with open(self.out + ".threads", "w") as f:
             for tid, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
                 f.write(f"{tid} {seconds:.2f} s{' (main)' if tid == main else ''}\n")
+            for gen, (count, seconds) in self.gc_runs.items():
+                f.write(f"gc generation {gen}: {count:.0f} passes, {seconds:.2f} s\n")
         with open(self.out, "w") as f:
             for stack, count in self.stacks.most_common():
                 f.write(f"{count};{stack}\n")

@@ -1,10 +1,26 @@
-"""Making a million long-lived objects at once (rules at a start) without the cyclic GC."""
+"""Long-lived objects and the cyclic GC: a million made at once (rules at a start), and a
+collector tuned for a process whose heap is mostly such objects."""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+
+# Container objects allocated (net) between two young-generation passes; CPython's default is
+# 700. A fire allocates a few dozen (its run, its frame, its report, its rollup sums), so the
+# default runs a pass every ~20 fires and a full pass (every object made since the start-up
+# freeze: the planner's entries, run rows in flight, cached specs) every few seconds: 14 % of
+# the center's CPU at 810 fires/s with 100k rules. Young objects are freed by reference
+# counting anyway; this only delays freeing reference cycles, a few MB at most.
+YOUNG_THRESHOLD = 50_000
+
+
+def tune_collector() -> None:
+    """Run the cyclic collector's passes far less often (see YOUNG_THRESHOLD)."""
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
 
 
 @contextmanager

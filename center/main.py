@@ -6,6 +6,7 @@ import asyncio
 
 import structlog
 
+from center.bulk import tune_collector
 from center.config import CenterConfig
 from center.store.db import schema_ready
 
@@ -24,6 +25,7 @@ async def _serve(config: CenterConfig) -> int:
 
 def run_center(config: CenterConfig) -> int:
     """Serve until a signal; the center is network-bound, so it runs on uvloop when allowed."""
+    tune_collector()
     if config.center_uvloop:
         import uvloop
 
