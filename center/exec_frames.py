@@ -8,13 +8,13 @@ from center.dispatcher import exec_for
 from center.rules import Rule, run_spec
 from center.runs import PlannedRun
 from protocol.codec import encode_exec, pack_spec
-from protocol.messages import Exec, RunSpec
+from protocol.messages import Exec
 from protocol.vocabulary import Trigger
 
 ENCODE_SLICE = 2_000  # frames encoded between two yields to the event loop
-# Specs kept at most: the busy rules stay cached; a million hourly rules do not each keep a
-# spec all day (a spec is cheap to make again, about half a KB to hold).
-MAX_SPECS = 50_000
+# Packed specs kept at most (some 300 bytes each): a 100k rule book's stay cached; a million
+# hourly rules do not each keep one all day (a spec is cheap to make again).
+MAX_SPECS = 120_000
 
 
 class ExecFrames:
@@ -24,27 +24,30 @@ class ExecFrames:
     def __init__(self, epoch: int) -> None:
         self._epoch = epoch
         self._frames: dict[str, tuple[bytes, int]] = {}  # runid -> (frame, rule version)
-        # task_id -> (version, spec, the spec packed: the bulk of every exec's encoding)
-        self._specs: dict[int, tuple[int, RunSpec, bytes]] = {}
+        # task_id -> (rule version, its spec packed: the bulk of every exec's encoding)
+        self._specs: dict[int, tuple[int, bytes]] = {}
 
-    def _cached(self, rule: Rule) -> tuple[int, RunSpec, bytes]:
+    def exec_msg(self, run: PlannedRun, rule: Rule) -> Exec:
+        return exec_for(run, run_spec(rule), self._epoch)
+
+    def _packed_spec(self, rule: Rule) -> bytes:
         cached = self._specs.get(rule.id)
         if cached is None or cached[0] != rule.update_time:
             if len(self._specs) >= MAX_SPECS:
                 self._specs.clear()
-            spec = run_spec(rule)
-            cached = self._specs[rule.id] = (rule.update_time, spec, pack_spec(spec))
-        return cached
-
-    def spec(self, rule: Rule) -> RunSpec:
-        return self._cached(rule)[1]
-
-    def exec_msg(self, run: PlannedRun, rule: Rule) -> Exec:
-        return exec_for(run, self.spec(rule), self._epoch)
+            cached = self._specs[rule.id] = (rule.update_time, pack_spec(run_spec(rule)))
+        return cached[1]
 
     def _encode(self, run: PlannedRun, rule: Rule) -> bytes:
-        _version, spec, packed = self._cached(rule)
-        return encode_exec(exec_for(run, spec, self._epoch), packed)
+        return encode_exec(
+            self._epoch,
+            run.ref,
+            self._packed_spec(rule),
+            shard_index=run.instance if run.shard_total else 0,
+            shard_total=run.shard_total,
+            params=run.params,
+            env_override=run.env_override,
+        )
 
     async def encode_ahead(self, runs: list[PlannedRun], rules: dict[int, Rule]) -> None:
         """Encode the scheduled runs' frames in slices, yielding between them, so that a

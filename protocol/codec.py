@@ -10,7 +10,7 @@ import msgpack  # type: ignore[import-untyped, unused-ignore]
 
 from protocol.errors import PayloadError, ProtocolError
 from protocol.framing import MAX_FRAME_BYTES, FrameDecoder, encode_frame
-from protocol.messages import Exec, Message, RunSpec, message_from_envelope, params_of
+from protocol.messages import Exec, Message, RunRef, RunSpec, message_from_envelope, params_of
 
 
 def encode(message: Message) -> bytes:
@@ -39,19 +39,27 @@ def pack_spec(spec: RunSpec) -> bytes:
     return msgpack.packb(params_of(spec), use_bin_type=True)  # type: ignore[no-any-return]
 
 
-def encode_exec(message: Exec, packed_spec: bytes) -> bytes:
-    """`encode(message)`, byte for byte, with its spec given packed (`pack_spec`): most of
-    an exec's encoding is its spec's twenty fields, the same for every fire of a rule."""
+def encode_exec(
+    epoch: int,
+    ref: RunRef,
+    packed_spec: bytes,
+    *,
+    shard_index: int = 0,
+    shard_total: int = 0,
+    params: str = "",
+    env_override: dict[str, str] | None = None,
+) -> bytes:
+    """`encode` of the Exec of these fields, byte for byte, its spec given packed
+    (`pack_spec`): most of an exec's encoding is its spec's twenty fields, the same for every
+    fire of a rule."""
     # Fixed maps of 2 and 4 entries: each packs as a one-byte header and then its pairs.
-    head = msgpack.packb(
-        {"epoch": message.epoch, "ref": params_of(message.ref)}, use_bin_type=True
-    )
+    head = msgpack.packb({"epoch": epoch, "ref": params_of(ref)}, use_bin_type=True)
     tail = msgpack.packb(
         {
-            "shard_index": message.shard_index,
-            "shard_total": message.shard_total,
-            "params": message.params,
-            "env_override": message.env_override,
+            "shard_index": shard_index,
+            "shard_total": shard_total,
+            "params": params,
+            "env_override": env_override or {},
         },
         use_bin_type=True,
     )

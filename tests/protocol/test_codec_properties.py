@@ -64,7 +64,16 @@ def test_an_exec_with_its_spec_packed_ahead_encodes_byte_for_byte_as_encode(
     message: Exec,
 ) -> None:
     """encode_exec (the leader's path: a rule's spec packed once) gives encode's very bytes."""
-    assert encode_exec(message, pack_spec(message.spec)) == encode(message)
+    frame = encode_exec(
+        message.epoch,
+        message.ref,
+        pack_spec(message.spec),
+        shard_index=message.shard_index,
+        shard_total=message.shard_total,
+        params=message.params,
+        env_override=message.env_override,
+    )
+    assert frame == encode(message)
 
 
 @settings(max_examples=150, deadline=None)
