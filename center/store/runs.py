@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -77,6 +77,18 @@ async def _insert_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> Non
         await stmt.run(conn, stmt.tuples(same))
 
 
+# Built once (a dispatch tick moves its runs to `dispatched` with it); lists bound per call.
+_SET_STATUS = (
+    update(task_process)
+    .where(
+        task_process.c.runid.in_(bindparam("runids", expanding=True)),
+        task_process.c.status.in_(bindparam("only_from", expanding=True)),
+    )
+    .values(status=bindparam("status"), updated_us=bindparam("updated_us"))
+)
+_SET_STATUS_WHY = _SET_STATUS.values(reason=bindparam("reason"))
+
+
 async def set_run_status(
     engine: AsyncEngine,
     runids: list[str],
@@ -88,20 +100,17 @@ async def set_run_status(
 ) -> None:
     """Move runs to `status` where they are still in one of `only_from`. One short
     transaction per chunk: a burst's status must not hold the writer lock for long."""
-    values: dict[str, Any] = {"status": status, "updated_us": now_us}
+    values: dict[str, Any] = {"status": status, "updated_us": now_us, "only_from": list(only_from)}
     if reason:
         values["reason"] = reason[:500]
+    stmt = _SET_STATUS_WHY if reason else _SET_STATUS
     counted = status in statuses.FINAL  # a move to a final status adds to the rollups
     for chunk in _chunks(runids):
         async with engine.begin() as conn:
             if counted:
                 await hold_writer(conn)
                 before = await runs_before(conn, chunk)
-            await conn.execute(
-                update(task_process)
-                .where(task_process.c.runid.in_(chunk), task_process.c.status.in_(only_from))
-                .values(**values)
-            )
+            await conn.execute(stmt, {**values, "runids": list(chunk)})
             if counted:
                 moved = rollup.moved_to(status, only_from)
                 await fold(conn, rollup.changes(before, before.values(), moved), now_us)

@@ -102,11 +102,16 @@ async def load_workflows(engine: AsyncEngine) -> list[Workflow]:
     ]
 
 
+# Built once: the flows loop asks at every step (twice a second, and at each node's end).
+_STAMP = select(func.coalesce(func.max(workflow.c.update_time), 0), func.count()).select_from(
+    workflow
+)
+
+
 async def workflows_stamp(engine: AsyncEngine) -> tuple[int, int]:
     """Changes whenever a workflow is saved (its update_time is bumped) or removed."""
-    query = select(func.coalesce(func.max(workflow.c.update_time), 0), func.count())
     async with engine.connect() as conn:
-        newest, count = (await conn.execute(query)).one()
+        newest, count = (await conn.execute(_STAMP)).one()
     return int(newest), int(count)
 
 
