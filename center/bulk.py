@@ -7,7 +7,6 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-
 # Container objects allocated (net) between two young-generation passes; CPython's default is
 # 700. A fire allocates a few dozen (its run, its frame, its report, its rollup sums), so the
 # default runs a pass every ~20 fires and a full pass (every object made since the start-up

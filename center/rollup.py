@@ -11,9 +11,9 @@ other. Pure: rows in, sums out.
 from __future__ import annotations
 
 import math
-from itertools import compress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from itertools import compress
 
 from protocol import statuses
 
