@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from center.rollup import RunFacts, Sums, reported
+from center.rollup import RunFacts, Sums, reported, sums_for
 from protocol import statuses
 
 # A start never overwrites a running or final row (a late start after the end, or a repeat).
@@ -107,4 +107,4 @@ def _count(sums: dict[tuple[int, int], Sums], old: RunFacts | None, new: RunFact
     """A run counts once it is final, and moves if its final status changes."""
     for run, sign in ((old, -1), (new, +1)):
         if run is not None and run.status in statuses.FINAL:
-            sums.setdefault(run.key(), Sums()).add(run, sign)
+            sums_for(sums, run.key()).add(run, sign)

@@ -129,6 +129,15 @@ class Sums:
         self.lateness.merge(other.lateness)
 
 
+def sums_for(sums: dict[tuple[int, int], Sums], key: tuple[int, int]) -> Sums:
+    """`sums[key]`, made empty if missing (not `setdefault(key, Sums())`: that makes two
+    48-bucket histograms per call even when the key is there, once per finished run)."""
+    found = sums.get(key)
+    if found is None:
+        found = sums[key] = Sums()
+    return found
+
+
 Apply = Callable[[RunFacts | None, RunFacts], RunFacts | None]
 
 
@@ -149,7 +158,7 @@ def changes(
             continue  # a repeat, or no row to change
         for run, sign in ((old, -1), (new, +1)):
             if run is not None and run.status in statuses.FINAL:
-                out.setdefault(run.key(), Sums()).add(run, sign)
+                sums_for(out, run.key()).add(run, sign)
     return out
 
 
@@ -257,5 +266,5 @@ def combine(*parts: Mapping[tuple[int, int], Sums]) -> dict[tuple[int, int], Sum
     out: dict[tuple[int, int], Sums] = {}
     for part in parts:
         for key, sums in part.items():
-            out.setdefault(key, Sums()).merge(sums)
+            sums_for(out, key).merge(sums)
     return out

@@ -233,7 +233,7 @@ async def rebuild(engine: AsyncEngine, task_ids: Sequence[int], now_us: int) -> 
             async for part in result.mappings().partitions():
                 for row in part:
                     run = facts(row)
-                    sums.setdefault(run.key(), Sums()).add(run, +1)
+                    rollup.sums_for(sums, run.key()).add(run, +1)
             written += await write_sums(conn, sums, now_us)
     return written
 
