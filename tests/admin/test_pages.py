@@ -23,15 +23,18 @@ from tests.admin.server import running_admin
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-async def _session_client(app: FastAPI, world: World, user: str) -> httpx.AsyncClient:
-    """A browser-like client already logged in as `user` (a session made without a password)."""
+async def _session_client(
+    app: FastAPI, world: World, user: str, **headers: str
+) -> httpx.AsyncClient:
+    """A browser-like client already logged in as `user` (a session made without a password),
+    sending `headers` with every request."""
     engine = app.state.engine
     async with engine.connect() as conn:
         actor = await auth.actor_of(conn, world.user_ids[user], "10.0.0.7")
     assert actor is not None
     session_id = await auth.start_session(engine, actor, app.state.config, None)
     transport = httpx.ASGITransport(app=app, client=("10.0.0.7", 5555))
-    client = httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=10)
+    client = httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=10, headers=headers)
     client.cookies.set("uc_session", session_id, domain="admin.test")
     return client
 

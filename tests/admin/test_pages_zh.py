@@ -5,34 +5,19 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-import httpx
 from fastapi import FastAPI
 from sqlalchemy import update
 
 from admin.chart import runs_chart
-from admin.services import auth
 from admin.timeline import TimelineRun, layout
 from center.tables import admin_user
 from i18n.catalogs import catalog
 from i18n.languages import Language
-from tests.admin.conftest import BASE_URL
 from tests.admin.seed import World, add_run
+from tests.admin.test_pages import _session_client
 
 ZH = catalog(Language.ZH_CN).gettext
 H1_RE = re.compile(r"<h1>(.*?)</h1>", re.DOTALL)
-
-
-async def _reader(app: FastAPI, world: World, user: str, **headers: str) -> httpx.AsyncClient:
-    """A browser logged in as `user` (a session made without a password), sending `headers`."""
-    engine = app.state.engine
-    async with engine.connect() as conn:
-        actor = await auth.actor_of(conn, world.user_ids[user], "10.0.0.7")
-    assert actor is not None
-    session_id = await auth.start_session(engine, actor, app.state.config, None)
-    transport = httpx.ASGITransport(app=app, client=("10.0.0.7", 5555))
-    client = httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=10, headers=headers)
-    client.cookies.set("uc_session", session_id, domain="admin.test")
-    return client
 
 
 def _us(text: str) -> int:
@@ -41,7 +26,9 @@ def _us(text: str) -> int:
 
 async def test_a_rule_page_in_chinese(app: FastAPI, world: World):
     """Accept-Language zh-CN: the rule page's headings are Chinese, its data stays as it is."""
-    async with await _reader(app, world, "viewer", **{"Accept-Language": "zh-CN,zh;q=0.9"}) as c:
+    async with await _session_client(
+        app, world, "viewer", **{"Accept-Language": "zh-CN,zh;q=0.9"}
+    ) as c:
         page = await c.get(f"/rules/{world.ids['rule_a']}")
         listing = await c.get("/rules")
     assert page.status_code == 200, page.text
@@ -67,7 +54,7 @@ async def test_runs_filter_reads_times_in_the_readers_zone(app: FastAPI, world: 
     rule, agent = world.ids["rule_a"], world.ids["agent_a"]
     inside = await add_run(engine, rule, agent, status="success", sched_us=_us("2026-01-01T03:00"))
     outside = await add_run(engine, rule, agent, status="success", sched_us=_us("2026-01-01T11:00"))
-    async with await _reader(app, world, "viewer") as c:
+    async with await _session_client(app, world, "viewer") as c:
         page = await c.get("/runs?since=2026-01-01T10:00&until=2026-01-01T12:00")
     assert page.status_code == 200, page.text
     assert f'href="/runs/{inside}"' in page.text and f'href="/runs/{outside}"' not in page.text
