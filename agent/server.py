@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
@@ -15,6 +16,7 @@ from agent.enrolment import AgentTls
 from agent.metrics import AgentMetrics
 from agent.outbox import Event
 from protocol.errors import ConnectionClosed, FrameTooLarge, ProtocolError, TlsNotReady, TlsRefused
+from protocol.listener import Listener, open_accepted
 from protocol.messages import Message
 from protocol.stream import HANDSHAKE_TIMEOUT_S, Connection, accept_handshake
 
@@ -174,7 +176,7 @@ class AgentServer:
         self._handler = handler
         self._tls = tls
         self._metrics = metrics or AgentMetrics()
-        self._server: asyncio.Server | None = None
+        self._listener = Listener(self._on_connect)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False  # set at shutdown: cancelled connections end quietly
 
@@ -186,13 +188,11 @@ class AgentServer:
     async def start(self) -> int:
         """Bind the listener; return the bound port."""
         host, port = self._config.agent_listen
-        self._server = await asyncio.start_server(self._on_connect, host, port)
-        return int(self._server.sockets[0].getsockname()[1])
+        return await self._listener.start(host, port)
 
     def close_listener(self) -> None:
         """Stop accepting connections."""
-        if self._server is not None:
-            self._server.close()
+        self._listener.close()
 
     async def close_connections(self) -> None:
         """Close every connection (authenticated or not) and wait for their tasks to end."""
@@ -202,24 +202,25 @@ class AgentServer:
             task.cancel()  # each task closes its own connection on the way out
         if tasks:
             await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
-        if self._server is not None:
-            await self._server.wait_closed()
+        await self._listener.wait_closed()
 
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_connect(self, sock: socket.socket) -> None:
         """One connection's whole life: limit, TLS, handshake, then messages until it ends."""
         limit = self._config.agent_max_connections
         if len(self._tasks) >= limit:
             self._metrics.limit_hit(
-                "connections", max=limit, peer=_peer(writer), action="closed before the handshake"
+                "connections", max=limit, peer=_peer(sock), action="closed before the handshake"
             )
-            writer.transport.abort()
+            sock.close()
             return
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         try:
-            if not await self._start_tls(writer):
+            streams = await self._start_tls(sock)
+            if streams is None:
                 return
+            reader, writer = streams
             conn = Connection(reader, writer, max_frame_bytes=self._config.agent_max_frame_bytes)
             try:
                 if await self._handshake(conn):
@@ -235,36 +236,38 @@ class AgentServer:
         finally:
             self._tasks.discard(task)
 
-    async def _start_tls(self, writer: asyncio.StreamWriter) -> bool:
-        """Mutual TLS unless plain text was asked for: True once the peer showed a center's
-        certificate from the cluster's CAs; else one log line, a count, and the connection is
-        dropped (a plain-text client, another CA, an agent's certificate, no certificate of
-        ours yet)."""
-        tls = self._tls
-        if tls is None:
-            return True
+    async def _start_tls(
+        self, sock: socket.socket
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """Mutual TLS unless plain text was asked for: the streams once the peer showed a
+        center's certificate from the cluster's CAs; else None after one log line and a count,
+        the connection dropped (a plain-text client, another CA, an agent's certificate, no
+        certificate of ours yet)."""
+        tls, peer = self._tls, _peer(sock)
         try:
-            context = tls.link.server_context()
-            if context is None:
-                return True
-            async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
-                await writer.start_tls(context)
+            context = tls.link.server_context() if tls is not None else None
+        except TlsNotReady as exc:
+            log.info("agent.tls_not_ready", peer=peer, reason=str(exc))
+            self._on_uncertified()
+            sock.close()
+            return None
+        writer: asyncio.StreamWriter | None = None
+        try:
+            reader, writer = await open_accepted(
+                sock, context, handshake_timeout_s=HANDSHAKE_TIMEOUT_S
+            )
             ssl_object = writer.get_extra_info("ssl_object")
             der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-            if problem := tls.center_problem(der):
+            if tls is not None and context is not None and (problem := tls.center_problem(der)):
                 raise TlsRefused(problem)
-        except TlsNotReady as exc:
-            log.info("agent.tls_not_ready", peer=_peer(writer), reason=str(exc))
-            self._on_uncertified()
-            writer.transport.abort()
-            return False
         except (OSError, TimeoutError, TlsRefused) as exc:  # SSLError: an OSError
             reason = str(exc) or f"no TLS handshake within {HANDSHAKE_TIMEOUT_S:g} s"
-            log.warning("agent.tls_refused", peer=_peer(writer), reason=reason)
+            log.warning("agent.tls_refused", peer=peer, reason=reason)
             self._metrics.tls_refused.inc()
-            writer.transport.abort()
-            return False
-        return True
+            if writer is not None:
+                writer.transport.abort()
+            return None
+        return reader, writer
 
     async def _handshake(self, conn: Connection) -> bool:
         """True if the peer is a center holding the secret; else refuse it and log once."""
@@ -326,7 +329,10 @@ class AgentServer:
             self._metrics.limit_hits.labels(limit="frame").inc()
 
 
-def _peer(writer: asyncio.StreamWriter) -> str:
-    """host:port of a stream's peer, for log lines."""
-    peer = writer.get_extra_info("peername")
+def _peer(sock: socket.socket) -> str:
+    """host:port of a connection's peer, for log lines."""
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return "?"
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)

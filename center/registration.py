@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from center.errors import AgentKeyMismatch
 from center.limits import Buckets
 from protocol.clock import now_us
 from protocol.errors import AuthError, ConnectionClosed, ProtocolError
+from protocol.listener import Listener, open_accepted, peer_address
 from protocol.messages import Register, Registered
 from protocol.settings import is_wildcard
 from protocol.stream import Connection, accept_handshake
@@ -61,22 +63,20 @@ class RegistrationServer:
         self._guard = guard
         self._buckets = Buckets(per_minute=guard.per_address_per_minute)
         self._logged: dict[tuple[str, str], float] = {}
-        self._server: asyncio.Server | None = None
+        self._listener = Listener(self._handle)
         self._handlers: set[asyncio.Task[None]] = set()
         self._closing = False  # set at close: cancelled connections end quietly
 
     async def start(self, host: str, port: int) -> int:
-        # TLS is started per connection (not by start_server): a failed TLS handshake is then
+        # TLS is started per connection (not by the listener): a failed TLS handshake is then
         # ours to log and count, and each connection gets the context current at its start.
-        self._server = await asyncio.start_server(self._handle, host, port)
-        bound = int(self._server.sockets[0].getsockname()[1])
+        bound = await self._listener.start(host, port)
         log.info("center.registration_listening", host=host, port=bound)
         return bound
 
     async def close(self) -> None:
         self._closing = True
-        if self._server is not None:
-            self._server.close()
+        self._listener.close()
         for task in list(self._handlers):
             task.cancel()
         await asyncio.gather(*self._handlers, return_exceptions=True)
@@ -102,29 +102,30 @@ class RegistrationServer:
                 per_address_per_minute=self._guard.per_address_per_minute,
             )
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle(self, sock: socket.socket) -> None:
         try:
-            await self._serve(reader, writer)
+            await self._serve(sock)
         except asyncio.CancelledError:
             # close() cancels connections; asyncio's stream callback would then print the
             # cancellation as a traceback (no JSON line). It ends here, as a normal close.
             if not self._closing:
                 raise
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, sock: socket.socket) -> None:
         task = asyncio.current_task()
         assert task is not None
-        peer = writer.get_extra_info("peername")
-        peer_ip = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        peer_ip = peer_address(sock)
         limit = self._over_limit(peer_ip)
         if limit:
             self._hit(limit, peer_ip)
-            writer.close()
+            sock.close()
             return
         self._handlers.add(task)
-        if not await self._start_tls(writer, peer_ip):
+        streams = await self._start_tls(sock, peer_ip)
+        if streams is None:
             self._handlers.discard(task)
             return
+        reader, writer = streams
         conn = Connection(reader, writer, max_frame_bytes=self._max_frame_bytes)
         try:
             async with asyncio.timeout(EXCHANGE_TIMEOUT_S):
@@ -146,22 +147,20 @@ class RegistrationServer:
             await conn.close()
             self._handlers.discard(task)
 
-    async def _start_tls(self, writer: asyncio.StreamWriter, peer_ip: str) -> bool:
-        """TLS first (unless plain text was asked for): True when it is up; else the peer
-        (a plain-text client, a certificate of another CA, expired) is logged, counted, dropped."""
+    async def _start_tls(
+        self, sock: socket.socket, peer_ip: str
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """TLS first (unless plain text was asked for): the streams once it is up; else None,
+        and the peer (a plain-text client, a certificate of another CA, expired) is logged,
+        counted, dropped."""
         context = self._tls.server_context()
-        if context is None:
-            return True
         try:
-            async with asyncio.timeout(EXCHANGE_TIMEOUT_S):
-                await writer.start_tls(context)
+            return await open_accepted(sock, context, handshake_timeout_s=EXCHANGE_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             reason = str(exc) or "no TLS handshake in time"
             log.warning("center.tls_refused", peer=peer_ip, reason=reason)
             self._guard.tls_refused(peer_ip, "handshake", reason)
-            writer.transport.abort()
-            return False
-        return True
+            return None
 
     async def _exchange(self, conn: Connection) -> None:
         await accept_handshake(
