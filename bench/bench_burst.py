@@ -2,6 +2,8 @@
 
 Run: .venv/bin/python bench/bench_burst.py [N ...]   (default: 1000 10000 100000)
      .venv/bin/python bench/bench_burst.py --real-only   (the real-agent rows alone)
+     .venv/bin/python bench/bench_burst.py --idle 900000 100000   (the burst on a rule book of
+         a million: 900k more rules that fire once a year; the fake-agent rows alone)
 Needs the `bench` extra for the APScheduler column: pip install -e '.[bench]'.
 
 For each N and agent count: a real `unitedcron center` (its own process, uvloop, SQLite in a
@@ -29,7 +31,7 @@ from typing import Any
 
 import psutil
 from _common import free_port, pct  # bench/ is on sys.path when run as a script
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from center.store.db import create_engine, upgrade_database
 from center.tables import agents, crontab, crontab_agent, task_process
@@ -45,7 +47,12 @@ def fire_expr(at_s: int) -> str:
     return f"{t.tm_sec} {t.tm_min} {t.tm_hour} * * *"
 
 
-async def seed(db_url: str, ports: list[int], n: int, at_s: int, execute: str) -> None:
+IDLE_RULE = "0 0 0 1 1 *"  # once a year, at new year: never within a run of this bench
+
+
+async def seed(
+    db_url: str, ports: list[int], n: int, at_s: int, execute: str, *, idle: int = 0
+) -> None:
     engine = create_engine(db_url)
     now = time.time_ns() // 1000
     stamps = {"create_time": now, "update_time": now}
@@ -57,15 +64,15 @@ async def seed(db_url: str, ports: list[int], n: int, at_s: int, execute: str) -
                 )
             )
         rule = fire_expr(at_s)
-        for start in range(0, n, 20_000):
-            ids = range(start + 1, min(n, start + 20_000) + 1)
+        for start in range(0, n + idle, 20_000):
+            ids = range(start + 1, min(n + idle, start + 20_000) + 1)
             await conn.execute(
                 insert(crontab),
                 [
                     {
                         "id": i,
                         "name": f"r{i}",
-                        "rule": rule,
+                        "rule": rule if i <= n else IDLE_RULE,
                         "execute": execute,
                         "run_user": "nobody",
                         **stamps,
@@ -144,7 +151,7 @@ class Sampler:
         return float(t.user + t.system)
 
 
-async def burst(n: int, agent_count: int, tmp: Path) -> dict[str, Any]:
+async def burst(n: int, agent_count: int, tmp: Path, idle: int = 0) -> dict[str, Any]:
     db_url = f"sqlite+aiosqlite:///{tmp}/burst-{n}-{agent_count}.db"
     await upgrade_database(db_url)
     out = tmp / f"fake-{n}-{agent_count}.json"
@@ -158,14 +165,15 @@ async def burst(n: int, agent_count: int, tmp: Path) -> dict[str, Any]:
     )
     assert fakes.stdout is not None
     ports = json.loads(await fakes.stdout.readline())["ports"]
-    lead_s = 12 + n // 4000
+    await seed(db_url, ports, n, 0, "/bin/true", idle=idle)  # the time is set once seeding is done
+    lead_s = 12 + n // 4000 + idle // 30_000  # a million rules load in about 25 s here
     at_s = int(time.time()) + lead_s
-    await seed(db_url, ports, n, at_s, "/bin/true")
+    await retime(db_url, n, at_s)
     metrics_port = free_port()
     # The fake agents speak plain text; the real-agent row below pays for TLS.
     center = await start_center(db_url, metrics_port, {"UNITEDCRON_INSECURE_PLAINTEXT": "true"})
     sampler = Sampler(center.pid)
-    ready = await wait_planned(metrics_port, n, at_s - 1.5)
+    ready = await wait_planned(metrics_port, n + idle, at_s - 1.5)
     await asyncio.sleep(max(at_s - 1 - time.time(), 0))
     cpu0 = sampler.cpu_s()
     await asyncio.sleep(max(at_s + 5 + n / 20_000 - time.time(), 0))
@@ -186,6 +194,14 @@ async def burst(n: int, agent_count: int, tmp: Path) -> dict[str, Any]:
         "cpu_s": cpu,
         "rss_mb": sampler.peak_mb,
     }
+
+
+async def retime(db_url: str, n: int, at_s: int) -> None:
+    """Point the burst's rules at `at_s` (seeding a big book takes a while)."""
+    engine = create_engine(db_url)
+    async with engine.begin() as conn:
+        await conn.execute(update(crontab).where(crontab.c.id <= n).values(rule=fire_expr(at_s)))
+    await engine.dispose()
 
 
 async def aps_burst(n: int) -> dict[str, Any]:
@@ -294,10 +310,11 @@ async def real_starts(n: int, tmp: Path, prepare_max: int, ahead_ms: int) -> dic
     }
 
 
-async def main(sizes: list[int]) -> None:
+async def main(sizes: list[int], idle: int = 0) -> None:
     print(
         f"python {sys.version.split()[0]}, {psutil.cpu_count()} cores; SQLite store; "
         "lateness = scheduled time -> agent receives the exec"
+        + (f"; {idle} more rules in the book, idle" if idle else "")
     )
     print(
         f"{'N':>7} {'agents':>6} {'received':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
@@ -306,7 +323,7 @@ async def main(sizes: list[int]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             for agent_count in (1, 4):
-                r = await burst(n, agent_count, Path(tmp))
+                r = await burst(n, agent_count, Path(tmp), idle)
                 note = "" if r["ready"] else "  (not all rules planned in time)"
                 print(
                     f"{n:>7} {agent_count:>6} {r['received']:>9} {r['p50']:>8.1f} "
@@ -314,6 +331,8 @@ async def main(sizes: list[int]) -> None:
                     f"{r['rss_mb']:>7.0f}{note}",
                     flush=True,
                 )
+        if idle:  # the other rows are the same as without idle rules
+            return
         print("\nAPScheduler 3 AsyncIOScheduler, coroutine jobs, defaults (in-process, no network)")
         for n in sizes:
             try:
@@ -349,7 +368,10 @@ async def real_rows(n: int) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--real-only"]:
+    args = sys.argv[1:]
+    if args == ["--real-only"]:
         asyncio.run(real_rows(REAL_N))
+    elif args[:1] == ["--idle"]:
+        asyncio.run(main([int(a) for a in args[2:]] or [100_000], idle=int(args[1])))
     else:
-        asyncio.run(main([int(a) for a in sys.argv[1:]] or [1000, 10_000, 100_000]))
+        asyncio.run(main([int(a) for a in args] or [1000, 10_000, 100_000]))

@@ -11,7 +11,6 @@ now) and `open_accepted` wraps it with TLS from its first byte.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import socket
 import ssl
@@ -22,6 +21,7 @@ import structlog
 
 # Out of descriptors or memory: accepting again at once would spin; asyncio pauses too.
 ACCEPT_PAUSE_S = 0.1
+BACKLOG = 1024
 _TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED}
 log = structlog.get_logger("protocol.listener")
 
@@ -32,31 +32,38 @@ class Listener:
 
     def __init__(self, serve: Callable[[socket.socket], Coroutine[Any, Any, None]]) -> None:
         self._serve = serve
-        self._sock: socket.socket | None = None
-        self._accepting: asyncio.Task[None] | None = None
+        self._socks: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[None]] = []
         self._serving: set[asyncio.Task[None]] = set()  # referenced, or the loop may drop them
 
     async def start(self, host: str, port: int) -> int:
-        """Bind and listen; return the bound port."""
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family, backlog=1024)
-        sock.setblocking(False)
-        self._sock = sock
-        self._accepting = asyncio.create_task(self._accept_forever(sock), name="accept")
-        return int(sock.getsockname()[1])
+        """Bind and listen on every address `host` names (all of them for "", as asyncio's
+        servers do); return the first one's port."""
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        try:
+            for family, kind, proto, _, address in dict.fromkeys(infos):
+                self._socks.append(_bound(family, kind, proto, address))
+        except OSError:
+            self.close()
+            raise
+        self._accepting = [
+            asyncio.create_task(self._accept_forever(sock), name="accept") for sock in self._socks
+        ]
+        return int(self._socks[0].getsockname()[1])
 
     def close(self) -> None:
         """Stop accepting; connections already handed over are their handlers' to close."""
-        if self._accepting is not None:
-            self._accepting.cancel()
-        if self._sock is not None:
-            self._sock.close()
+        for task in self._accepting:
+            task.cancel()
+        for sock in self._socks:
+            sock.close()
 
     async def wait_closed(self) -> None:
         """Return once the accept loop has ended."""
-        if self._accepting is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._accepting
+        await asyncio.gather(*self._accepting, return_exceptions=True)
 
     async def _accept_forever(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -72,6 +79,28 @@ class Listener:
             task = asyncio.create_task(self._serve(conn), name="connection")
             self._serving.add(task)
             task.add_done_callback(self._serving.discard)
+
+
+def _bound(family: int, kind: int, proto: int, address: tuple[Any, ...]) -> socket.socket:
+    """A listening, non-blocking socket on `address` (IPv6 only for an IPv6 address)."""
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise OSError(
+                exc.errno,
+                f"cannot listen on {address[0]}:{address[1]}: {(exc.strerror or str(exc)).lower()}",
+            ) from None
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def peer_address(sock: socket.socket) -> str:
