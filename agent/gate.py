@@ -174,13 +174,9 @@ class Prepared:
             await ready
         finally:
             loop.remove_reader(fd)
-        data, ancillary, _, _ = self._sock.recvmsg(1, socket.CMSG_SPACE(_STAMP.size))
+        stamp_us = exec_stamp(self._sock)
         self._sock.close()
-        stamps = [d for level, kind, d in ancillary if kind == SO_TIMESTAMPNS]
-        if not data or not stamps:
-            return None
-        sec, nsec = _STAMP.unpack(stamps[0][: _STAMP.size])
-        return int(sec) * 1_000_000 + int(nsec) // 1000
+        return stamp_us
 
     def discard(self) -> None:
         """Kill it before it could exec (it is alone in its session) and let go of it."""
@@ -195,6 +191,17 @@ class Prepared:
         if not self._gone:
             self._gone = True
             self._go.leave()
+
+
+def exec_stamp(sock: socket.socket) -> int | None:
+    """Read the byte a gate shell sends right before exec: the kernel's stamp of it (µs),
+    or None if the shell ended without sending it."""
+    data, ancillary, _, _ = sock.recvmsg(1, socket.CMSG_SPACE(_STAMP.size))
+    stamps = [d for level, kind, d in ancillary if kind == SO_TIMESTAMPNS]
+    if not data or not stamps:
+        return None
+    sec, nsec = _STAMP.unpack(stamps[0][: _STAMP.size])
+    return int(sec) * 1_000_000 + int(nsec) // 1000
 
 
 def verdict_socket() -> tuple[socket.socket, socket.socket]:
