@@ -196,7 +196,10 @@ class Prepared:
 def exec_stamp(sock: socket.socket) -> int | None:
     """Read the byte a gate shell sends right before exec: the kernel's stamp of it (µs),
     or None if the shell ended without sending it."""
-    data, ancillary, _, _ = sock.recvmsg(1, socket.CMSG_SPACE(_STAMP.size))
+    try:
+        data, ancillary, _, _ = sock.recvmsg(1, socket.CMSG_SPACE(_STAMP.size))
+    except ConnectionResetError:  # it died with its verdict unread
+        return None
     stamps = [d for level, kind, d in ancillary if kind == SO_TIMESTAMPNS]
     if not data or not stamps:
         return None
