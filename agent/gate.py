@@ -61,11 +61,12 @@ def gate_argv(keep_pwd: bool) -> list[str]:
 
 class Go:
     """One due instant's shared gate: its prepared processes read the read end (their stdin)
-    and all wake when the write end is closed.
+    and all wake when the agent fills the pipe (`open`).
 
     It opens once every verdict sent while it was closed is covered by a landed commit of the
-    run ids concerned (`landed`), so that no process execs before its run id is on disk; the
-    last member gone also closes it (nobody left to hold)."""
+    run ids concerned (`landed`), so that no process execs before its run id is on disk, and
+    never before its instant; the last member gone also opens it if nobody was let through
+    (nobody left to hold)."""
 
     def __init__(self, due_us: int) -> None:
         self.due_us = due_us
