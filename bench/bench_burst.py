@@ -264,14 +264,11 @@ async def real_starts(n: int, tmp: Path, prepare_max: int, ahead_ms: int) -> dic
         "UNITEDCRON_AGENT_METRICS_LISTEN": f"127.0.0.1:{agent_metrics_port}",
         "UNITEDCRON_AGENT_MAX_PROCESSES": str(n + 10),
     }
-    agent = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "agent",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    agent_log = tmp / f"agent-{n}-{prepare_max}-{ahead_ms}.log"
+    with agent_log.open("wb") as log_file:  # read back if the agent dies
+        agent = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agent", env=env, stdout=log_file, stderr=log_file
+        )
     center = await start_center(
         db_url,
         metrics_port,
@@ -303,8 +300,12 @@ async def real_starts(n: int, tmp: Path, prepare_max: int, ahead_ms: int) -> dic
         ).all()
     await engine.dispose()
     prepared = await metric(agent_metrics_port, HELD_STARTS_PREPARED)
+    if agent.returncode is not None:
+        tail = agent_log.read_text(errors="replace").splitlines()[-20:]
+        print(f"agent exited early ({agent.returncode}):", *tail, sep="\n  ", file=sys.stderr)
     for proc in (agent, center):
-        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
     await asyncio.gather(agent.wait(), center.wait())
     late = [(r.start - r.sched_us) / 1000 for r in rows]
     return {
