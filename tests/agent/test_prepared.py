@@ -218,6 +218,20 @@ async def test_a_prepared_process_is_supervised_like_a_spawned_one(
     assert held_starts(agent, "prepared") == 2
 
 
+async def test_a_prepared_process_inherits_nothing_else(
+    center: CenterPeer, agent: AgentService
+) -> None:
+    """Forked on a thread while the agent has connections, sockets and pipes open: the held
+    process has its go pipe, its output pipe and its verdict socket, nothing more."""
+    msg = early("true")
+    await center.send(msg)
+    pid = await held_pid(agent, msg)
+    fds = {name: os.readlink(f"/proc/{pid}/fd/{name}") for name in os.listdir(f"/proc/{pid}/fd")}
+    assert sorted(fds) == ["0", "1", "2"], fds
+    assert [fds[n].split(":")[0] for n in "012"] == ["pipe", "pipe", "socket"]
+    await center.expect(RunFinished, msg.ref.runid)
+
+
 async def test_a_prepared_runs_output_is_streamed_live(
     center: CenterPeer, agent: AgentService
 ) -> None:
