@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from agent.process import RunProtocol
 
 # Forking on the loop (`loop.subprocess_exec`) cost the agent's loop 2-4 ms per prepared run
-# under load; on a worker thread the loop pays ~0.1 ms. Two threads keep both cores busy
+# under load; on a worker thread the loop pays ~0.15 ms of CPU. Two threads keep both cores busy
 # preparing while the loop stays free for the gates it has to open.
 PREPARE_THREADS = 2
 
