@@ -69,9 +69,7 @@ class Control:
             sessions, journal, runner, limits=limits or RunLimits(), metrics=metrics
         )
         self.oneshots = OneShots(self.table)
-        self.holding = Holding(
-            self._accept, self.table.finish, self.table.preparer, self._accept_early
-        )
+        self.holding = Holding(self._accept, self.table.finish, self.table.preparer)
         self.daemons = DaemonSupervisor(
             self.table, journal, sessions, daemon_policy or DaemonPolicy()
         )
@@ -203,16 +201,6 @@ class Control:
             return
         self._journal.remember_run(msg.ref, now_us())
         self.oneshots.accept(msg)
-
-    def _accept_early(self, msg: Exec) -> bool:
-        """Accept a held run shortly before its second if its start cannot change any more:
-        its process is prepared (it is let through its gate at once, which opens at the
-        second), no other run of its rule is here, there is room under the process limit.
-        False: it is accepted at its second as usual."""
-        if not (self.oneshots.idle(msg.spec.task_id) and self.table.admissible(msg)):
-            return False
-        self._accept(msg)
-        return True
 
     def _on_kill(self, session: Session, msg: Kill) -> list[Message]:
         """Stop one run (by runid) or every run of a rule, waiting ones included; a killed

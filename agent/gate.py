@@ -31,8 +31,6 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from protocol.clock import now_us
-
 if TYPE_CHECKING:
     from agent.output import OutputBuffer
     from agent.process import RunProtocol
@@ -74,8 +72,6 @@ class Go:
         os.set_blocking(self._write_fd, False)  # opening writes what fits, never waits
         self.members = 0
         self.awaiting = 0  # verdicts sent whose run id is not yet durable
-        self._verdicts = False  # some went through it while closed: open at due_us, not before
-        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def opened(self) -> bool:
@@ -83,9 +79,6 @@ class Go:
 
     def open(self) -> None:
         """Wake every process waiting on this gate (each then reads its own verdict)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if self._write_fd >= 0:
             with contextlib.suppress(OSError):
                 os.write(self._write_fd, GO_BYTES)
@@ -94,33 +87,16 @@ class Go:
                 os.close(fd)
         self._write_fd = self.read_fd = -1
 
-    def owe(self) -> None:
-        """A verdict went to a member whose run id is not yet durable."""
-        self.awaiting += 1
-        self._verdicts = True
-
     def landed(self) -> None:
-        """One verdict's run id is durable (or its process is dead): open once none is owed,
-        and not before the instant (a run accepted early: holding.ACCEPT_EARLY_US)."""
+        """One verdict's run id is durable (or its process is dead): open once none is owed."""
         self.awaiting -= 1
-        if self.awaiting > 0 or self.opened:
-            return
-        wait_us = self.due_us - now_us()
-        if wait_us <= 0:
-            self.open()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(wait_us / 1e6, self._at_due)
-
-    def _at_due(self) -> None:
-        self._timer = None
-        if self.awaiting <= 0:  # else the last commit still owed opens it
+        if self.awaiting <= 0:
             self.open()
 
     def leave(self) -> None:
-        """One member was taken or discarded; the last one out closes an unopened gate
-        nobody was let through (that one opens at its instant)."""
+        """One member was taken or discarded; the last one out closes an unopened gate."""
         self.members -= 1
-        if self.members <= 0 and self.awaiting <= 0 and not self._verdicts:
+        if self.members <= 0 and self.awaiting <= 0:
             self.open()
 
 
@@ -164,7 +140,7 @@ class Prepared:
             return
         self._verdict()
         self._owed = True
-        self._go.owe()
+        self._go.awaiting += 1
         when_committed(self._landed)
 
     def _verdict(self) -> None:

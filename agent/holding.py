@@ -10,30 +10,20 @@ import structlog
 from agent.prepared import Preparer
 from agent.runner import not_started
 from protocol import statuses
-from protocol.clock import now_us
 from protocol.messages import Exec, RunFinished
 from protocol.vocabulary import Trigger
 
 log = structlog.get_logger("agent.holding")
 # Closer than this to its time, a run starts at once: a timer would only add its own jitter.
 HOLD_MIN_US = 2_000
-# A held run whose start cannot change any more (its process prepared, no other run of its
-# rule here, room under the process limit) is accepted this long before its second: its run
-# id is committed ahead, and only its gate opens at the second. Accepting 1,000 runs and
-# committing their ids costs the loop ~75 ms here, which otherwise all lands after the
-# second (README, "Starting on the second"). The price: for this long a run is accepted
-# early, so a crash then leaves its outcome unknown, a newer spec sent then is a repeat,
-# and a kill then stops it once started. 0 turns it off.
-ACCEPT_EARLY_US = 100_000
 
 
 class Holding:
     """Timers for early runs; a held run is known (listed, killable) but not yet accepted.
 
-    Its run id is remembered durably only when it is released (at its second, or up to
-    ACCEPT_EARLY_US before when `release_early` takes it): an agent restarted while holding
-    has forgotten it, and the center's resend after the reconnect must not be mistaken for
-    a repeat.
+    Its run id is remembered durably only when it is released: an agent restarted while
+    holding has forgotten it, and the center's resend after the reconnect must not be
+    mistaken for a repeat.
     """
 
     def __init__(
@@ -41,10 +31,8 @@ class Holding:
         release: Callable[[Exec], None],
         finish: Callable[[RunFinished], None],
         preparer: Preparer | None = None,
-        release_early: Callable[[Exec], bool] | None = None,
     ) -> None:
         self._release = release
-        self._release_early = release_early
         self._finish = finish
         self._preparer = preparer
         self._held: dict[str, tuple[asyncio.TimerHandle, Exec]] = {}
@@ -60,12 +48,7 @@ class Holding:
         delay_us = msg.ref.sched_us - now_us
         if msg.ref.trigger != Trigger.SCHEDULE or delay_us < HOLD_MIN_US:
             return False
-        loop = asyncio.get_running_loop()
-        early_us = ACCEPT_EARLY_US if self._release_early is not None else 0
-        if early_us > 0 and delay_us > early_us + HOLD_MIN_US:
-            timer = loop.call_later((delay_us - early_us) / 1e6, self._early, msg.ref.runid)
-        else:
-            timer = loop.call_later(delay_us / 1e6, self._due, msg.ref.runid)
+        timer = asyncio.get_running_loop().call_later(delay_us / 1e6, self._due, msg.ref.runid)
         self._held[msg.ref.runid] = (timer, msg)
         if self._preparer is not None:
             self._preparer.offer(msg)
@@ -83,19 +66,6 @@ class Holding:
                 self._preparer.discard(msg.ref.runid)
                 self._preparer.offer(msg)
         return True
-
-    def _early(self, runid: str) -> None:
-        """Shortly before its second: accepted now if its start cannot change, else at it."""
-        entry = self._held.get(runid)
-        if entry is None or self._release_early is None:
-            return
-        msg = entry[1]
-        if self._release_early(msg):
-            del self._held[runid]
-            return
-        delay_s = max(0.0, (msg.ref.sched_us - now_us()) / 1e6)
-        timer = asyncio.get_running_loop().call_later(delay_s, self._due, runid)
-        self._held[runid] = (timer, msg)
 
     def _due(self, runid: str) -> None:
         entry = self._held.pop(runid, None)

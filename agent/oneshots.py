@@ -47,10 +47,6 @@ class OneShots:
         self._rules: dict[int, _Slots] = {}
         self._gates: dict[str, asyncio.Event] = {}
 
-    def idle(self, task_id: int) -> bool:
-        """Whether no run of this rule is here (running, starting or waiting)."""
-        return task_id not in self._rules
-
     def accept(self, msg: Exec) -> None:
         """Start, queue, replace or skip a new (deduplicated, fenced) run."""
         slots = self._rules.setdefault(msg.spec.task_id, _Slots())

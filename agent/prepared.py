@@ -72,11 +72,6 @@ class Preparer:
         prepared = self._held.get(runid)
         return prepared.pid if prepared is not None else None
 
-    def ready(self, msg: Exec) -> bool:
-        """Whether a process is held for this very message."""
-        prepared = self._held.get(msg.ref.runid)
-        return prepared is not None and prepared.msg is msg
-
     def offer(self, msg: Exec) -> None:
         """A run held until its second: prepare it when its time comes near."""
         if self._max_held <= 0 or self._ahead_us <= 0:

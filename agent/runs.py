@@ -91,10 +91,6 @@ class RunTable:
         """Count a run as known to this agent (it is listed in AgentState from now on)."""
         self.runs[handle.runid] = handle
 
-    def admissible(self, msg: Exec) -> bool:
-        """Whether `admit` would let this run's prepared process through now."""
-        return self.processes < self._limits.max_processes and self.preparer.ready(msg)
-
     def admit(self, handle: RunHandle) -> Prepared | None:
         """At its second, let a newly accepted run's prepared process through its gate, if it
         has one and there is room under the process limit: it execs once its run id is
@@ -104,8 +100,6 @@ class RunTable:
         prepared = self.preparer.take(handle.msg)
         if prepared is not None:
             self.processes += 1
-            # accepted early (holding.ACCEPT_EARLY_US): its spawn latency counts from its second
-            handle.ready_mono += max(0, handle.msg.ref.sched_us - now_us()) / 1e6
             prepared.protocol.tail = handle.tail
             prepared.admit(self._journal.when_committed)
         return prepared

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import shutil
@@ -18,7 +17,7 @@ import pytest
 
 from agent.config import AgentConfig
 from agent.decisions import PREPARE_MIN_LEAD_US, PrepareStep, decide_prepare
-from agent.gate import GATE_SCRIPT, Go, exec_stamp, gate_argv, verdict_socket
+from agent.gate import GATE_SCRIPT, exec_stamp, gate_argv, verdict_socket
 from agent.prepared import fd_room
 from agent.service import AgentService
 from agent.userswitch import UserSwitch, post_drop_argv
@@ -268,34 +267,6 @@ def test_a_verdict_alone_never_execs(drop: Path, go_filled: bool) -> None:
         assert proc.wait(timeout=10) == (0 if go_filled else 125)
     assert (exec_stamp(ours) is not None) == go_filled == (drop / "ran").exists()
     ours.close()
-
-
-async def test_a_gate_let_through_early_opens_at_its_instant() -> None:
-    """Run ids durable before the second (a run accepted early): the gate still opens at
-    its instant, and the exec comes after it."""
-    due_us = time.time_ns() // 1000 + 300_000
-    go = Go(due_us)
-    ours, theirs = verdict_socket()
-    proc = await asyncio.create_subprocess_exec(
-        *gate_argv(keep_pwd=False),
-        "/bin/true",
-        stdin=go.read_fd,
-        stdout=subprocess.DEVNULL,
-        stderr=theirs.fileno(),
-    )
-    theirs.close()
-    ours.send(b"\n")
-    go.owe()
-    go.landed()  # its commit is in
-    assert not go.opened
-    await wait_for(lambda: go.opened)
-    ours.setblocking(True)
-    ours.settimeout(10)
-    stamp_us = exec_stamp(ours)
-    ours.close()
-    async with asyncio.timeout(10):
-        assert await proc.wait() == 0
-    assert stamp_us is not None and stamp_us >= due_us
 
 
 @pytest.fixture
