@@ -34,6 +34,7 @@ class _Batch:
     tracked: list[TrackedProcess] = dataclasses.field(default_factory=list)
     untracked: list[str] = dataclasses.field(default_factory=list)
     waiters: list[asyncio.Future[None]] = dataclasses.field(default_factory=list)
+    on_commit: list[Callable[[], None]] = dataclasses.field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
@@ -59,6 +60,7 @@ class _Batch:
             self.tracked + newer.tracked,
             self.untracked + newer.untracked,
             newer.waiters,
+            newer.on_commit,  # a failed commit's callbacks are never called
         )
 
 
@@ -69,8 +71,9 @@ class Journal:
     synchronously; a writer task takes everything noted so far and commits it in one
     transaction on a dedicated thread, so the fsync (`synchronous=FULL`, ~5 ms here) never
     blocks the event loop, and whatever arrives meanwhile lands in the next transaction.
-    A run waits for `committed()` before it spawns: its run id and the epoch it obeys are on
-    disk first. Events are published (sent to the leader) only after their commit.
+    A run waits for `committed()` before it spawns, and a prepared process's gate opens from
+    `when_committed`: its run id and the epoch it obeys are on disk first. Events are
+    published (sent to the leader) only after their commit.
     """
 
     def __init__(self, outbox: Outbox, publish: Callable[[list[Event]], None]) -> None:
@@ -166,6 +169,15 @@ class Journal:
         batch.waiters.append(waiter)
         await waiter
 
+    def when_committed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once everything noted so far is on disk; never if that commit
+        fails. Cheaper than a task awaiting `committed()` per run when a thousand wait."""
+        batch = self._pending if self._pending else self._inflight
+        if batch is None:
+            asyncio.get_running_loop().call_soon(callback)
+        else:
+            batch.on_commit.append(callback)
+
     async def call(self, fn: Callable[..., T], *args: object) -> T:
         """Run an outbox call on the writer thread, after the writes queued before it."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -179,7 +191,7 @@ class Journal:
             if batch:
                 await self._write(batch)
             else:
-                _settle(batch.waiters, None)
+                _landed(batch)
             if self._closing and not self._pending:
                 return
 
@@ -202,7 +214,7 @@ class Journal:
             return
         finally:
             self._inflight = None
-        _settle(batch.waiters, None)
+        _landed(batch)
         if numbered:
             self._publish(numbered)
 
@@ -218,6 +230,17 @@ class Journal:
             tracked=batch.tracked,
             untracked=batch.untracked,
         )
+
+
+def _landed(batch: _Batch) -> None:
+    """A batch is on disk: its callbacks first (they open the gates of processes due now),
+    then its waiters."""
+    for callback in batch.on_commit:
+        try:
+            callback()
+        except Exception:  # one broken callback must not keep the others from their commit
+            log.exception("agent.commit_callback_failed")
+    _settle(batch.waiters, None)
 
 
 def _settle(waiters: list[asyncio.Future[None]], exc: BaseException | None) -> None:

@@ -15,6 +15,7 @@ from protocol.vocabulary import Trigger
 # Spawning takes about a millisecond; the tail up to seconds shows a saturated agent.
 SPAWN_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 LATENESS_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+HELD_STARTS = ("prepared", "spawned", "lost")
 LIMITS = ("connections", "processes", "live_output", "outbox", "frame")
 # A limit hit under load (a connection flood) logs its first hit, then one line per this long.
 LIMIT_LOG_EVERY_S = 10.0
@@ -47,6 +48,16 @@ class AgentMetrics:
             buckets=LATENESS_BUCKETS_S,
             registry=r,
         )
+        self.held_starts = Counter(
+            "unitedcron_agent_held_starts",
+            "Runs sent ahead and held until their second, by how their process started: from "
+            "the process prepared ahead, spawned at the second (not prepared in time, no room), "
+            "or spawned after the prepared one died at its gate.",
+            ["how"],
+            registry=r,
+        )
+        for how in HELD_STARTS:
+            self.held_starts.labels(how=how)
         self.limit_hits = Counter(
             "unitedcron_agent_limit_hits",
             "Things refused or held back by a limit: connections closed, runs skipped, live "

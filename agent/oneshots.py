@@ -9,6 +9,7 @@ import time
 import structlog
 
 from agent.decisions import Overlap, RuleLoad, decide_overlap
+from agent.gate import Prepared
 from agent.runner import RunHandle, not_started
 from agent.runs import RunTable
 from protocol import statuses
@@ -65,7 +66,8 @@ class OneShots:
             self._table.preparer.discard(handle.runid)
         if decision is Overlap.START:
             slots.active.append(handle)
-            self._table.spawn(self._run(handle, None), f"run {handle.runid}")
+            admitted = self._table.admit(handle)
+            self._table.spawn(self._run(handle, None, admitted), f"run {handle.runid}")
             return
         gate = self._gates[handle.runid] = asyncio.Event()
         slots.waiting.append(handle)
@@ -78,8 +80,11 @@ class OneShots:
         )
         self._table.spawn(self._run(handle, gate), f"run {handle.runid}")
 
-    async def _run(self, handle: RunHandle, gate: asyncio.Event | None) -> None:
-        """Wait for a slot if needed, run, then hand the slot on."""
+    async def _run(
+        self, handle: RunHandle, gate: asyncio.Event | None, admitted: Prepared | None = None
+    ) -> None:
+        """Wait for a slot if needed, run (an admitted process: see RunTable.admit), then
+        hand the slot on."""
         try:
             if gate is not None:
                 try:
@@ -95,7 +100,7 @@ class OneShots:
                         handle,
                     )
                     raise
-            await self._table.execute(handle)
+            await self._table.execute(handle, admitted)
         finally:
             self._release(handle)
 

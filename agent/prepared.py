@@ -9,16 +9,20 @@ import subprocess
 from collections.abc import Awaitable, Callable
 
 import structlog
+from prometheus_client import Counter
 
 from agent.decisions import PrepareStep, decide_prepare
 from agent.errors import SpecError
 from agent.gate import Go, Prepared
+from agent.spawned import PREPARE_THREADS
 from protocol.clock import now_us
 from protocol.messages import Exec
 
 # Each held process costs the agent three descriptors (verdict socket, output pipe, pidfd).
 FDS_PER_HELD = 3
 FD_RESERVE = 256  # left for connections, the outbox and runs spawned the usual way
+# Preparations under way at once: one per spawning thread (agent.spawned).
+PREPARE_WORKERS = PREPARE_THREADS
 log = structlog.get_logger("agent.prepared")
 
 
@@ -31,9 +35,10 @@ class Preparer:
     """Prepares held runs one at a time, earliest due first, and keeps their processes until
     the run starts (`take`) or is cancelled, replaced or refused (`discard`).
 
-    One worker prepares in turn, so that the loop is never busy with many spawns at once
-    when a gate is due to open. A run whose preparation is not ready at its second is not
-    waited for: it is spawned as before, and the late process is discarded.
+    A few workers (one per spawning thread) prepare in turn, so that the loop is never busy
+    with many spawns at once when a gate is due to open. A run whose preparation is not
+    ready at its second is not waited for: it is spawned as before (counted in
+    `held_starts`), and the late process is discarded.
     """
 
     def __init__(
@@ -42,17 +47,20 @@ class Preparer:
         *,
         ahead_us: int,
         max_held: int,
+        held_starts: Counter | None = None,
     ) -> None:
         self._prepare = prepare
         self._ahead_us = ahead_us
         self._max_held = max_held
+        self._held_starts = held_starts
         self._wanted: dict[str, Exec] = {}  # offered, not yet taken or discarded
         self._queue: list[tuple[int, int, Exec]] = []
         self._order = itertools.count()
         self._held: dict[str, Prepared] = {}
         self._gos: dict[int, Go] = {}
         self._wake = asyncio.Event()
-        self._worker: asyncio.Task[None] | None = None
+        self._preparing = 0
+        self._workers: set[asyncio.Task[None]] = set()
 
     @property
     def held(self) -> int:
@@ -71,17 +79,21 @@ class Preparer:
         self._wanted[msg.ref.runid] = msg
         heapq.heappush(self._queue, (msg.ref.sched_us, next(self._order), msg))
         self._wake.set()
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._work(), name="prepare runs")
+        while len(self._workers) < PREPARE_WORKERS:
+            worker = asyncio.create_task(self._work(), name="prepare runs")
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
 
     def take(self, msg: Exec) -> Prepared | None:
         """The process prepared for this very message, now the run's own; else None (the run
         spawns as usual, and a preparation still under way is discarded when done)."""
-        self._wanted.pop(msg.ref.runid, None)
+        offered = self._wanted.pop(msg.ref.runid, None) is not None
         prepared = self._held.pop(msg.ref.runid, None)
         if prepared is not None and prepared.msg is not msg:
             prepared.discard()
-            return None
+            prepared = None
+        if prepared is None and offered and self._held_starts is not None:
+            self._held_starts.labels(how="spawned").inc()
         return prepared
 
     def discard(self, runid: str) -> None:
@@ -97,8 +109,8 @@ class Preparer:
         for runid in list(self._held):
             self.discard(runid)
         self._wanted.clear()
-        if self._worker is not None:
-            self._worker.cancel()
+        for worker in list(self._workers):
+            worker.cancel()
 
     async def _work(self) -> None:
         """Prepare queued runs in due order, each no earlier than `ahead_us` before it."""
@@ -107,9 +119,8 @@ class Preparer:
             if self._wanted.get(msg.ref.runid) is not msg:
                 heapq.heappop(self._queue)
                 continue
-            step, wait_us = decide_prepare(
-                now_us(), due_us, self._ahead_us, len(self._held), self._max_held
-            )
+            busy = len(self._held) + self._preparing
+            step, wait_us = decide_prepare(now_us(), due_us, self._ahead_us, busy, self._max_held)
             if step is PrepareStep.WAIT:
                 self._wake.clear()  # an earlier run offered meanwhile wakes the worker
                 try:
@@ -119,22 +130,22 @@ class Preparer:
                     pass
                 continue
             heapq.heappop(self._queue)
-            if step is PrepareStep.PREPARE:
+            if step is PrepareStep.PREPARE:  # else it stays wanted: spawned at its second
                 await self._prepare_one(msg)
-            else:
-                self._wanted.pop(msg.ref.runid, None)
 
     async def _prepare_one(self, msg: Exec) -> None:
         """Spawn it up to its gate; a failure leaves the run to the usual spawn."""
         go = self._go(msg.ref.sched_us)
+        self._preparing += 1
         try:
             prepared = await self._prepare(msg, go)
         except (SpecError, OSError, subprocess.SubprocessError, ValueError) as exc:
             log.info("run.prepare_failed", runid=msg.ref.runid, reason=str(exc))
-            self._wanted.pop(msg.ref.runid, None)
-            if go.members <= 0:
+            if go.members <= 0 and go.awaiting <= 0:
                 self._drop_go(go)
             return
+        finally:
+            self._preparing -= 1
         if self._wanted.get(msg.ref.runid) is not msg:  # taken, replaced or cancelled meanwhile
             prepared.discard()
             log.debug("run.prepared_late", runid=msg.ref.runid)

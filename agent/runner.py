@@ -23,6 +23,7 @@ from agent.orphans import TrackedProcess, track
 from agent.output import CapturedOutput, LiveTail, OutputBuffer
 from agent.process import RunProtocol, exited_already, signal_group, terminate_group
 from agent.runspec import Account, Launch, UserPolicy, plan_launch, spawn_failure_reason
+from agent.spawned import ProcessTransport, ThreadSpawner
 from agent.userswitch import (
     FORK_SWITCH,
     SETPRIV,
@@ -179,6 +180,7 @@ class Runner:
         self._switch = switch
         self._on_tracked = on_tracked
         self._metrics = metrics or AgentMetrics()
+        self._spawner: ThreadSpawner | None = None  # made at the first preparation
 
     async def run(self, handle: RunHandle, prepared: Prepared | None = None) -> RunFinished:
         """Run to the end and return the RunFinished (seq 0: the outbox numbers it); with a
@@ -207,8 +209,17 @@ class Runner:
         output = OutputBuffer(min(msg.spec.output_max_bytes, self._output_cap_bytes))
         protocol = RunProtocol(output, LiveTail())
         ours, theirs = verdict_socket()
+        if self._spawner is None:
+            self._spawner = ThreadSpawner()
         try:
-            transport = await self._spawn(spawn, protocol, stdin=go.read_fd, stderr=theirs.fileno())
+            transport = await self._spawner.spawn(
+                spawn.argv,
+                spawn.env,
+                spawn.creds,
+                protocol,
+                stdin=go.read_fd,
+                stderr=theirs.fileno(),
+            )
         except BaseException:
             ours.close()
             raise
@@ -219,13 +230,13 @@ class Runner:
         )
 
     async def _run_prepared(self, handle: RunHandle, prepared: Prepared) -> RunFinished:
-        """Open the gate of a held process; its start is the kernel's stamp of its exec. One
-        asked to stop meanwhile never execs; one that died at its gate is spawned afresh."""
-        if handle.stop_status:
+        """Carry a held process let through its gate (`Prepared.admit`); its start is the
+        kernel's stamp of its exec. One never admitted (asked to stop before) never execs;
+        one that died at its gate is spawned afresh."""
+        if not prepared.admitted:
             prepared.discard()
-            return not_started(handle.msg, handle.stop_status, handle.stop_reason, now_us())
-        prepared.protocol.tail = handle.tail
-        prepared.release()
+            status = handle.stop_status or statuses.KILLED
+            return not_started(handle.msg, status, handle.stop_reason, now_us())
         try:
             start_us = await prepared.exec_instant()
         except BaseException:  # forced shutdown: leave nothing behind
@@ -233,8 +244,10 @@ class Runner:
             raise
         if start_us is None:
             log.warning("run.prepared_lost", pid=prepared.pid)
+            self._metrics.held_starts.labels(how="lost").inc()
             prepared.discard()
             return await self.run(handle)
+        self._metrics.held_starts.labels(how="prepared").inc()
         handle.start_us = start_us
         return await self._carry(
             handle, prepared.launch, prepared.transport, prepared.protocol, prepared.output
@@ -244,7 +257,7 @@ class Runner:
         self,
         handle: RunHandle,
         launch: Launch,
-        transport: asyncio.SubprocessTransport,
+        transport: ProcessTransport,
         protocol: RunProtocol,
         output: OutputBuffer,
     ) -> RunFinished:
@@ -373,7 +386,7 @@ class Runner:
         )
 
     async def _supervise(
-        self, transport: asyncio.SubprocessTransport, protocol: RunProtocol, handle: RunHandle
+        self, transport: ProcessTransport, protocol: RunProtocol, handle: RunHandle
     ) -> int:
         """Wait for exit, a stop request or the timeout; always leaves the group dead or done."""
         pgid = transport.get_pid()

@@ -67,6 +67,7 @@ class RunTable:
             self._prepare,
             ahead_us=limits.prepare_ahead_us,
             max_held=min(limits.prepare_max, fd_room(soft_nofile)),
+            held_starts=self._metrics.held_starts,
         )
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -90,12 +91,29 @@ class RunTable:
         """Count a run as known to this agent (it is listed in AgentState from now on)."""
         self.runs[handle.runid] = handle
 
-    async def execute(self, handle: RunHandle) -> RunFinished:
-        """Run an added handle to its end; its RunFinished is queued and returned."""
+    def admit(self, handle: RunHandle) -> Prepared | None:
+        """At its second, let a newly accepted run's prepared process through its gate, if it
+        has one and there is room under the process limit: it execs once its run id is
+        durable (`Prepared.admit`). Counted among the processes until `execute` ends."""
+        if self.processes >= self._limits.max_processes:
+            return None  # `execute` skips it
+        prepared = self.preparer.take(handle.msg)
+        if prepared is not None:
+            self.processes += 1
+            prepared.protocol.tail = handle.tail
+            prepared.admit(self._journal.when_committed)
+        return prepared
+
+    async def execute(self, handle: RunHandle, admitted: Prepared | None = None) -> RunFinished:
+        """Run an added handle (or its `admit`ted process) to its end; its RunFinished is
+        queued and returned."""
         with structlog.contextvars.bound_contextvars(runid=handle.runid, task_id=handle.task_id):
             try:
-                await self._journal.committed()  # run id and epoch on disk before a spawn
-                event = self._over_limit(handle) or await self._carry_out(handle)
+                if admitted is not None:
+                    event = await self._carry_admitted(handle, admitted)
+                else:
+                    await self._journal.committed()  # run id and epoch on disk before a spawn
+                    event = self._over_limit(handle) or await self._carry_out(handle)
             except StateDirError as exc:
                 event = not_started(
                     handle.msg, statuses.FAILED, f"agent cannot record the run: {exc}", now_us()
@@ -113,13 +131,29 @@ class RunTable:
             self.finish(event, handle)
             return event
 
+    async def _carry_admitted(self, handle: RunHandle, prepared: Prepared) -> RunFinished:
+        """An admitted process, once its run id is durable; a failed commit discards it (its
+        gate never opens for it) and the run ends failed."""
+        try:
+            try:
+                await self._journal.committed()
+            except BaseException:
+                prepared.discard()
+                raise
+            return await self._runner.run(handle, prepared)
+        finally:
+            self.processes -= 1
+
     async def _carry_out(self, handle: RunHandle) -> RunFinished:
-        """Run it, counted among the processes meanwhile."""
+        """Run it, counted among the processes meanwhile (its run id is durable by now)."""
         self.processes += 1
         try:
             prepared = self.preparer.take(handle.msg)
             if prepared is None:  # the prepared runs due with it open their gates first
                 await asyncio.sleep(0)
+            elif not handle.stop_status:
+                prepared.protocol.tail = handle.tail
+                prepared.admit(self._journal.when_committed)
             return await self._runner.run(handle, prepared)
         finally:
             self.processes -= 1

@@ -13,7 +13,9 @@ the exec (p50, p99, max), fires missed, the center's CPU seconds and peak RSS. T
 as coroutine jobs in APScheduler 3's AsyncIOScheduler (in-process, no network), for reference.
 The last rows start 1 000 real processes through one real agent, for the lateness to the
 exec instant: prepared ahead (forked as the user, held before exec, released at the second)
-and, as the baseline in the same run, spawned at the second (UNITEDCRON_AGENT_PREPARE_MAX=0).
+and, as the baseline in the same run, spawned at the second (UNITEDCRON_AGENT_PREPARE_MAX=0);
+`prepared` says how many started from their prepared process (the agent's held_starts metric).
+`bench_gate_release.py` prints the floor under these rows: the same gates released, no agent.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from center.tables import agents, crontab, crontab_agent, task_process
 SECRET = "bench-secret-0123456789abcdef"
 ROOT = Path(__file__).resolve().parent
 REAL_N = 1000
+# Runs started from the process prepared for them (the rest were spawned at their second).
+HELD_STARTS_PREPARED = 'unitedcron_agent_held_starts_total{how="prepared"}'
 UNITEDCRON = str(Path(sys.executable).with_name("unitedcron"))
 
 
@@ -245,6 +249,7 @@ async def real_starts(n: int, tmp: Path, prepare_max: int, ahead_ms: int) -> dic
     db_url = f"sqlite+aiosqlite:///{tmp}/real-{n}-{prepare_max}-{ahead_ms}.db"
     await upgrade_database(db_url)
     reg_port, agent_port, metrics_port = free_port(), free_port(), free_port()
+    agent_metrics_port = free_port()
     at_s = int(time.time()) + 20  # enrolment (TLS) takes seconds on a loaded machine
     await seed(db_url, [agent_port], n, at_s, "/bin/true")
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNITEDCRON_")} | {
@@ -256,17 +261,14 @@ async def real_starts(n: int, tmp: Path, prepare_max: int, ahead_ms: int) -> dic
         "UNITEDCRON_AGENT_PREPARE_MAX": str(prepare_max),
         "UNITEDCRON_AGENT_PREPARE_AHEAD_MS": str(ahead_ms),
         "UNITEDCRON_LOG_LEVEL": "warning",
-        "UNITEDCRON_AGENT_METRICS_LISTEN": "",
+        "UNITEDCRON_AGENT_METRICS_LISTEN": f"127.0.0.1:{agent_metrics_port}",
         "UNITEDCRON_AGENT_MAX_PROCESSES": str(n + 10),
     }
-    agent = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "agent",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    agent_log = tmp / f"agent-{n}-{prepare_max}-{ahead_ms}.log"
+    with agent_log.open("wb") as log_file:  # read back if the agent dies
+        agent = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agent", env=env, stdout=log_file, stderr=log_file
+        )
     center = await start_center(
         db_url,
         metrics_port,
@@ -297,13 +299,19 @@ async def real_starts(n: int, tmp: Path, prepare_max: int, ahead_ms: int) -> dic
             )
         ).all()
     await engine.dispose()
+    prepared = await metric(agent_metrics_port, HELD_STARTS_PREPARED)
+    if agent.returncode is not None:
+        tail = agent_log.read_text(errors="replace").splitlines()[-20:]
+        print(f"agent exited early ({agent.returncode}):", *tail, sep="\n  ", file=sys.stderr)
     for proc in (agent, center):
-        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
     await asyncio.gather(agent.wait(), center.wait())
     late = [(r.start - r.sched_us) / 1000 for r in rows]
     return {
         "n": n,
         "started": len(late),
+        "prepared": "-" if prepared is None else f"{prepared:.0f}",
         "p50": pct(late, 0.5),
         "p99": pct(late, 0.99),
         "max": max(late, default=float("nan")),
@@ -352,7 +360,8 @@ async def real_rows(n: int) -> None:
     """The same burst through one real agent, prepared ahead and (baseline) spawned at the
     second, in this run."""
     print(f"\nreal agent, {n} x /bin/true as nobody (setpriv): scheduled -> exec instant")
-    print(f"{'':>34} {'started':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    print(f"{'':>34} {'started':>9} {'prepared':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     rows = (
         ("prepared ahead (2 s send-ahead)", 2000, 2000),
         ("spawned at second (2 s, baseline)", 0, 2000),
@@ -362,7 +371,8 @@ async def real_rows(n: int) -> None:
         for label, prepare_max, ahead_ms in rows:
             r = await real_starts(n, Path(tmp), prepare_max, ahead_ms)
             print(
-                f"{label:>34} {r['started']:>9} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['max']:>8.1f}",
+                f"{label:>34} {r['started']:>9} {r['prepared']:>9} {r['p50']:>8.1f} "
+                f"{r['p99']:>8.1f} {r['max']:>8.1f}",
                 flush=True,
             )
 

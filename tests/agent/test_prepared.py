@@ -6,6 +6,8 @@ import dataclasses
 import os
 import shutil
 import signal
+import sqlite3
+import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -15,12 +17,12 @@ import pytest
 
 from agent.config import AgentConfig
 from agent.decisions import PREPARE_MIN_LEAD_US, PrepareStep, decide_prepare
-from agent.gate import GATE_SCRIPT, gate_argv
+from agent.gate import GATE_SCRIPT, exec_stamp, gate_argv, verdict_socket
 from agent.prepared import fd_room
 from agent.service import AgentService
 from agent.userswitch import UserSwitch, post_drop_argv
 from protocol import statuses
-from protocol.messages import AgentState, Exec, Kill, RunFinished, RunStarted
+from protocol.messages import AgentState, Exec, Kill, RunFinished, RunOutput, RunStarted
 from protocol.rlimits import Rlimits
 from tests.agent.peer import CenterPeer, exec_msg, running, wait_for
 
@@ -161,6 +163,110 @@ async def test_a_held_process_that_died_is_replaced_by_a_spawn(
     finished = await center.expect(RunFinished, msg.ref.runid)
     assert finished.status == statuses.SUCCESS
     assert (drop / "ran").exists()
+    assert held_starts(agent, "lost") == 1
+
+
+def held_starts(agent: AgentService, how: str) -> float:
+    return agent.metrics.held_starts.labels(how=how)._value.get()  # type: ignore[no-any-return]
+
+
+async def test_a_failed_commit_never_opens_the_gate(
+    center: CenterPeer, agent: AgentService, drop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its run id cannot be recorded at its second: its verdict went, but the gate never
+    opens; the process is discarded unexecuted and the run ends failed."""
+    msg = early(f"touch {drop}/ran", ahead_us=800_000)
+    await center.send(msg)
+    pid = await held_pid(agent, msg)
+    assert agent._journal is not None
+    outbox = agent._journal.outbox
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        time.sleep(0.3)  # a slow failing disk (on the writer thread): time enough to exec
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(outbox, "commit", refuse)
+    await wait_for(lambda: time.time_ns() // 1000 > msg.ref.sched_us)
+    await wait_for(lambda: not alive(pid))  # discarded once its commit failed
+    assert msg.ref.runid not in agent.control.runs
+    monkeypatch.undo()  # the disk is back: the outcome is recorded and sent
+    finished = await center.expect(RunFinished, msg.ref.runid)
+    assert finished.status == statuses.FAILED
+    assert "agent cannot record the run" in finished.reason
+    await sentinel(center, msg)
+    assert not (drop / "ran").exists()
+    assert not [m for m in center.seen if isinstance(m, RunStarted) and m.ref == msg.ref]
+
+
+async def test_a_prepared_process_is_supervised_like_a_spawned_one(
+    center: CenterPeer, agent: AgentService
+) -> None:
+    """Forked on a thread, watched through a pidfd: timeout, output and exit code as ever."""
+    timed = early("echo out; exec sleep 30", timeout_s=0.5, kill_grace_s=0.5)
+    failing = early("echo hi; exit 3", task_id=8)
+    await center.send(timed, failing)
+    pid = await held_pid(agent, timed)
+    await held_pid(agent, failing)
+    done = await center.expect(RunFinished, timed.ref.runid)
+    assert (done.status, done.output, done.pid) == (statuses.TIMEOUT, b"out\n", pid)
+    assert timed.ref.sched_us <= done.start_us
+    await wait_for(lambda: not alive(pid))
+    bad = await center.expect(RunFinished, failing.ref.runid)
+    assert (bad.status, bad.code, bad.output) == (statuses.FAILED, 3, b"hi\n")
+    assert bad.reason == "exited with code 3"
+    assert held_starts(agent, "prepared") == 2
+
+
+async def test_a_prepared_process_inherits_nothing_else(
+    center: CenterPeer, agent: AgentService
+) -> None:
+    """Forked on a thread while the agent has connections, sockets and pipes open: the held
+    process has its go pipe, its output pipe and its verdict socket, nothing more."""
+    msg = early("true")
+    await center.send(msg)
+    pid = await held_pid(agent, msg)
+    fds = {name: os.readlink(f"/proc/{pid}/fd/{name}") for name in os.listdir(f"/proc/{pid}/fd")}
+    assert sorted(fds) == ["0", "1", "2"], fds
+    assert [fds[n].split(":")[0] for n in "012"] == ["pipe", "pipe", "socket"]
+    await center.expect(RunFinished, msg.ref.runid)
+
+
+async def test_a_prepared_runs_output_is_streamed_live(
+    center: CenterPeer, agent: AgentService
+) -> None:
+    """Its output reaches the center while it runs, as a spawned run's does."""
+    msg = early("echo first; exec sleep 30")
+    await center.send(msg)
+    await held_pid(agent, msg)
+    chunk = await center.expect(RunOutput, msg.ref.runid)
+    assert (chunk.offset, chunk.data) == (0, b"first\n")
+    await center.send(Kill(epoch=1, task_id=msg.spec.task_id, runid=msg.ref.runid))
+    finished = await center.expect(RunFinished, msg.ref.runid)
+    assert (finished.status, finished.output) == (statuses.KILLED, b"first\n")
+
+
+@pytest.mark.parametrize("go_filled", [False, True])
+def test_a_verdict_alone_never_execs(drop: Path, go_filled: bool) -> None:
+    """The agent dying between a verdict and the go (its pipe closed, not filled): the shell
+    exits without running anything. Both given: it runs, stamping its exec."""
+    read_fd, write_fd = os.pipe()
+    ours, theirs = verdict_socket()
+    ours.setblocking(True)
+    with subprocess.Popen(
+        [*gate_argv(keep_pwd=False), "/usr/bin/touch", f"{drop}/ran"],
+        stdin=read_fd,
+        stdout=subprocess.DEVNULL,
+        stderr=theirs.fileno(),
+    ) as proc:
+        os.close(read_fd)
+        theirs.close()
+        ours.send(b"\n")
+        if go_filled:
+            os.write(write_fd, b"\n")
+        os.close(write_fd)
+        assert proc.wait(timeout=10) == (0 if go_filled else 125)
+    assert (exec_stamp(ours) is not None) == go_filled == (drop / "ran").exists()
+    ours.close()
 
 
 @pytest.fixture
