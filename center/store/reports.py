@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import BindParameter
 
@@ -28,7 +27,7 @@ from center.report_writes import (
     plan_writes,
 )
 from center.rollup import RunFacts
-from center.store._prepared import prepare
+from center.store._prepared import prepare, with_in_list
 from center.store._util import _chunks, _statuses_sql
 from center.store.db import is_mysql
 from center.store.rollups import fold, hold_writer
@@ -57,7 +56,6 @@ _READ_CHUNK = 1_000  # runids per locking read
 _KEY_COLS = ("runid", "task_id", "sched_us")
 _T = task_process.c
 _ROW_ID: BindParameter[int] = bindparam("row_id")
-_RUNS_SQL: dict[str, tuple[str, str, str]] = {}
 
 
 async def record_reports(
@@ -83,29 +81,19 @@ async def stored_runs(conn: AsyncConnection, runids: Iterable[str]) -> dict[str,
     """runid → its row's id and facts, locked until the transaction ends (absent: no row).
     Without its times: a stored row is only ever taken back from a rollup when it was lost,
     and a lost run has no duration nor lateness."""
-    before, mark, after = _runs_sql(conn.dialect, is_mysql(conn))
+    query = with_in_list(conn.dialect, "stored_runs", lambda: _runs_query(conn), "runids")
     out: dict[str, StoredRun] = {}
     # In key order: two writers locking overlapping batches cannot deadlock.
     for chunk in _chunks(sorted(runids), _READ_CHUNK):
-        # The driver's own SQL: SQLAlchemy would compile the IN list and process every row.
-        sql = before + ",".join([mark] * len(chunk)) + after
-        result = await conn.exec_driver_sql(sql, tuple(chunk))
-        for row_id, runid, task_id, sched_us, status, aid in result.fetchall():
+        for row_id, runid, task_id, sched_us, status, aid in await query.all(conn, (), chunk):
             out[runid] = StoredRun(row_id, RunFacts(runid, task_id, sched_us, status, 0, 0, aid))
     return out
 
 
-def _runs_sql(dialect: Dialect, mysql: bool) -> tuple[str, str, str]:
-    """`stored_runs`' query as the driver takes it: its SQL before the IN list, one
-    parameter's mark, its SQL after; compiled once per dialect."""
-    found = _RUNS_SQL.get(dialect.name)
-    if found is None:
-        query = select(_T.id, _T.runid, _T.task_id, _T.sched_us, _T.status, _T.aid)
-        query = query.where(_T.runid.in_(bindparam("runids", expanding=True)))
-        text = str((query.with_for_update() if mysql else query).compile(dialect=dialect))
-        before, after = text.split("__[POSTCOMPILE_runids]")
-        found = _RUNS_SQL[dialect.name] = (before, "%s" if mysql else "?", after)
-    return found
+def _runs_query(conn: AsyncConnection) -> Any:
+    query = select(_T.id, _T.runid, _T.task_id, _T.sched_us, _T.status, _T.aid)
+    query = query.where(_T.runid.in_(bindparam("runids", expanding=True)))
+    return query.with_for_update() if is_mysql(conn) else query
 
 
 async def _write(conn: AsyncConnection, plan: ReportWrites) -> None:
