@@ -13,7 +13,7 @@ import asyncio
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter, methodcaller
+from operator import itemgetter
 from typing import Any, cast
 
 from pymysql.constants import SERVER_STATUS
@@ -138,19 +138,27 @@ def _render_rows(
         yield ",".join(part)
 
 
-# pymysql's escape_string table (\0 \\ \n \r \032 " ' backslashed), used by one C call per
-# string instead of two Python calls (the connection's escape_string, then pymysql's).
-_BACKSLASHED = str.maketrans(
-    {"\0": "\\0", "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\032": "\\Z", '"': '\\"', "'": "\\'"}
-)
+def _backslashed(value: str) -> str:
+    """pymysql's escape_string (\\0 \\ \\n \\r \\032 " ' backslashed), by str.replace: its
+    str.translate on a list takes 2 µs for a short result; these seven passes in C, 0.5 µs.
+    The backslash first: the others add backslashes that must stay single."""
+    return (
+        value.replace("\\", "\\\\")
+        .replace("\0", "\\0")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\032", "\\Z")
+        .replace('"', '\\"')
+        .replace("'", "\\'")
+    )
 
 
 def _escaper(driver: Any) -> Callable[[str], str]:
-    """The connection's `escape_string`, as one C call where it can be: a server in
+    """The connection's `escape_string`, or the same done faster: a server in
     NO_BACKSLASH_ESCAPES mode takes the connection's own (quotes doubled)."""
     if driver.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
         return cast(Callable[[str], str], driver.escape_string)
-    return methodcaller("translate", _BACKSLASHED)
+    return _backslashed
 
 
 def prepare(
