@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 
 from center.runs import finished_row, started_row
+from protocol.logs import say_lines
 from protocol.messages import Message, RunFinished, RunOutput, RunStarted
 
 log = structlog.get_logger("center.report_buffer")
@@ -78,22 +79,22 @@ class ReportBuffer:
 
 def log_outcomes(finished: Iterable[tuple[int, RunFinished]]) -> None:
     """One line per run outcome, with its ids and how late it started."""
-    out = log.bind()  # bound once per call, not once per line (the lazy proxy binds each call)
-    for aid, msg in finished:
-        ref = msg.ref
-        late_ms = (msg.start_us - ref.sched_us) / 1000 if msg.start_us else None
-        duration_ms = (msg.end_us - msg.start_us) / 1000 if msg.start_us else None
-        out.info(
-            "run.finished",
-            runid=ref.runid,
-            task_id=ref.task_id,
-            aid=aid,
-            status=msg.status,
-            code=msg.code,
-            signal=msg.signal,
-            reason=msg.reason or None,
-            attempt=ref.attempt,
-            start_late_ms=late_ms,
-            duration_ms=duration_ms,
-            output_bytes=msg.output_bytes,
-        )
+    say_lines(log.bind(), "run.finished", (_outcome(aid, msg) for aid, msg in finished))
+
+
+def _outcome(aid: int, msg: RunFinished) -> dict[str, Any]:
+    ref = msg.ref
+    start_us = msg.start_us
+    return {
+        "runid": ref.runid,
+        "task_id": ref.task_id,
+        "aid": aid,
+        "status": msg.status,
+        "code": msg.code,
+        "signal": msg.signal,
+        "reason": msg.reason or None,
+        "attempt": ref.attempt,
+        "start_late_ms": (start_us - ref.sched_us) / 1000 if start_us else None,
+        "duration_ms": (msg.end_us - start_us) / 1000 if start_us else None,
+        "output_bytes": msg.output_bytes,
+    }

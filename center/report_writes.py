@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from center.rollup import RunFacts, Sums, reported, sums_for
+from center.rollup import RunFacts, Sums, sums_for
 from protocol import statuses
 
 # A start never overwrites a running or final row (a late start after the end, or a repeat).
@@ -84,7 +84,7 @@ def _apply(
     started: bool,
 ) -> None:
     """Decide each row in order against the state the rows before it left."""
-    apply = reported(STARTED_GUARD if started else FINISHED_GUARD)
+    guard = STARTED_GUARD if started else FINISHED_GUARD
     inserts = out.insert_started if started else out.insert_finished
     updates: dict[str, tuple[int, Row]] = {}
     for row in rows:
@@ -92,10 +92,11 @@ def _apply(
         if runid not in stored:
             inserts.append(row)  # the upsert decides repeats in SQL; rollups follow below
         old = state.get(runid)
-        new = apply(old, facts_of(row))
-        if new is old or new is None:
-            continue  # guarded: a repeat, a late start, another agent's report
-        state[runid] = new
+        # `rollup.reported(guard)`, inline (once per report): a guarded status, or another
+        # agent's row, keeps the row as it is (a repeat, a late start, another agent's report).
+        if old is not None and (old.status in guard or old.aid != row["aid"]):
+            continue
+        new = state[runid] = facts_of(row)
         if runid in stored:
             updates[runid] = (stored[runid].row_id, row)  # a later report of it wins
         if old is None or old.status != new.status:

@@ -149,30 +149,30 @@ def _ref_row(ref: RunRef, aid: int, now_us: int) -> dict[str, Any]:
 
 
 def started_row(msg: RunStarted, aid: int, now_us: int) -> dict[str, Any]:
-    return _ref_row(msg.ref, aid, now_us) | {
-        "status": statuses.RUNNING,
-        "pid": msg.pid,
-        "start": msg.start_us,
-        "run_user": msg.run_user[:64],
-        "uid": msg.uid,
-        "gid": msg.gid,
-    }
+    row = _ref_row(msg.ref, aid, now_us)  # filled in place: no second and third dict
+    row["status"] = statuses.RUNNING
+    row["pid"] = msg.pid
+    row["start"] = msg.start_us
+    row["run_user"] = msg.run_user[:64]
+    row["uid"] = msg.uid
+    row["gid"] = msg.gid
+    return row
 
 
 def finished_row(msg: RunFinished, aid: int, now_us: int) -> dict[str, Any]:
     status = msg.status if msg.status in statuses.FINAL else statuses.FAILED
-    return _ref_row(msg.ref, aid, now_us) | {
-        "status": status,
-        "pid": msg.pid,
-        "start": msg.start_us,
-        "end": msg.end_us,
-        "code": msg.code,
-        "signal": msg.signal,
-        "reason": msg.reason[:500],
-        "result": msg.output.decode("utf-8", "replace"),
-        "output_bytes": msg.output_bytes,
-        "truncated": int(msg.truncated),
-        "run_user": msg.run_user[:64],
-        "uid": msg.uid,
-        "gid": msg.gid,
-    }
+    row = _ref_row(msg.ref, aid, now_us)  # filled in place: no second and third dict
+    row["status"] = status
+    row["pid"] = msg.pid
+    row["start"] = msg.start_us
+    row["end"] = msg.end_us
+    row["code"] = msg.code
+    row["signal"] = msg.signal
+    row["reason"] = msg.reason[:500]
+    row["result"] = msg.output.decode("utf-8", "replace")
+    row["output_bytes"] = msg.output_bytes
+    row["truncated"] = int(msg.truncated)
+    row["run_user"] = msg.run_user[:64]
+    row["uid"] = msg.uid
+    row["gid"] = msg.gid
+    return row

@@ -14,8 +14,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
+from pymysql.constants import SERVER_STATUS
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -70,7 +71,7 @@ class Prepared:
         if driver is None:
             raise RuntimeError("the connection has no driver connection")
         room = _STATEMENT_CHARS - len(prefix) - len(postfix)
-        pieces = _render_rows(params, driver.escape_string, room)
+        pieces = _render_rows(params, _escaper(driver), room)
         # Rendered literals go through the driver's `query % ()`: a % must be doubled.
         await _pipelined(conn, ((prefix + v + postfix).replace("%", "%%") for v in pieces))
 
@@ -118,7 +119,13 @@ def _render_rows(
     for row in params:
         # Inline tests, not a call per value: this loop is most of the rendering's time.
         literals = [
-            str(v) if type(v) is int else "'" + escape(v) + "'" if type(v) is str else other(v)
+            str(v)
+            if type(v) is int
+            else "'" + escape(v) + "'"
+            if type(v) is str
+            else "NULL"
+            if v is None
+            else other(v)
             for v in row
         ]
         text = "(" + ",".join(literals) + ")"
@@ -129,6 +136,29 @@ def _render_rows(
         size += len(text) + 1
     if part:
         yield ",".join(part)
+
+
+def _backslashed(value: str) -> str:
+    """pymysql's escape_string (\\0 \\ \\n \\r \\032 " ' backslashed), by str.replace: its
+    str.translate on a list takes 2 µs for a short result; these seven passes in C, 0.5 µs.
+    The backslash first: the others add backslashes that must stay single."""
+    return (
+        value.replace("\\", "\\\\")
+        .replace("\0", "\\0")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\032", "\\Z")
+        .replace('"', '\\"')
+        .replace("'", "\\'")
+    )
+
+
+def _escaper(driver: Any) -> Callable[[str], str]:
+    """The connection's `escape_string`, or the same done faster: a server in
+    NO_BACKSLASH_ESCAPES mode takes the connection's own (quotes doubled)."""
+    if driver.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+        return cast(Callable[[str], str], driver.escape_string)
+    return _backslashed
 
 
 def prepare(
@@ -150,3 +180,40 @@ def prepare(
     prepared = Prepared(compiled.string, tuple(compiled.positiontup))
     _CACHE[cache_key] = prepared
     return prepared
+
+
+_IN_LISTS: dict[tuple[str, str], tuple[str, str, str]] = {}
+
+
+def with_in_list(dialect: Dialect, key: str, build: Callable[[], Any], name: str) -> InList:
+    """The query `build()` makes, with one expanding IN parameter `name`, as the driver's
+    own SQL (compiled once per dialect and `key`): SQLAlchemy would compile the IN list of
+    every call and process every row it returns."""
+    cache_key = (dialect.name, key)
+    found = _IN_LISTS.get(cache_key)
+    if found is None:
+        text = str(build().compile(dialect=dialect))
+        before, after = text.split(f"__[POSTCOMPILE_{name}]")
+        found = _IN_LISTS[cache_key] = (
+            before,
+            "?" if dialect.paramstyle == "qmark" else "%s",
+            after,
+        )
+    return InList(*found)
+
+
+@dataclass(frozen=True, slots=True)
+class InList:
+    """A query's SQL before its IN list, one parameter's mark, and its SQL after."""
+
+    before: str
+    mark: str
+    after: str
+
+    async def all(
+        self, conn: AsyncConnection, params: Sequence[Any], values: Sequence[Any]
+    ) -> list[Any]:
+        """Its rows, for the positional `params` before the list and the list's `values`."""
+        sql = self.before + ",".join([self.mark] * len(values)) + self.after
+        result = await conn.exec_driver_sql(sql, (*params, *values))
+        return list(result.fetchall())

@@ -27,7 +27,7 @@ from center.report_writes import (
     plan_writes,
 )
 from center.rollup import RunFacts
-from center.store._prepared import prepare
+from center.store._prepared import prepare, with_in_list
 from center.store._util import _chunks, _statuses_sql
 from center.store.db import is_mysql
 from center.store.rollups import fold, hold_writer
@@ -81,17 +81,19 @@ async def stored_runs(conn: AsyncConnection, runids: Iterable[str]) -> dict[str,
     """runid → its row's id and facts, locked until the transaction ends (absent: no row).
     Without its times: a stored row is only ever taken back from a rollup when it was lost,
     and a lost run has no duration nor lateness."""
-    query = select(_T.id, _T.runid, _T.task_id, _T.sched_us, _T.status, _T.aid)
-    query = query.where(_T.runid.in_(bindparam("runids", expanding=True)))
-    if is_mysql(conn):
-        query = query.with_for_update()
+    query = with_in_list(conn.dialect, "stored_runs", lambda: _runs_query(conn), "runids")
     out: dict[str, StoredRun] = {}
     # In key order: two writers locking overlapping batches cannot deadlock.
     for chunk in _chunks(sorted(runids), _READ_CHUNK):
-        rows = (await conn.execute(query, {"runids": list(chunk)})).all()
-        for row_id, runid, task_id, sched_us, status, aid in rows:
+        for row_id, runid, task_id, sched_us, status, aid in await query.all(conn, (), chunk):
             out[runid] = StoredRun(row_id, RunFacts(runid, task_id, sched_us, status, 0, 0, aid))
     return out
+
+
+def _runs_query(conn: AsyncConnection) -> Any:
+    query = select(_T.id, _T.runid, _T.task_id, _T.sched_us, _T.status, _T.aid)
+    query = query.where(_T.runid.in_(bindparam("runids", expanding=True)))
+    return query.with_for_update() if is_mysql(conn) else query
 
 
 async def _write(conn: AsyncConnection, plan: ReportWrites) -> None:

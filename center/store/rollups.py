@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from center import rollup
 from center.rollup import COUNTED, Figure, RunFacts, Sums
-from center.store._prepared import prepare
+from center.store._prepared import Prepared, prepare, with_in_list
 from center.store._util import _chunks
 from center.store.db import create_engine, is_mysql
 from center.tables import crontab, run_rollup, task_process
@@ -99,7 +99,8 @@ async def fold(conn: AsyncConnection, sums: Mapping[tuple[int, int], Sums], now_
         # made), then read those again. SQLite's one writer is this transaction already.
         await _write(conn, [{"task_id": t, "hour_us": h} for t, h in missing], _Upsert.LOCK)
         stored |= await _read_hists(conn, missing)
-    await _write(conn, [_added(k, stored.get(k), sums[k], now_us) for k in keys], _Upsert.ADD)
+    added = [_added(k, stored.get(k), sums[k], now_us) for k in keys]
+    await _write_tuples(conn, _ADDED, added, _Upsert.ADD)
 
 
 async def _read_hists(
@@ -111,32 +112,53 @@ async def _read_hists(
     by_hour: dict[int, list[int]] = {}
     for task_id, hour_us in keys:
         by_hour.setdefault(hour_us, []).append(task_id)
+    mysql = is_mysql(conn)
+    query = with_in_list(
+        conn.dialect,
+        "rollup_hists",
+        lambda: _READ_HISTS.with_for_update() if mysql else _READ_HISTS,
+        "task_ids",
+    )
     out: dict[tuple[int, int], tuple[str, str]] = {}
     for hour_us, task_ids in by_hour.items():
         for chunk in _chunks(task_ids, _READ_CHUNK):
-            params = {"hour_us": hour_us, "task_ids": list(chunk)}
-            query = _READ_HISTS.with_for_update() if is_mysql(conn) else _READ_HISTS
-            for task_id, dur, late in (await conn.execute(query, params)).all():
+            for task_id, dur, late in await query.all(conn, (hour_us,), chunk):
                 out[(int(task_id), hour_us)] = (str(dur or ""), str(late or ""))
     return out
 
 
+# The columns of `_added`'s tuples, in order.
+_ADDED = (
+    "task_id",
+    "hour_us",
+    *(f"n_{s}" for s in COUNTED),
+    *(f"{name}_{part}" for name in ("dur", "late") for part in ("n", "sum_ms", "max_ms", "hist")),
+    "updated_us",
+)
+
+
 def _added(
     key: tuple[int, int], hists: tuple[str, str] | None, delta: Sums, now_us: int
-) -> dict[str, Any]:
-    """What `delta` adds to a rollup row (`_Upsert.ADD`), its histograms merged with the
-    stored ones."""
-    row: dict[str, Any] = {"task_id": key[0], "hour_us": key[1], "updated_us": now_us}
-    row |= {f"n_{s}": delta.counts.get(s, 0) for s in COUNTED}
+) -> tuple[Any, ...]:
+    """What `delta` adds to a rollup row (`_Upsert.ADD`, columns `_ADDED`), its histograms
+    merged with the stored ones. A tuple: one per rollup row of a batch, a thousand a batch."""
+    counts = delta.counts
     dur, late = hists or ("", "")
-    for name, figure, hist in (("dur", delta.duration, dur), ("late", delta.lateness, late)):
-        row |= {
-            f"{name}_n": figure.n,
-            f"{name}_sum_ms": figure.sum_ms,
-            f"{name}_max_ms": figure.max_ms,
-            f"{name}_hist": rollup.add_to_hist(hist, figure.hist),
-        }
-    return row
+    d, la = delta.duration, delta.lateness
+    return (
+        key[0],
+        key[1],
+        *[counts.get(s, 0) for s in COUNTED],
+        d.n,
+        d.sum_ms,
+        d.max_ms,
+        rollup.add_to_hist(dur, d.hist),
+        la.n,
+        la.sum_ms,
+        la.max_ms,
+        rollup.add_to_hist(late, la.hist),
+        now_us,
+    )
 
 
 class _Upsert(enum.Enum):
@@ -179,10 +201,26 @@ async def _write(conn: AsyncConnection, rows: list[dict[str, Any]], how: _Upsert
     if not rows:
         return
     columns = tuple(rows[0])
+    stmt = _prepared(conn, columns, how)
+    await stmt.run(conn, stmt.tuples(rows))
+
+
+async def _write_tuples(
+    conn: AsyncConnection, columns: tuple[str, ...], rows: list[tuple[Any, ...]], how: _Upsert
+) -> None:
+    """The upsert of rows given as tuples of `columns` (the table's order)."""
+    if not rows:
+        return
+    stmt = _prepared(conn, columns, how)
+    if stmt.names != columns:  # compiled in the table's order: the tuples must follow it
+        raise RuntimeError(f"rollup upsert: parameters in another order: {stmt.names}")
+    await stmt.run(conn, rows)
+
+
+def _prepared(conn: AsyncConnection, columns: tuple[str, ...], how: _Upsert) -> Prepared:
     mysql = is_mysql(conn)
     key = f"rollup:{how.value}:{','.join(columns)}"
-    stmt = prepare(conn.dialect, key, lambda: _upsert(mysql, columns, how), columns)
-    await stmt.run(conn, stmt.tuples(rows))
+    return prepare(conn.dialect, key, lambda: _upsert(mysql, columns, how), columns)
 
 
 def _row(key: tuple[int, int], s: Sums, now_us: int) -> dict[str, Any]:
