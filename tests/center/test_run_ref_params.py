@@ -1,4 +1,4 @@
-"""PlannedRun.ref_params: the exec's ref map made without a RunRef, exactly as params_of makes it."""
+"""PlannedRun.ref_params: the exec's ref map made without a RunRef, as params_of makes it."""
 
 from __future__ import annotations
 
