@@ -41,7 +41,7 @@ class ExecFrames:
     def _encode(self, run: PlannedRun, rule: Rule) -> bytes:
         return encode_exec(
             self._epoch,
-            run.ref,
+            run.ref_params(),
             self._packed_spec(rule),
             shard_index=run.instance if run.shard_total else 0,
             shard_total=run.shard_total,

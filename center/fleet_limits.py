@@ -99,7 +99,10 @@ class Limits:
         """The keys as operators last set them; holders the store knows ended (lost, killed
         before they started, a finish this leader never heard) are released."""
         self.keys = await store.load_keys(engine)
-        for runid in await store.runs_ended(engine, self.book.runids()):
+        held = self.book.runids()
+        if not held:
+            return  # nothing held: no read
+        for runid in await store.runs_ended(engine, held):
             self.book.release(runid)
 
 

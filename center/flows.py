@@ -65,9 +65,13 @@ class Flows:
         self._calendars: object = None  # the rulebook's group calendars when last planned
         self._poked = asyncio.Event()
         self._lock = asyncio.Lock()
+        # No flow run open at the last look, and none started or poked since: every flow run
+        # is made and moved by this object, so a step with no fire need not read them again.
+        self._none_open = False
 
     def poke(self) -> None:
         """A node of some flow run ended: move the flow runs on now, not at the next step."""
+        self._none_open = False
         self._poked.set()
 
     async def open(self) -> None:
@@ -92,7 +96,8 @@ class Flows:
             await self._reload()
             now = now_us()
             fires = self._planner.due(now)
-            await self._start([(f.task_id, f.sched_us, Trigger.SCHEDULE) for f in fires], now)
+            if fires or not self._none_open:
+                await self._start([(f.task_id, f.sched_us, Trigger.SCHEDULE) for f in fires], now)
 
     # ------------------------------------------------------------ definitions and schedules
 
@@ -194,8 +199,10 @@ class Flows:
                 run = self._decide(wf, sched_us, trigger, open_runs + new, user_id)
                 new.append(dataclasses.replace(run, params=extras[0], env=extras[1]))
         if not new:
+            self._none_open = not open_runs
             await self._advance(open_runs, now)
             return
+        self._none_open = False
         await wstore.insert_flow_runs(self._ctx.engine, self._ctx.lease, new, now)
         for run in new:
             log.info(
@@ -234,6 +241,8 @@ class Flows:
     # ------------------------------------------------------------ moving flow runs on
 
     async def _advance(self, open_runs: list[FlowRun], now: int) -> None:
+        if not open_runs:
+            return
         running = [r for r in open_runs if r.status == FlowStatus.RUNNING]
         rows = await wstore.node_rows(self._ctx.engine, [r.id for r in running])
         moves = _Moves(now)

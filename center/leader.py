@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -22,7 +21,8 @@ from center.commands import CommandRunner
 from center.config import CenterConfig
 from center.daemon_sync import DaemonSync
 from center.decisions import plan_dependents, plan_retry
-from center.dispatcher import WAIT_RETRY_US, DispatchQueue, decide_dispatch
+from center.dispatch_loop import Dispatch
+from center.dispatcher import DispatchQueue
 from center.exec_frames import ExecFrames
 from center.fleet import Fleet
 from center.fleet_limits import Limits
@@ -41,27 +41,24 @@ from center.routing import (
     AGENT_UNREACHABLE,
     AgentInfo,
     choose,
-    failover_target,
     planning_notice,
     reachability_changes,
 )
 from center.rulebook import RuleBook, RuleChanges
 from center.rules import Rule
 from center.runs import PlannedRun, plan_run
-from protocol import statuses
 from protocol.clock import now_us
 from protocol.messages import (
     Ack,
     AgentState,
     DaemonStatus,
-    Kill,
     Message,
     Pong,
     Resources,
     RunStarted,
 )
 from protocol.tls import LinkTls
-from protocol.vocabulary import Routing, Trigger
+from protocol.vocabulary import Routing
 
 log = structlog.get_logger("center.leader")
 MAX_UNROUTED = 100_000
@@ -70,12 +67,11 @@ MAX_UNROUTED = 100_000
 # long behind it (25k rows held a MariaDB renewal for 0.5 s).
 PLAN_CHUNK = 5_000
 PLAN_BATCH_PARTS = 10  # fires are planned once due within lookahead - lookahead / this
-BIG_BATCH = 1000  # dispatch batches this large are logged, with how far ahead they went
+BIG_BATCH = 1000  # plan batches this large are logged, with how far ahead they went
 COMMANDS_POLL_S = 0.3
 SWEEP_EVERY_S = 2.0
 FLEET_EVERY_S = 0.5  # a lost agent's instances are placed elsewhere within this of the notice
 LIMITS_EVERY_S = 1.0  # keys edited, and holders ended without a report, are seen within this
-DISPATCH_STEP_S = 0.05  # one long asyncio.sleep wakes 5-10 ms late, 50 ms steps under 1 ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +109,6 @@ class Leader(PoolListener):
             config.send_ahead_us, lambda task_id: at_instant(self.rulebook.rules.get(task_id))
         )
         self.limits = Limits(config.center_lost_after_s)
-        # Scheduled runs sent ahead, waiting at their agent: runid -> (aid, task_id, sched_us).
-        self._held: dict[str, PlannedRun] = {}
         self.wake = asyncio.Event()
         self.cursor_us = max(lease.planned_through_us, now_us())
         self._unsaved: list[PlannedRun] = []
@@ -149,6 +143,13 @@ class Leader(PoolListener):
         self._commands = CommandRunner(self.ctx, rebalance=self.fleet.rebalance, flows=self.flows)
         self._daemons = DaemonSync(self.ctx, self.fleet.wanted)
         self.recovery = Recovery(self.ctx)
+        self.dispatch = Dispatch(
+            self.ctx,
+            limits=self.limits,
+            frames=self._frames,
+            metrics=metrics,
+            background=self._background,
+        )
 
     @property
     def epoch(self) -> int:
@@ -201,7 +202,7 @@ class Leader(PoolListener):
                 ("retention", retention.step, c.center_retention_every_s),
             ):
                 tg.create_task(every(name, step, every_s, self.metrics), name=name)
-            tg.create_task(self._dispatch_loop(), name="dispatch")
+            tg.create_task(self.dispatch.run(), name="dispatch")
 
     async def close(self, *, flush: bool) -> None:
         """End the term: with `flush` (a clean shutdown), first write what agents reported and
@@ -228,35 +229,9 @@ class Leader(PoolListener):
             self.planner.remove(task_id)
         for task_id, schedule in changes.plan:
             self.planner.set_rule(task_id, schedule, now)
-        self._revise_held({*changes.unplan, *(t for t, _ in changes.plan)}, now)
+        self.dispatch.revise_held({*changes.unplan, *(t for t, _ in changes.plan)}, now)
         if changes.daemons:
             self._daemons.sync()
-
-    def _still_fires(self, run: PlannedRun) -> bool:
-        schedule = self.rulebook.schedules.get(run.task_id)
-        return schedule is not None and schedule.next_fire_us(run.sched_us - 1) == run.sched_us
-
-    def _revise_held(self, task_ids: set[int], now: int) -> None:
-        """Runs sent ahead of a changed rule: cancelled if it no longer wants them, else sent
-        again with the new spec (the agent swaps a held run for a newer one of the same id)."""
-        for runid, run in list(self._held.items()):
-            if run.sched_us <= now:
-                del self._held[runid]
-                continue
-            if run.task_id not in task_ids:
-                continue
-            rule = self.rulebook.rules.get(run.task_id)
-            if rule is None or not rule.enabled or rule.error or not self._still_fires(run):
-                del self._held[runid]
-                kill = Kill(
-                    epoch=self.epoch,
-                    task_id=run.task_id,
-                    runid=runid,
-                    reason="rule changed before its start",
-                )
-                self.send(run.aid, [kill])
-            else:
-                self.send(run.aid, [self._frames.exec_msg(run, rule)])
 
     def set_agents(self, agents: Mapping[int, AgentInfo]) -> None:
         self.agents = agents
@@ -299,7 +274,7 @@ class Leader(PoolListener):
                 ahead_ms=(min(r.sched_us for r in runs) - now_us()) // 1000,
             )
         self._unsaved, self.cursor_us = [], max(self.cursor_us, until)
-        runs = [r for r in runs if r.runid not in self._held]
+        runs = [r for r in runs if r.runid not in self.dispatch.held]
         self.queue.add(runs)
         self.wake.set()
         await self._frames.encode_ahead(runs, self.rulebook.rules)
@@ -339,106 +314,6 @@ class Leader(PoolListener):
             if notice:
                 log.warning("rule.notice", task_id=rule.id, notice=notice)
             self._background(store.set_rule_notice(self.engine, rule.id, notice))
-
-    async def _dispatch_loop(self) -> None:
-        while True:
-            nxt = self.queue.next_due_us()
-            delay_s = DISPATCH_STEP_S if nxt is None else max(nxt - now_us(), 0) / 1e6
-            if delay_s > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(delay_s, DISPATCH_STEP_S)):
-                        await self.wake.wait()
-            self.wake.clear()
-            self.dispatch_due()
-
-    def dispatch_due(self) -> None:
-        now = now_us()
-        due = self.queue.pop_due(now)
-        if not due:
-            return
-        out = decide_dispatch(
-            due,
-            now_us=now,
-            rules=self.rulebook.rules,
-            connected=self.pool.connected,
-            grace_us=self.grace_us,
-            frame_of=self._frames.frame_of,
-            reroute=self._reroute,
-            still_fires=self._still_fires,
-            admit=self._admit,
-        )
-        for aid, frames in out.frames.items():
-            link = self.pool.link(aid)
-            if link is not None and link.send_bytes(b"".join(frames)):
-                self._background(link.drain())
-        for runid in out.skipped:
-            self._frames.forget(runid)
-        sent = frozenset(out.sent)
-        self._observe_sent(due, sent)
-        self._held.update(
-            (r.runid, r)
-            for r in due
-            if r.runid in sent and r.trigger == Trigger.SCHEDULE and r.sched_us > now
-        )
-        self.queue.add(out.waiting, at_us=now + WAIT_RETRY_US)
-        self._background(self._record_dispatch(out.sent, out.skipped, out.missed, now))
-        for old_runid, run in out.rerouted:
-            self._frames.forget(old_runid)  # the moved run has its own id and frame
-            self._background(self._rerouted(old_runid, run, now))
-
-    def _admit(self, run: PlannedRun, rule: Rule) -> str:
-        """A limited rule's run at its instant (a fleet-wide cap, concurrency keys): go
-        (counted), wait, replace the oldest run in flight, or be skipped, as its overlap
-        policy says."""
-        decision = self.limits.admit(run, rule, now_us())
-        if decision.replace:
-            kill = Kill(
-                epoch=self.epoch,
-                task_id=rule.id,
-                runid=decision.replace,
-                reason=f"replaced by {run.runid} (overlap replace, process_num across the fleet)",
-            )
-            self.send(decision.replace_aid, [kill])
-        return decision.verdict
-
-    def _observe_sent(self, due: list[PlannedRun], sent: frozenset[str]) -> None:
-        written_us = now_us()  # after the frames were handed to the transports
-        if len(sent) >= BIG_BATCH:
-            first = min(r.sched_us for r in due)
-            log.info("dispatch.batch", runs=len(sent), ahead_ms=(first - written_us) // 1000)
-        lateness = self.metrics.dispatch_lateness_s
-        for run in due:
-            if run.runid in sent:
-                lateness.observe(max(written_us - run.send_at_us, 0) / 1e6)
-        self.metrics.dispatched.inc(len(sent))
-
-    def _reroute(self, run: PlannedRun) -> int | None:
-        rule = self.rulebook.rules.get(run.task_id)
-        if rule is None:
-            return None
-        return failover_target(rule, run.instance, run.aid, self.agents, self.pool.connected)
-
-    async def _rerouted(self, old_runid: str, run: PlannedRun, now: int) -> None:
-        """Failover of a run whose agent is down: move its row, then send it at once."""
-        if await store.reroute_run(self.engine, old_runid, run, now):
-            log.info("run.rerouted", from_runid=old_runid, runid=run.runid, aid=run.aid)
-            self.queue.add([run], at_us=now)
-            self.wake.set()
-
-    async def _record_dispatch(
-        self, sent: list[str], skipped: dict[str, str], missed: dict[str, str], now: int
-    ) -> None:
-        planned = frozenset({statuses.PLANNED})
-        await store.set_run_status(self.engine, sent, statuses.DISPATCHED, now, only_from=planned)
-        for runid, reason in missed.items():
-            log.warning("run.missed", runid=runid, reason=reason)
-        # One write per reason, not per run: a burst for a dead agent shares one reason.
-        for status, reasons in ((statuses.SKIPPED, skipped), (statuses.MISSED, missed)):
-            by_reason: dict[str, list[str]] = defaultdict(list)
-            for runid, reason in reasons.items():
-                by_reason[reason].append(runid)
-            for reason, runids in by_reason.items():
-                await store.set_run_status(self.engine, runids, status, now, reason=reason)
 
     # ------------------------------------------------------------ results and commands
 
@@ -500,9 +375,7 @@ class Leader(PoolListener):
         await self.recovery.sweep(reports.added, reports.written)
 
     def send(self, aid: int, messages: list[Message]) -> None:
-        link = self.pool.link(aid)
-        if link is not None:
-            link.send(messages)
+        self.dispatch.send(aid, messages)
 
     async def mark_reachability(self, offline_after_s: float) -> None:
         """Agents whose link is back are enabled again; those down too long are unreachable."""

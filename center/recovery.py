@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -192,11 +193,20 @@ class Recovery:
             return  # try again next time, with the same mark
         self._sweep_mark = None
         before = began_us - SWEEP_SILENT_US
-        for aid, link in list(self._ctx.pool.links.items()):
-            if link.connected:
-                await self._recover(
-                    aid, None, before, frozenset({statuses.DISPATCHED}), due_before_us=before
-                )
+        connected = [aid for aid, link in self._ctx.pool.links.items() if link.connected]
+        # One read for every agent, not one each: a sweep at rest finds nothing.
+        rows = await store.runs_in_flight(
+            self._ctx.engine,
+            connected,
+            updated_before_us=before,
+            status=frozenset({statuses.DISPATCHED}),
+            due_before_us=before,
+        )
+        by_aid: dict[int, list[tuple[PlannedRun, str]]] = defaultdict(list)
+        for row in rows:
+            by_aid[row[0].aid].append(row)
+        for aid, found in by_aid.items():
+            await self._settle(aid, None, found)
         await self.lose_silent()
 
     async def lose_silent(self) -> None:
@@ -246,14 +256,21 @@ class Recovery:
         *,
         due_before_us: int | None = None,
     ) -> None:
-        ctx = self._ctx
         rows = await store.runs_in_flight(
-            ctx.engine,
+            self._ctx.engine,
             aid,
             updated_before_us=before_us,
             status=status,
             due_before_us=due_before_us,
         )
+        await self._settle(aid, known, rows)
+
+    async def _settle(
+        self, aid: int, known: frozenset[str] | None, rows: list[tuple[PlannedRun, str]]
+    ) -> None:
+        """One agent's runs in flight found in the store: lost ones marked (and retried),
+        the rest sent again where they need it."""
+        ctx = self._ctx
         now = now_us()
         got = recover_in_flight(
             rows, known, now_us=now, grace_us=ctx.grace_us, agent=ctx.agent_name(aid)
@@ -275,7 +292,9 @@ class Recovery:
             )
         ]
         # The lost marks and their retries in one fenced write: no retry can be forgotten.
-        await store.insert_planned(ctx.engine, ctx.lease, retries, 0, now, lost=got.lost)
+        # Nothing lost (a sweep at rest): no write at all, not an empty fenced transaction.
+        if retries or got.lost:
+            await store.insert_planned(ctx.engine, ctx.lease, retries, 0, now, lost=got.lost)
         for runid, reason in got.lost.items():
             log.warning("run.lost", runid=runid, aid=aid, reason=reason)
         ctx.enqueue(retries)

@@ -38,8 +38,10 @@ class PlannedRun:
     def env_override(self) -> dict[str, str]:
         """`env` decoded (it was checked when the run was asked for; anything else reads as
         none rather than stopping the dispatch of every other run)."""
+        if not self.env:
+            return {}  # nearly every run: no JSON to parse
         try:
-            value = json.loads(self.env or "{}")
+            value = json.loads(self.env)
         except ValueError:
             return {}
         ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
@@ -56,6 +58,21 @@ class PlannedRun:
         runid = make_runid(self.task_id, self.sched_us, aid, self.attempt, self.instance)
         first = runid if self.first_runid in ("", self.runid) else self.first_runid
         return dataclasses.replace(self, runid=runid, aid=aid, first_runid=first)
+
+    def ref_params(self) -> dict[str, Any]:
+        """`params_of(self.ref)` without making the RunRef: the same keys in the same order,
+        the same values (a test says so). An exec is encoded ahead for every fire."""
+        return {
+            "runid": self.runid,
+            "task_id": self.task_id,
+            "sched_us": self.sched_us,
+            "attempt": self.attempt,
+            "trigger": self.trigger,
+            "instance": self.instance,
+            "first_runid": self.first_runid or self.runid,
+            "parent_runid": self.parent_runid,
+            "flow_runid": self.flow_runid,
+        }
 
     @property
     def ref(self) -> RunRef:

@@ -41,7 +41,7 @@ def pack_spec(spec: RunSpec) -> bytes:
 
 def encode_exec(
     epoch: int,
-    ref: RunRef,
+    ref: RunRef | dict[str, Any],
     packed_spec: bytes,
     *,
     shard_index: int = 0,
@@ -51,9 +51,11 @@ def encode_exec(
 ) -> bytes:
     """`encode` of the Exec of these fields, byte for byte, its spec given packed
     (`pack_spec`): most of an exec's encoding is its spec's twenty fields, the same for every
-    fire of a rule."""
+    fire of a rule. `ref` may be given as its params map (`params_of(ref)`'s very keys and
+    values, in order): the leader makes that map without a RunRef for every fire."""
+    ref_params = ref if isinstance(ref, dict) else params_of(ref)
     # Fixed maps of 2 and 4 entries: each packs as a one-byte header and then its pairs.
-    head = msgpack.packb({"epoch": epoch, "ref": params_of(ref)}, use_bin_type=True)
+    head = msgpack.packb({"epoch": epoch, "ref": ref_params}, use_bin_type=True)
     tail = msgpack.packb(
         {
             "shard_index": shard_index,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, update
@@ -162,16 +162,20 @@ def _planned_run(r: Any) -> PlannedRun:
 
 async def runs_in_flight(
     engine: AsyncEngine,
-    aid: int,
+    aid: int | Collection[int],
     *,
     updated_before_us: int,
     status: frozenset[str],
     due_before_us: int | None = None,
 ) -> list[tuple[PlannedRun, str]]:
-    """Runs of one agent still `dispatched`/`running` in the store, last touched before a time
-    (and, with `due_before_us`, due to start before a time: a run sent ahead waits for it)."""
+    """Runs of one agent (or of several: one read for a sweep of every agent) still
+    `dispatched`/`running` in the store, last touched before a time (and, with
+    `due_before_us`, due to start before a time: a run sent ahead waits for it)."""
+    aids = [aid] if isinstance(aid, int) else sorted(aid)
+    if not aids:
+        return []
     query = select(task_process).where(
-        task_process.c.aid == aid,
+        task_process.c.aid == aids[0] if len(aids) == 1 else task_process.c.aid.in_(aids),
         task_process.c.status.in_(status),
         task_process.c.updated_us < updated_before_us,
     )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
+from center.dispatch_loop import DISPATCH_IDLE_S, DISPATCH_STEP_S, wait_for
 from center.dispatcher import DispatchQueue, decide_dispatch, exec_for
 from center.rules import Rule, run_spec
 from center.runs import plan_run
@@ -72,3 +75,12 @@ def test_runids_are_deterministic():
     """The same fire planned by two leaders gets the same run id, so it dedupes."""
     assert make_runid(3, 5 * S, 2) == plan_run(3, 5 * S, 2).runid == f"3-{5 * S}-2-0-0"
     assert plan_run(3, 5 * S, 2, attempt=1).runid != plan_run(3, 5 * S, 2).runid
+
+
+def test_the_dispatch_loop_waits_long_then_one_precise_step() -> None:
+    assert wait_for(None, 0) == DISPATCH_IDLE_S
+    assert wait_for(-5, 0) == 0  # overdue: at once
+    assert wait_for(30_000, 0) == pytest.approx(0.03)  # within a step: to the instant
+    assert wait_for(100_000, 0) == pytest.approx(DISPATCH_STEP_S)
+    assert wait_for(700_000, 0) == pytest.approx(0.7 - DISPATCH_STEP_S)  # woken a step early
+    assert wait_for(60_000_000, 0) == DISPATCH_IDLE_S
