@@ -9,12 +9,13 @@ import structlog
 
 from agent.daemons import DaemonSupervisor
 from agent.decisions import DaemonPolicy, epoch_refusal
+from agent.handle import RunHandle
 from agent.holding import Holding
 from agent.journal import Journal
 from agent.metrics import AgentMetrics
 from agent.oneshots import OneShots
 from agent.resources import Admission, current_resources
-from agent.runner import RunHandle, Runner
+from agent.runner import Runner
 from agent.runs import RunLimits, RunTable
 from agent.server import Session, Sessions
 from protocol import auth, statuses

@@ -11,7 +11,7 @@ from typing import Protocol
 import structlog
 
 from agent.decisions import DaemonPolicy, Health, after_exit, exit_summary
-from agent.runner import RunHandle
+from agent.handle import RunHandle
 from agent.runs import RunTable
 from protocol import statuses
 from protocol.messages import RunFinished, RunSpec

@@ -10,8 +10,8 @@ import structlog
 
 from agent.daemon_instance import Instance
 from agent.decisions import DaemonPolicy, daemon_exec, launch_key, plan_wanted
+from agent.handle import RunHandle
 from agent.journal import Journal
-from agent.runner import RunHandle
 from agent.runs import RunTable
 from agent.server import Session, Sessions
 from protocol.clock import now_us

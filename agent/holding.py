@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import structlog
 
+from agent.outcomes import not_started
 from agent.prepared import Preparer
-from agent.runner import not_started
 from protocol import statuses
 from protocol.messages import Exec, RunFinished
 from protocol.vocabulary import Trigger

@@ -10,7 +10,8 @@ import structlog
 
 from agent.decisions import Overlap, RuleLoad, decide_overlap
 from agent.gate import Prepared
-from agent.runner import RunHandle, not_started
+from agent.handle import RunHandle
+from agent.outcomes import not_started
 from agent.runs import RunTable
 from protocol import statuses
 from protocol.clock import now_us

@@ -18,8 +18,10 @@ from agent.accounts import AccountCache, cwd_problem, lookup_account, resolve_co
 from agent.descendants import end_tree
 from agent.errors import SpecError
 from agent.gate import Go, Prepared, gate_argv, verdict_socket
+from agent.handle import RunHandle
 from agent.metrics import AgentMetrics
 from agent.orphans import TrackedProcess, track
+from agent.outcomes import exit_outcome, not_started
 from agent.output import CapturedOutput, LiveTail, OutputBuffer
 from agent.process import RunProtocol, exited_already, signal_group, terminate_group
 from agent.runspec import Account, Launch, UserPolicy, plan_launch, spawn_failure_reason
@@ -50,103 +52,6 @@ class _Spawn:
     argv: list[str]
     env: dict[str, str]
     creds: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-class RunHandle:
-    """One accepted run: its exec, its live output tail, and the stop asked for, if any.
-
-    `start_us`, when given, is used as the run's start time (a daemon instance's run id is made
-    from it before the spawn); otherwise the spawn's time is. `on_started` is called right
-    after the spawn, before RunStarted is queued. `ready_mono` is when the run could start
-    (received, or given its slot): the spawn latency is measured from it.
-    """
-
-    def __init__(
-        self, msg: Exec, *, start_us: int = 0, on_started: Callable[[RunHandle], None] | None = None
-    ) -> None:
-        self.msg = msg
-        self.tail = LiveTail()
-        self.pid = 0
-        self.start_us = start_us
-        self.stop_status = ""
-        self.stop_reason = ""
-        self.ready_mono = time.monotonic()
-        self._stop = asyncio.Event()
-        self._on_started = on_started
-
-    def mark_started(self, pid: int) -> int:
-        """Note the spawned pid (and the start time, unless preset); return the start time."""
-        self.pid = pid
-        self.start_us = self.start_us or now_us()
-        if self._on_started is not None:
-            self._on_started(self)
-        return self.start_us
-
-    @property
-    def runid(self) -> str:
-        """The run id this handle supervises."""
-        return self.msg.ref.runid
-
-    @property
-    def task_id(self) -> int:
-        """The rule this run belongs to."""
-        return self.msg.spec.task_id
-
-    def request_stop(self, status: str, reason: str) -> None:
-        """Ask the run to end as `status` (killed, timeout); the first request wins."""
-        if not self.stop_status:
-            self.stop_status, self.stop_reason = status, reason
-            self._stop.set()
-
-    def withdraw_stop(self) -> None:
-        """The process had exited before the stop was asked for: its own exit is the outcome."""
-        self.stop_status = self.stop_reason = ""
-
-    async def stop_requested(self) -> None:
-        """Return once a stop was requested."""
-        await self._stop.wait()
-
-
-def _exit_outcome(returncode: int, handle: RunHandle) -> tuple[str, int | None, int | None, str]:
-    """(status, code, signal, reason) for a finished process."""
-    code = returncode if returncode >= 0 else None
-    signum = -returncode if returncode < 0 else None
-    if handle.stop_status:
-        return handle.stop_status, code, signum, handle.stop_reason
-    if returncode == 0:
-        return statuses.SUCCESS, 0, None, ""
-    if signum is not None:
-        return statuses.FAILED, None, signum, f"killed by signal {_signal_name(signum)}"
-    return statuses.FAILED, code, None, f"exited with code {code}"
-
-
-def _signal_name(signum: int) -> str:
-    """SIGTERM for 15; the number itself if it names no signal."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return str(signum)
-
-
-def not_started(msg: Exec, status: str, reason: str, end_us: int) -> RunFinished:
-    """The final event of a run that never got a process (refused, skipped, failed spawn)."""
-    return RunFinished(
-        seq=0,
-        ref=msg.ref,
-        status=status,
-        end_us=end_us,
-        reason=reason,
-        run_user=msg.spec.run_user,
-    )
-
-
-def abandoned(handle: RunHandle, reason: str, end_us: int) -> RunFinished:
-    """The final event of a run whose supervision was cut short (forced agent exit)."""
-    return dataclasses.replace(
-        not_started(handle.msg, statuses.KILLED, reason, end_us),
-        start_us=handle.start_us if handle.pid else 0,
-        pid=handle.pid,
-    )
 
 
 class Runner:
@@ -358,7 +263,7 @@ class Runner:
         self, handle: RunHandle, launch: Launch, returncode: int, captured: CapturedOutput
     ) -> RunFinished:
         """The RunFinished of a process that ran."""
-        status, code, signum, reason = _exit_outcome(returncode, handle)
+        status, code, signum, reason = exit_outcome(returncode, handle)
         if status == statuses.FAILED:
             failure = launcher_failure(code, captured.data, self._switch)
             limit = limit_reason(launch.limits, signum, captured.data)
@@ -418,17 +323,3 @@ class Runner:
             transport.close()
         returncode = transport.get_returncode()
         return returncode if returncode is not None else -signal.SIGKILL
-
-
-def log_finished(event: RunFinished) -> None:
-    """The one log line per run outcome."""
-    duration_ms = (event.end_us - event.start_us) // 1000 if event.start_us else 0
-    with structlog.contextvars.bound_contextvars(runid=event.ref.runid, task_id=event.ref.task_id):
-        log.info(
-            "run.finished",
-            status=event.status,
-            code=event.code,
-            signal=event.signal,
-            duration_ms=duration_ms,
-            reason=event.reason or None,
-        )

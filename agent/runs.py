@@ -12,10 +12,12 @@ import structlog
 
 from agent.errors import StateDirError
 from agent.gate import Go, Prepared
+from agent.handle import RunHandle
 from agent.journal import Journal
 from agent.metrics import AgentMetrics
+from agent.outcomes import abandoned, log_finished, not_started
 from agent.prepared import Preparer, fd_room
-from agent.runner import RunHandle, Runner, abandoned, log_finished, not_started
+from agent.runner import Runner
 from agent.server import LIVE_OUTPUT_BACKLOG_BYTES, Sessions
 from protocol import statuses
 from protocol.clock import now_us

@@ -12,9 +12,9 @@ import psutil
 import pytest
 import structlog
 
+from agent.handle import RunHandle
 from agent.metrics import AgentMetrics
 from agent.output import LIVE_CHUNK_BYTES
-from agent.runner import RunHandle
 from agent.runs import RunLimits, RunTable
 from agent.server import LIVE_OUTPUT_BACKLOG_BYTES
 from agent.service import AgentService

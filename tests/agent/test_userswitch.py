@@ -15,7 +15,8 @@ from agent import userswitch
 from agent.accounts import resolve_command
 from agent.config import AgentConfig
 from agent.errors import AgentError, SpecError
-from agent.runner import RunHandle, Runner
+from agent.handle import RunHandle
+from agent.runner import Runner
 from agent.runspec import Account, UserPolicy
 from agent.service import AgentService
 from agent.userswitch import (
