@@ -124,17 +124,20 @@ class Prepared:
         self.pid = transport.get_pid()
         self._sock, self._go = sock, go
         self.admitted = False  # given its verdict, now or at its commit
+        self._cancelled: Callable[[], bool] = lambda: False  # the run was stopped meanwhile
         self._owed = False  # its verdict sent before its run id was durable
         self._gone = False  # landed or discarded: no longer a member of its gate
         go.members += 1
 
-    def admit(self, when_committed: WhenCommitted) -> None:
+    def admit(self, when_committed: WhenCommitted, cancelled: Callable[[], bool]) -> None:
         """Let it exec once its run id (noted by now) is durable. While its gate is closed the
         verdict goes now and the gate opens after the commit; through an open gate the
         verdict itself waits for the commit. A failed commit never lets it through: the run
-        then discards it. A process that died at its gate cannot exec: `exec_instant` then
-        says it never ran."""
+        then discards it. A run `cancelled` (stopped) before its commit landed is killed
+        then, before the gate opens: it never execs. A process that died at its gate cannot
+        exec: `exec_instant` then says it never ran."""
         self.admitted = True
+        self._cancelled = cancelled
         if self._go.opened:
             when_committed(self._verdict_landed)
             return
@@ -149,13 +152,19 @@ class Prepared:
 
     def _verdict_landed(self) -> None:
         if not self._gone:
-            self._verdict()
+            if self._cancelled():
+                self._kill()
+            else:
+                self._verdict()
             self._leave()
 
     def _landed(self) -> None:
-        """Its run id is durable: it no longer holds its gate shut."""
+        """Its run id is durable: it no longer holds its gate shut. Stopped meanwhile, it has
+        its verdict but must not exec: it dies before the gate opens."""
         if self._owed:
             self._owed = False
+            if self._cancelled():
+                self._kill()
             self._leave()
             self._go.landed()
 
@@ -181,12 +190,16 @@ class Prepared:
 
     def discard(self) -> None:
         """Kill it before it could exec (it is alone in its session) and let go of it."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+        self._kill()
         self._sock.close()
         self.transport.close()  # its watcher reaps it
         self._leave()
         self._landed()  # dead: a verdict it was sent no longer keeps the gate shut
+
+    def _kill(self) -> None:
+        """SIGKILL: it runs no instruction of its own after this returns."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
 
     def _leave(self) -> None:
         if not self._gone:

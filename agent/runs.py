@@ -103,7 +103,7 @@ class RunTable:
         if prepared is not None:
             self.processes += 1
             prepared.protocol.tail = handle.tail
-            prepared.admit(self._journal.when_committed)
+            prepared.admit(self._journal.when_committed, lambda: bool(handle.stop_status))
         return prepared
 
     async def execute(self, handle: RunHandle, admitted: Prepared | None = None) -> RunFinished:
@@ -155,7 +155,7 @@ class RunTable:
                 await asyncio.sleep(0)
             elif not handle.stop_status:
                 prepared.protocol.tail = handle.tail
-                prepared.admit(self._journal.when_committed)
+                prepared.admit(self._journal.when_committed, lambda: bool(handle.stop_status))
             return await self._runner.run(handle, prepared)
         finally:
             self.processes -= 1

@@ -198,6 +198,34 @@ async def test_a_failed_commit_never_opens_the_gate(
     assert not [m for m in center.seen if isinstance(m, RunStarted) and m.ref == msg.ref]
 
 
+async def test_a_run_killed_before_its_commit_lands_never_executes(
+    center: CenterPeer, agent: AgentService, drop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Accepted at its second, its verdict sent, its run id still being written (a slow
+    disk): a kill now means the gate must not open for it once the commit lands."""
+    msg = early(f"touch {drop}/ran", ahead_us=800_000)
+    await center.send(msg)
+    pid = await held_pid(agent, msg)
+    assert agent._journal is not None
+    outbox = agent._journal.outbox
+    commit = outbox.commit
+
+    def slow(*args: object, **kwargs: object) -> object:
+        time.sleep(0.3)  # on the writer thread: the kill below lands before this commit
+        return commit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outbox, "commit", slow)
+    await wait_for(lambda: msg.ref.runid in agent.control.runs)  # accepted, verdict sent
+    await center.send(Kill(epoch=1, task_id=msg.spec.task_id, runid=msg.ref.runid, reason="no"))
+    finished = await center.expect(RunFinished, msg.ref.runid)
+    assert (finished.status, finished.start_us) == (statuses.KILLED, 0)
+    await wait_for(lambda: not alive(pid))
+    monkeypatch.undo()
+    await sentinel(center, msg)
+    assert not (drop / "ran").exists()
+    assert not [m for m in center.seen if isinstance(m, RunStarted) and m.ref == msg.ref]
+
+
 async def test_a_prepared_process_is_supervised_like_a_spawned_one(
     center: CenterPeer, agent: AgentService
 ) -> None:
