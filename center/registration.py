@@ -80,6 +80,7 @@ class RegistrationServer:
         for task in list(self._handlers):
             task.cancel()
         await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self._listener.wait_closed()
 
     def _over_limit(self, peer_ip: str) -> str:
         """The limit this new connection would break ("" when none)."""
