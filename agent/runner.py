@@ -148,6 +148,9 @@ class Runner:
             prepared.discard()
             raise
         if start_us is None:
+            if handle.stop_status:  # killed at its gate: stopped before its commit landed
+                prepared.discard()
+                return not_started(handle.msg, handle.stop_status, handle.stop_reason, now_us())
             log.warning("run.prepared_lost", pid=prepared.pid)
             self._metrics.held_starts.labels(how="lost").inc()
             prepared.discard()

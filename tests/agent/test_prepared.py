@@ -224,6 +224,7 @@ async def test_a_run_killed_before_its_commit_lands_never_executes(
     await sentinel(center, msg)
     assert not (drop / "ran").exists()
     assert not [m for m in center.seen if isinstance(m, RunStarted) and m.ref == msg.ref]
+    assert held_starts(agent, "lost") == 0  # stopped, not a process that died at its gate
 
 
 async def test_a_prepared_process_is_supervised_like_a_spawned_one(
