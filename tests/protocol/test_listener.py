@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Callable, Coroutine
+import ssl
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -37,6 +39,27 @@ async def _readable(sock: socket.socket) -> None:
         loop.remove_reader(sock.fileno())
 
 
+@contextlib.asynccontextmanager
+async def _listening(
+    serve: Callable[[socket.socket], Coroutine[Any, Any, None]],
+) -> AsyncIterator[int]:
+    """A listener on 127.0.0.1 serving each connection with `serve`: its port."""
+    listener = Listener(serve)
+    try:
+        yield await listener.start("127.0.0.1", 0)
+    finally:
+        listener.close()
+        await listener.wait_closed()
+
+
+async def _echo(sock: socket.socket, context: ssl.SSLContext | None, size: int) -> None:
+    """Send back the first `size` bytes (OSError, TimeoutError: the handshake failed)."""
+    reader, writer = await open_accepted(sock, context, handshake_timeout_s=2)
+    writer.write(await reader.readexactly(size))
+    await writer.drain()
+    writer.close()
+
+
 async def _echo_once(
     certs: Certs, *, wait_for_hello: bool, client_tls: bool = True
 ) -> tuple[bytes, list[str]]:
@@ -48,19 +71,11 @@ async def _echo_once(
         if wait_for_hello:
             await _readable(sock)
         try:
-            reader, writer = await open_accepted(
-                sock, files_context(certs.center, server=True), handshake_timeout_s=2
-            )
+            await _echo(sock, files_context(certs.center, server=True), 4)
         except (OSError, TimeoutError) as exc:
             failures.append(type(exc).__name__)
-            return
-        writer.write(await reader.readexactly(4))
-        await writer.drain()
-        writer.close()
 
-    listener = Listener(serve)
-    port = await listener.start("127.0.0.1", 0)
-    try:
+    async with _listening(serve) as port:
         context = files_context(certs.agent, server=False) if client_tls else None
         reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
         writer.write(b"ping")
@@ -70,9 +85,6 @@ async def _echo_once(
             echoed = b""
         writer.close()
         return echoed, failures
-    finally:
-        listener.close()
-        await listener.wait_closed()
 
 
 @pytest.mark.parametrize("loop_name", sorted(RUNNERS))
@@ -104,23 +116,11 @@ def test_a_plain_text_client_is_refused_by_the_handshake(certs: Certs, loop_name
 
 def test_plain_text_when_no_context() -> None:
     async def main() -> None:
-        async def serve(sock: socket.socket) -> None:
-            reader, writer = await open_accepted(sock, None, handshake_timeout_s=2)
-            writer.write(await reader.readexactly(2))
-            await writer.drain()
+        async with asyncio.timeout(TIMEOUT_S), _listening(lambda s: _echo(s, None, 2)) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"hi")
+            assert await reader.read(2) == b"hi"
             writer.close()
-
-        listener = Listener(serve)
-        port = await listener.start("127.0.0.1", 0)
-        try:
-            async with asyncio.timeout(TIMEOUT_S):
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.write(b"hi")
-                assert await reader.read(2) == b"hi"
-                writer.close()
-        finally:
-            listener.close()
-            await listener.wait_closed()
 
     asyncio.run(main())
 
