@@ -60,6 +60,23 @@ def facts_of(row: Mapping[str, Any]) -> RunFacts:
     )
 
 
+def split_by_rule(
+    started: list[Row], finished: list[Row], parts: int
+) -> list[tuple[list[Row], list[Row]]]:
+    """The reports cut into `parts` (started, finished) by ranges of rules, each part about as
+    many rules, in their order: a run's reports, and a rollup row's runs, all in one part, so
+    that the parts' transactions share no row. Empty parts are left out."""
+    rules = sorted({row["task_id"] for row in started} | {row["task_id"] for row in finished})
+    size = -(-len(rules) // parts) if rules else 1
+    part_of = {task_id: i // size for i, task_id in enumerate(rules)}
+    out: list[tuple[list[Row], list[Row]]] = [([], []) for _ in range(-(-len(rules) // size))]
+    for row in started:
+        out[part_of[row["task_id"]]][0].append(row)
+    for row in finished:
+        out[part_of[row["task_id"]]][1].append(row)
+    return out
+
+
 def plan_writes(
     stored: Mapping[str, StoredRun], started: Iterable[Row], finished: Iterable[Row]
 ) -> ReportWrites:

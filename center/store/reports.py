@@ -9,12 +9,14 @@ the rollups' sums. Repeats, reorderings and another agent's reports change nothi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import BindParameter
 
@@ -25,6 +27,7 @@ from center.report_writes import (
     Row,
     StoredRun,
     plan_writes,
+    split_by_rule,
 )
 from center.rollup import RunFacts
 from center.store._prepared import prepare, with_in_list
@@ -52,6 +55,11 @@ FINISHED_COLS = (
     "updated_us",
 )
 _READ_CHUNK = 1_000  # runids per locking read
+# A batch of at least SPLIT_FROM reports is written by WRITERS transactions at once (MySQL).
+WRITERS = 2
+SPLIT_FROM = 1_000
+_DEADLOCK_TRIES = 3
+_ER_LOCK_DEADLOCK = 1213  # MySQL's "Deadlock found when trying to get lock"
 # What an INSERT of a row needs besides the reported columns (NOT NULL, no default).
 _KEY_COLS = ("runid", "task_id", "sched_us")
 _T = task_process.c
@@ -64,8 +72,51 @@ async def record_reports(
     finished: list[Row],
     chunks: list[dict[str, Any]],
 ) -> None:
-    """Apply agent reports in one transaction; repeats and reorderings change nothing, and
-    the runs that this write ends are added to their rollups."""
+    """Apply agent reports; repeats and reorderings change nothing, and the runs that this
+    write ends are added to their rollups. One transaction, or on MySQL, for a large batch,
+    `WRITERS` at once, each with the reports of a range of rules (see `split_by_rule`): the
+    server writes one while this process plans and renders another. A failure fails the
+    whole call once every part has ended; parts that committed are then repeats next time."""
+    if len(started) + len(finished) < SPLIT_FROM or not is_mysql(engine):
+        await _record_retried(engine, started, finished, chunks)
+        return
+    parts = split_by_rule(started, finished, WRITERS)
+    ended = await asyncio.gather(
+        *(
+            _record_retried(engine, s, f, chunks if i == 0 else [])
+            for i, (s, f) in enumerate(parts)
+        ),
+        return_exceptions=True,
+    )
+    for outcome in ended:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+async def _record_retried(
+    engine: AsyncEngine, started: list[Row], finished: list[Row], chunks: list[dict[str, Any]]
+) -> None:
+    """`_record`, again at once if MySQL chose it as a deadlock's victim (rolled back whole):
+    parts of one batch share no run nor rollup row, but InnoDB's gap locks on the rollup rows
+    two parts create for a new hour may still cross."""
+    for attempt in range(_DEADLOCK_TRIES):
+        try:
+            await _record(engine, started, finished, chunks)
+            return
+        except DBAPIError as exc:
+            if attempt + 1 == _DEADLOCK_TRIES or not _is_deadlock(exc):
+                raise
+
+
+def _is_deadlock(exc: DBAPIError) -> bool:
+    args: tuple[Any, ...] = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] == _ER_LOCK_DEADLOCK
+
+
+async def _record(
+    engine: AsyncEngine, started: list[Row], finished: list[Row], chunks: list[dict[str, Any]]
+) -> None:
+    """The reports in one transaction: their rows read and locked, written, rollups folded."""
     async with engine.begin() as conn:
         if started or finished:
             await hold_writer(conn)

@@ -18,9 +18,11 @@ from center import store
 from center.intake import Intake
 from center.metrics import CenterMetrics
 from center.report_buffer import ReportBuffer
+from center.report_writes import split_by_rule
 from center.rollup import HOUR_US, RunFacts, Sums
 from center.runs import PlannedRun, plan_run
 from center.store import _prepared as prepared_module
+from center.store import reports as reports_module
 from center.store._prepared import _render_rows
 from center.store.rollups import fold, sums_of
 from center.tables import run_rollup, task_process
@@ -230,11 +232,17 @@ def _random_batches(rng: random.Random, runs: list[PlannedRun]) -> list[list[Any
     return [reports[i:j] for i, j in zip([0, *cuts], [*cuts, len(reports)], strict=True)]
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_random_reports_match_the_model_and_the_count(engine: AsyncEngine, seed: int):
+@pytest.mark.parametrize(("seed", "writers"), [(1, 1), (2, 1), (3, 1), (1, 3), (2, 2)])
+async def test_random_reports_match_the_model_and_the_count(
+    engine: AsyncEngine, monkeypatch, seed: int, writers: int
+):
     """Random batches of starts, ends, repeats and foreign reports, on runs planned,
     dispatched, running, lost or never planned, two hours apart: each row is what the plain
-    model says, and the rollups equal a direct count of the rows."""
+    model says, and the rollups equal a direct count of the rows. Also with every batch
+    written by several transactions at once (MySQL; SQLite writes one)."""
+    if writers > 1:
+        monkeypatch.setattr(reports_module, "SPLIT_FROM", 1)
+        monkeypatch.setattr(reports_module, "WRITERS", writers)
     rng = random.Random(seed)
     runs = [plan_run(7 + i % 3, T0 + (i % 2) * HOUR_US + i * S, 1 + i % 2) for i in range(60)]
     planned, unknown = runs[:50], runs[50:]
@@ -334,3 +342,27 @@ async def test_a_batch_sent_in_several_statements_is_whole(engine: AsyncEngine, 
     await _report(engine, *[(1, _finished(run)) for run in runs])
     assert {r["status"] for r in (await _rows(engine)).values()} == {"success"}
     assert (await _rollups(engine))[(7, T0)].counts == {"success": 40}
+
+
+def _rule_rows(*rules: int) -> list[dict[str, Any]]:
+    return [{"task_id": t, "runid": f"r{i}"} for i, t in enumerate(rules)]
+
+
+@pytest.mark.parametrize(
+    ("started", "finished", "parts", "want"),
+    [
+        ((), (), 2, []),
+        ((7, 8), (8, 7), 1, [((7, 8), (8, 7))]),
+        ((7, 8), (8, 7), 2, [((7,), (7,)), ((8,), (8,))]),
+        ((9, 7, 8, 7), (8, 9), 2, [((7, 8, 7), (8,)), ((9,), (9,))]),
+        ((1, 2, 3, 4, 5), (), 2, [((1, 2, 3), ()), ((4, 5), ())]),
+        ((5,), (5, 5), 3, [((5,), (5, 5))]),
+        ((1, 2), (3,), 5, [((1,), ()), ((2,), ()), ((), (3,))]),
+    ],
+)
+def test_a_batch_splits_by_ranges_of_rules_in_order(started, finished, parts, want):
+    """Each part holds whole rules (a rule's reports in their order), rules in ranges of
+    about equal size, no empty part: parts share no run and no rollup row."""
+    got = split_by_rule(_rule_rows(*started), _rule_rows(*finished), parts)
+    shape = [(tuple(r["task_id"] for r in s), tuple(r["task_id"] for r in f)) for s, f in got]
+    assert shape == want
