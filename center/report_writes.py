@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from center.rollup import RunFacts, Sums, sums_for
+from center.rollup import HOUR_US, RunFacts, Sums, sums_for
 from protocol import statuses
 
 # A start never overwrites a running or final row (a late start after the end, or a repeat).
@@ -86,16 +86,24 @@ def plan_writes(
     finished = list(finished)
     done = {row["runid"] for row in finished}
     out = ReportWrites()
-    state = {runid: run.facts for runid, run in stored.items()}
+    state: dict[str, _State] = {
+        runid: (run.facts.status, run.facts.aid, run.facts) for runid, run in stored.items()
+    }
     _apply(out, stored, state, (r for r in started if r["runid"] not in done), started=True)
     _apply(out, stored, state, finished, started=False)
     return out
 
 
+# A run's state as the rows before this one left it: its status, its agent, and where its
+# facts come from (its stored row, or the report row that last wrote it; facts made only
+# when a final status must be taken back, which is rare).
+_State = tuple[str, int, RunFacts | Row]
+
+
 def _apply(
     out: ReportWrites,
     stored: Mapping[str, StoredRun],
-    state: dict[str, RunFacts],
+    state: dict[str, _State],
     rows: Iterable[Row],
     *,
     started: bool,
@@ -104,25 +112,32 @@ def _apply(
     guard = STARTED_GUARD if started else FINISHED_GUARD
     inserts = out.insert_started if started else out.insert_finished
     updates: dict[str, tuple[int, Row]] = {}
+    sums, final = out.sums, statuses.FINAL
     for row in rows:
-        runid = row["runid"]
-        if runid not in stored:
+        runid, status = row["runid"], row["status"]
+        had = stored.get(runid)
+        if had is None:
             inserts.append(row)  # the upsert decides repeats in SQL; rollups follow below
         old = state.get(runid)
         # `rollup.reported(guard)`, inline (once per report): a guarded status, or another
         # agent's row, keeps the row as it is (a repeat, a late start, another agent's report).
-        if old is not None and (old.status in guard or old.aid != row["aid"]):
+        if old is not None and (old[0] in guard or old[1] != row["aid"]):
             continue
-        new = state[runid] = facts_of(row)
-        if runid in stored:
-            updates[runid] = (stored[runid].row_id, row)  # a later report of it wins
-        if old is None or old.status != new.status:
-            _count(out.sums, old, new)  # a start is never final: it counts nothing
+        state[runid] = (status, row["aid"], row)
+        if had is not None:
+            updates[runid] = (had.row_id, row)  # a later report of it wins
+        if old is not None and old[0] != status and old[0] in final:
+            facts = old[2] if isinstance(old[2], RunFacts) else facts_of(old[2])
+            sums_for(sums, facts.key()).add(facts, -1)  # it moves to its new status
+        if status in final and (old is None or old[0] != status):
+            _count_row(sums, row)  # a start is never final: it counts nothing
     (out.update_started if started else out.update_finished).extend(updates.values())
 
 
-def _count(sums: dict[tuple[int, int], Sums], old: RunFacts | None, new: RunFacts) -> None:
-    """A run counts once it is final, and moves if its final status changes."""
-    for run, sign in ((old, -1), (new, +1)):
-        if run is not None and run.status in statuses.FINAL:
-            sums_for(sums, run.key()).add(run, sign)
+def _count_row(sums: dict[tuple[int, int], Sums], row: Row) -> None:
+    """A report row that made its run final, counted: `Sums.add(facts_of(row), +1)` without
+    making the facts (once per finished run)."""
+    sched_us = row["sched_us"]
+    key = (row["task_id"], sched_us - sched_us % HOUR_US)
+    start_us, end_us = row.get("start") or 0, row.get("end") or 0
+    sums_for(sums, key).add_times(row["status"], sched_us, start_us, end_us, +1)

@@ -11,6 +11,7 @@ other. Pure: rows in, sums out.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import compress
@@ -41,10 +42,28 @@ def hour_of(us: int) -> int:
     return us - us % HOUR_US
 
 
-def bucket_of(ms: int) -> int:
+def _bucket_by_log(ms: int) -> int:
+    """The bucket of `ms`, by its definition (`bucket_of` finds the same in a table)."""
     if ms < 1:
         return 0
     return min(BUCKETS - 1, int(math.log2(ms) * STEPS) + 1)
+
+
+def _first_ms(bucket: int) -> int:
+    """The least ms that `_bucket_by_log` puts in `bucket` or a later one (it only grows)."""
+    low, high = 0, 2**40
+    while low < high:
+        mid = (low + high) // 2
+        low, high = (mid + 1, high) if _bucket_by_log(mid) < bucket else (low, mid)
+    return low
+
+
+# Where buckets 1.. begin, in ms: a binary search in C costs less than the logarithm.
+_FIRST_MS = [_first_ms(i) for i in range(1, BUCKETS)]
+
+
+def bucket_of(ms: int) -> int:
+    return bisect_right(_FIRST_MS, ms)
 
 
 def bucket_bounds(i: int) -> tuple[float, float]:
@@ -116,13 +135,16 @@ class Sums:
         return sum(self.counts.values())
 
     def add(self, run: RunFacts, sign: int) -> None:
-        status, start_us = run.status, run.start_us
+        self.add_times(run.status, run.sched_us, run.start_us, run.end_us, sign)
+
+    def add_times(self, status: str, sched_us: int, start_us: int, end_us: int, sign: int) -> None:
+        """`add` of a run with these facts (without making them: once per finished run)."""
         self.counts[status] = self.counts.get(status, 0) + sign
-        # `run.duration_ms()` and `run.lateness_ms()`, inline: once per finished run.
+        # `run.duration_ms()` and `run.lateness_ms()`, inline.
         if status in _TIMED and start_us:
-            if run.end_us >= start_us:
-                self.duration.add((run.end_us - start_us) // 1000, sign)
-            self.lateness.add(max(start_us - run.sched_us, 0) // 1000, sign)
+            if end_us >= start_us:
+                self.duration.add((end_us - start_us) // 1000, sign)
+            self.lateness.add(max(start_us - sched_us, 0) // 1000, sign)
 
     def merge(self, other: Sums) -> None:
         for status, n in other.counts.items():

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from center.rollup import (
+    _FIRST_MS,
     BUCKETS,
     HOUR_US,
     RunFacts,
     Sums,
+    _bucket_by_log,
     add_to_hist,
     bucket_bounds,
     bucket_of,
@@ -123,6 +125,19 @@ def test_buckets_are_logarithmic(ms, bucket):
     assert bucket_of(ms) == bucket
     low, high = bucket_bounds(bucket)
     assert low <= ms < high or bucket == BUCKETS - 1
+
+
+@pytest.mark.parametrize("first", [-(2**40), 0, 1, 1_000_000, 2**31 - 500_000, 2**40 - 1000])
+def test_the_bucket_table_equals_the_logarithm(first):
+    """`bucket_of` (a search in a table of bucket starts) gives the logarithm's bucket for
+    every ms in a stretch, and at each bucket's start and the ms before it."""
+    for ms in range(first, first + 500_000, 1 if first < 2**20 else 997):
+        assert bucket_of(ms) == _bucket_by_log(ms)
+    for start in _FIRST_MS:
+        assert (bucket_of(start - 1), bucket_of(start)) == (
+            _bucket_by_log(start - 1),
+            _bucket_by_log(start),
+        )
 
 
 def test_histogram_text_round_trips_and_ignores_garbage():
