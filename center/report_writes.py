@@ -25,12 +25,9 @@ FINISHED_GUARD = statuses.FINAL - {statuses.LOST}
 Row = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRun:
-    """A run's row as read (and locked) before the write: its primary key and what it says."""
-
-    row_id: int
-    facts: RunFacts
+# A run's row as read (and locked) before the write: (id, runid, task_id, sched_us, status,
+# aid), as the store's read returns it; a tuple, not an object: one per reported run.
+StoredRun = tuple[int, str, int, int, str, int]
 
 
 @dataclass(slots=True)
@@ -77,6 +74,13 @@ def split_by_rule(
     return out
 
 
+def stored_facts(run: StoredRun) -> RunFacts:
+    """A stored row as rollups see it. Without its times: a stored row is only ever taken
+    back from a rollup when it was lost, and a lost run has no duration nor lateness."""
+    _row_id, runid, task_id, sched_us, status, aid = run
+    return RunFacts(runid, task_id, sched_us, status, 0, 0, aid)
+
+
 def plan_writes(
     stored: Mapping[str, StoredRun], started: Iterable[Row], finished: Iterable[Row]
 ) -> ReportWrites:
@@ -86,9 +90,7 @@ def plan_writes(
     finished = list(finished)
     done = {row["runid"] for row in finished}
     out = ReportWrites()
-    state: dict[str, _State] = {
-        runid: (run.facts.status, run.facts.aid, run.facts) for runid, run in stored.items()
-    }
+    state: dict[str, _State] = {runid: (run[4], run[5], run) for runid, run in stored.items()}
     _apply(out, stored, state, (r for r in started if r["runid"] not in done), started=True)
     _apply(out, stored, state, finished, started=False)
     return out
@@ -97,7 +99,7 @@ def plan_writes(
 # A run's state as the rows before this one left it: its status, its agent, and where its
 # facts come from (its stored row, or the report row that last wrote it; facts made only
 # when a final status must be taken back, which is rare).
-_State = tuple[str, int, RunFacts | Row]
+_State = tuple[str, int, StoredRun | Row]
 
 
 def _apply(
@@ -125,9 +127,9 @@ def _apply(
             continue
         state[runid] = (status, row["aid"], row)
         if had is not None:
-            updates[runid] = (had.row_id, row)  # a later report of it wins
+            updates[runid] = (had[0], row)  # a later report of it wins
         if old is not None and old[0] != status and old[0] in final:
-            facts = old[2] if isinstance(old[2], RunFacts) else facts_of(old[2])
+            facts = facts_of(old[2]) if isinstance(old[2], dict) else stored_facts(old[2])
             sums_for(sums, facts.key()).add(facts, -1)  # it moves to its new status
         if status in final and (old is None or old[0] != status):
             _count_row(sums, row)  # a start is never final: it counts nothing

@@ -29,7 +29,6 @@ from center.report_writes import (
     plan_writes,
     split_by_rule,
 )
-from center.rollup import RunFacts
 from center.store._prepared import prepare, with_in_list
 from center.store._util import _chunks, _statuses_sql
 from center.store.db import is_mysql
@@ -129,15 +128,12 @@ async def _record(
 
 
 async def stored_runs(conn: AsyncConnection, runids: Iterable[str]) -> dict[str, StoredRun]:
-    """runid → its row's id and facts, locked until the transaction ends (absent: no row).
-    Without its times: a stored row is only ever taken back from a rollup when it was lost,
-    and a lost run has no duration nor lateness."""
+    """runid → its row (`StoredRun`), locked until the transaction ends (absent: no row)."""
     query = with_in_list(conn.dialect, "stored_runs", lambda: _runs_query(conn), "runids")
     out: dict[str, StoredRun] = {}
     # In key order: two writers locking overlapping batches cannot deadlock.
     for chunk in _chunks(sorted(runids), _READ_CHUNK):
-        for row_id, runid, task_id, sched_us, status, aid in await query.all(conn, (), chunk):
-            out[runid] = StoredRun(row_id, RunFacts(runid, task_id, sched_us, status, 0, 0, aid))
+        out.update((row[1], row) for row in await query.all(conn, (), chunk))
     return out
 
 
