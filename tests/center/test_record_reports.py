@@ -24,6 +24,7 @@ from center.runs import PlannedRun, plan_run
 from center.store import _prepared as prepared_module
 from center.store import reports as reports_module
 from center.store._prepared import _render_rows
+from center.store.db import is_mysql
 from center.store.rollups import fold, sums_of
 from center.tables import run_rollup, task_process
 from protocol import statuses
@@ -366,3 +367,36 @@ def test_a_batch_splits_by_ranges_of_rules_in_order(started, finished, parts, wa
     got = split_by_rule(_rule_rows(*started), _rule_rows(*finished), parts)
     shape = [(tuple(r["task_id"] for r in s), tuple(r["task_id"] for r in f)) for s, f in got]
     assert shape == want
+
+
+async def test_a_batch_whose_part_failed_counts_each_run_once_when_written_again(
+    engine: AsyncEngine, monkeypatch
+):
+    """A batch written by several transactions (MySQL) where one part fails: the call fails
+    once every part has ended; written again whole, each run's row is its end and each run
+    counts once in the rollups (the parts that had committed are repeats)."""
+    monkeypatch.setattr(reports_module, "SPLIT_FROM", 1)
+    monkeypatch.setattr(reports_module, "WRITERS", 3)
+    runs = [plan_run(7 + i % 3, T0 + i * S, 1) for i in range(30)]
+    await _plan(engine, runs, statuses.DISPATCHED)
+    batch = [(1, _started(run)) for run in runs] + [(1, _finished(run)) for run in runs[::2]]
+    real, failed = reports_module._record, []
+
+    async def one_part_fails(engine: AsyncEngine, started: Any, finished: Any, chunks: Any):
+        if not failed and any(row["task_id"] == 8 for row in [*started, *finished]):
+            failed.append(1)
+            raise OSError("database away")
+        await real(engine, started, finished, chunks)
+
+    monkeypatch.setattr(reports_module, "_record", one_part_fails)
+    with pytest.raises(OSError):
+        await _report(engine, *batch)
+    written = {r["task_id"] for r in (await _rows(engine)).values() if r["status"] != "dispatched"}
+    assert written == ({7, 9} if is_mysql(engine) else set())  # the other parts committed
+    await _report(engine, *batch)
+    rows = await _rows(engine)
+    ended = {run.runid for run in runs[::2]}
+    assert {r["runid"]: r["status"] for r in rows.values()} == {
+        run.runid: "success" if run.runid in ended else "running" for run in runs
+    }
+    _same(await _rollups(engine), _direct(rows))
