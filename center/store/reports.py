@@ -75,21 +75,22 @@ async def record_reports(
     write ends are added to their rollups. One transaction, or on MySQL, for a large batch,
     `WRITERS` at once, each with the reports of a range of rules (see `split_by_rule`): the
     server writes one while this process plans and renders another. A failure fails the
-    whole call once every part has ended; parts that committed are then repeats next time."""
+    whole call once every part has ended; parts that committed are then repeats next time
+    (the output chunks are written after the parts)."""
     if len(started) + len(finished) < SPLIT_FROM or not is_mysql(engine):
         await _record_retried(engine, started, finished, chunks)
         return
     parts = split_by_rule(started, finished, WRITERS)
     ended = await asyncio.gather(
-        *(
-            _record_retried(engine, s, f, chunks if i == 0 else [])
-            for i, (s, f) in enumerate(parts)
-        ),
-        return_exceptions=True,
+        *(_record_retried(engine, s, f, []) for s, f in parts), return_exceptions=True
     )
     for outcome in ended:
         if isinstance(outcome, BaseException):
             raise outcome
+    # Output chunks are plain inserts, not repeats that change nothing: written once every
+    # part is, so that a batch written again after a failed part does not add them twice.
+    if chunks:
+        await _record(engine, [], [], chunks)
 
 
 async def _record_retried(

@@ -26,9 +26,9 @@ from center.store import reports as reports_module
 from center.store._prepared import _render_rows
 from center.store.db import is_mysql
 from center.store.rollups import fold, sums_of
-from center.tables import run_rollup, task_process
+from center.tables import run_rollup, task_output, task_process
 from protocol import statuses
-from protocol.messages import Message, RunFinished, RunStarted
+from protocol.messages import Message, RunFinished, RunOutput, RunStarted
 
 TIMEOUT_S = 60.0
 S = 1_000_000
@@ -373,13 +373,16 @@ async def test_a_batch_whose_part_failed_counts_each_run_once_when_written_again
     engine: AsyncEngine, monkeypatch
 ):
     """A batch written by several transactions (MySQL) where one part fails: the call fails
-    once every part has ended; written again whole, each run's row is its end and each run
-    counts once in the rollups (the parts that had committed are repeats)."""
+    once every part has ended; written again whole, each run's row is its end, each run
+    counts once in the rollups (the parts that had committed are repeats), and its output
+    chunk is stored once."""
     monkeypatch.setattr(reports_module, "SPLIT_FROM", 1)
     monkeypatch.setattr(reports_module, "WRITERS", 3)
     runs = [plan_run(7 + i % 3, T0 + i * S, 1) for i in range(30)]
     await _plan(engine, runs, statuses.DISPATCHED)
-    batch = [(1, _started(run)) for run in runs] + [(1, _finished(run)) for run in runs[::2]]
+    batch: list[tuple[int, Message]] = [(1, _started(run)) for run in runs]
+    batch += [(1, _finished(run)) for run in runs[::2]]
+    batch.append((1, RunOutput(runid=runs[1].runid, offset=0, data=b"half way\n")))
     real, failed = reports_module._record, []
 
     async def one_part_fails(engine: AsyncEngine, started: Any, finished: Any, chunks: Any):
@@ -400,3 +403,6 @@ async def test_a_batch_whose_part_failed_counts_each_run_once_when_written_again
         run.runid: "success" if run.runid in ended else "running" for run in runs
     }
     _same(await _rollups(engine), _direct(rows))
+    async with asyncio.timeout(TIMEOUT_S), engine.connect() as conn:
+        chunks = (await conn.execute(select(task_output.c.runid, task_output.c.data))).all()
+    assert [tuple(c) for c in chunks] == [(runs[1].runid, b"half way\n")]  # written once
