@@ -107,11 +107,10 @@ class Dispatch:
             reroute=self._reroute,
             still_fires=self.still_fires,
             admit=self._admit,
+            flush=self._write,
         )
         for aid, frames in out.frames.items():
-            link = ctx.pool.link(aid)
-            if link is not None and link.send_bytes(b"".join(frames)):
-                self._background(link.drain())
+            self._write(aid, frames)
         for runid in out.skipped:
             self._frames.forget(runid)
         sent = frozenset(out.sent)
@@ -126,6 +125,11 @@ class Dispatch:
         for old_runid, run in out.rerouted:
             self._frames.forget(old_runid)  # the moved run has its own id and frame
             self._background(self._rerouted(old_runid, run, now))
+
+    def _write(self, aid: int, frames: list[bytes]) -> None:
+        link = self._ctx.pool.link(aid)
+        if frames and link is not None and link.send_bytes(b"".join(frames)):
+            self._background(link.drain())
 
     def _admit(self, run: PlannedRun, rule: Rule) -> str:
         """A limited rule's run at its instant (a fleet-wide cap, concurrency keys): go

@@ -15,6 +15,9 @@ from protocol.messages import Exec, RunSpec
 from protocol.vocabulary import RuleStatus, Trigger
 
 WAIT_RETRY_US = 250_000
+# Frames handed to an agent's link as soon as this many are ready, not after the whole batch:
+# deciding 100k runs takes half a second, which the agent can spend decoding the first ones.
+FLUSH_EVERY = 2_000
 
 
 class DispatchQueue:
@@ -110,10 +113,12 @@ def decide_dispatch(
     reroute: Callable[[PlannedRun], int | None] = lambda run: None,
     still_fires: Callable[[PlannedRun], bool] = lambda run: True,
     admit: Callable[[PlannedRun, Rule], str] = lambda run, rule: "",
+    flush: Callable[[int, list[bytes]], None] | None = None,
 ) -> DispatchOutcome:
     """For each due run: send it (as the frame `frame_of` gives), let it wait for its agent or
     for room under its fleet-wide cap (`admit`: "" to go, "wait", or why it is skipped), move
-    it to another agent (failover), or record why it will not run."""
+    it to another agent (failover), or record why it will not run. With `flush`, each agent's
+    frames go to it every FLUSH_EVERY (the rest stay in `frames`), in order."""
     out = DispatchOutcome()
     for run in due:
         rule = rules.get(run.task_id)
@@ -127,8 +132,12 @@ def decide_dispatch(
             elif verdict:
                 out.skipped[run.runid] = verdict
             else:
-                out.frames[run.aid].append(frame_of(run, rule))
+                frames = out.frames[run.aid]
+                frames.append(frame_of(run, rule))
                 out.sent.append(run.runid)
+                if flush is not None and len(frames) >= FLUSH_EVERY:
+                    flush(run.aid, frames)
+                    out.frames[run.aid] = []
         elif (alt := reroute(run)) is not None:
             out.rerouted.append((run.runid, run.moved_to(alt)))
         elif now_us - run.send_at_us < grace_us:

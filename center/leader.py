@@ -416,7 +416,7 @@ class Leader(PoolListener):
         name = self.ctx.agent_name(aid)
         self.metrics.agent_outbox.labels(agent=name).set(pong.resources.outbox)
         self.metrics.agent_processes.labels(agent=name).set(pong.resources.procs)
-        self.recovery.note_pong(aid, self.intake.reports.added)
+        self.recovery.note_pong(aid, self.intake.reports.added, pong.sent_ms)
 
     def on_connected(self, aid: int, state: AgentState) -> None:
         if state.epoch > self.epoch:

@@ -113,6 +113,19 @@ async def catch_up(
     return out
 
 
+def sweep_ready(
+    needed: int, heard: Mapping[int, int], connected: list[int], reports_written: int
+) -> bool:
+    """Pure. Whether the sweep may judge runs sent long ago with no start: once every agent
+    still connected has answered a ping sent since the sweep began (`heard`: the reports the
+    center had received by that pong; the agent sent every earlier report before it) and all
+    those reports, and the `needed` received when it began, are stored. A start still unread
+    in a socket, or waiting in the report buffer, is not a run that never started."""
+    if any(aid not in heard for aid in connected):
+        return False
+    return max([needed, *(heard[aid] for aid in connected)]) <= reports_written
+
+
 NOT_YET = -1  # no pong since the agent reconnected
 SWEEP_SILENT_US = 5_000_000  # a run sent (and due) this long ago with no start is resent
 
@@ -126,6 +139,8 @@ class Recovery:
         self._pending: dict[int, tuple[frozenset[str], int, int]] = {}
         # The sweep waiting for its reports to be stored: (reports received, when), or None.
         self._sweep_mark: tuple[int, int] | None = None
+        # aid -> reports received by its first pong to a ping sent since the sweep's mark.
+        self._sweep_heard: dict[int, int] = {}
 
     async def catch_up(self, gap_from: int, until_us: int) -> None:
         """Fires between the old leader's cursor and `until_us` (ours): each rule's misfire
@@ -150,9 +165,13 @@ class Recovery:
         """An agent (re)connected: reconcile once its resent reports are stored."""
         self._pending[aid] = (frozenset(running), now_us(), NOT_YET)
 
-    def note_pong(self, aid: int, reports_added: int) -> None:
+    def note_pong(self, aid: int, reports_added: int, sent_ms: int) -> None:
         """Its first pong comes after every event it resent: those are among the first
-        `reports_added` reports the center received."""
+        `reports_added` reports the center received. Likewise for the sweep: a pong to a
+        ping sent (`sent_ms`) since it began comes after every report sent before."""
+        mark = self._sweep_mark
+        if mark is not None and sent_ms * 1000 > mark[1]:
+            self._sweep_heard.setdefault(aid, reports_added)
         entry = self._pending.get(aid)
         if entry is not None and entry[2] == NOT_YET:
             self._pending[aid] = (entry[0], entry[1], reports_added)
@@ -182,18 +201,19 @@ class Recovery:
         """Runs sent a while ago that never started (a refused exec, a dead socket), then runs
         of agents silent past `lost_after_us` (`lose_silent`).
 
-        Only once every report received before the sweep began is stored: a start still
-        waiting in the report buffer (a burst's reports take seconds to write) is not a run
-        that never started, and resending it would only feed the backlog. A run sent ahead
-        is held by its agent until its time: its silence counts from then."""
+        Only once every report its agents sent before the sweep began is received and stored
+        (`sweep_ready`): a start still unread in a socket or waiting in the report buffer (a
+        burst's reports take seconds to read and write) is not a run that never started, and
+        resending it would only feed the backlog. A run sent ahead is held by its agent until
+        its time: its silence counts from then."""
         if self._sweep_mark is None:
-            self._sweep_mark = (reports_added, now_us())
+            self._sweep_mark, self._sweep_heard = (reports_added, now_us()), {}
         needed, began_us = self._sweep_mark
-        if reports_written < needed:
+        connected = [aid for aid, link in self._ctx.pool.links.items() if link.connected]
+        if not sweep_ready(needed, self._sweep_heard, connected, reports_written):
             return  # try again next time, with the same mark
         self._sweep_mark = None
         before = began_us - SWEEP_SILENT_US
-        connected = [aid for aid, link in self._ctx.pool.links.items() if link.connected]
         # One read for every agent, not one each: a sweep at rest finds nothing.
         rows = await store.runs_in_flight(
             self._ctx.engine,

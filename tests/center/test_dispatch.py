@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from center.dispatch_loop import DISPATCH_IDLE_S, DISPATCH_STEP_S, wait_for
-from center.dispatcher import DispatchQueue, decide_dispatch, exec_for
+from center.dispatcher import FLUSH_EVERY, DispatchQueue, decide_dispatch, exec_for
 from center.rules import Rule, run_spec
 from center.runs import plan_run
 from protocol.codec import MessageDecoder, encode
@@ -55,6 +55,28 @@ def test_decide_sends_waits_skips_and_misses():
     assert out.waiting == [due[1]]
     assert list(out.missed) == [due[2].runid] and "not connected" in out.missed[due[2].runid]
     assert list(out.skipped) == [due[3].runid]
+
+
+def test_a_big_batch_goes_to_each_agent_in_slices_in_order():
+    """Each agent's frames are flushed every FLUSH_EVERY as they are decided; what is left
+    stays in `frames`; together, every sent run once, in order."""
+    now = 100 * S
+    due = [plan_run(1, now + i, 1) for i in range(2 * FLUSH_EVERY + 5)] + [plan_run(1, now, 2)]
+    flushed: list[tuple[int, list[bytes]]] = []
+    out = decide_dispatch(
+        due,
+        now_us=now,
+        rules={1: RULE},
+        connected=lambda aid: True,
+        grace_us=10 * S,
+        frame_of=_frame(1),
+        flush=lambda aid, frames: flushed.append((aid, frames)),
+    )
+    assert [(aid, len(frames)) for aid, frames in flushed] == [(1, FLUSH_EVERY)] * 2
+    assert len(out.frames[1]) == 5 and len(out.frames[2]) == 1
+    to_1 = b"".join(f for _, frames in flushed for f in frames) + b"".join(out.frames[1])
+    assert [m.ref.runid for m in MessageDecoder().feed(to_1)] == [r.runid for r in due[:-1]]
+    assert out.sent == [r.runid for r in due]
 
 
 def test_paused_rule_is_skipped_at_dispatch_time():

@@ -1,5 +1,5 @@
-"""The sweep resends runs that never started, but not runs whose start is still unwritten
-or that are held by their agent until a later time."""
+"""The sweep resends runs that never started, but not runs whose start is still unread or
+unwritten or that are held by their agent until a later time."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
 from center.agent_pool import AgentPool, LinkSettings, PoolListener
 from center.dispatcher import DispatchQueue
 from center.leader_context import LeaderContext
-from center.recovery import SWEEP_SILENT_US, Recovery
+from center.recovery import SWEEP_SILENT_US, Recovery, sweep_ready
 from center.rulebook import RuleBook
 from center.runs import plan_run
 from protocol import statuses
@@ -76,9 +77,43 @@ async def test_sweep_waits_for_the_reports_received_before_it(engine: AsyncEngin
     leader = _leader(engine, lease)
     recovery = Recovery(leader)
     await recovery.sweep(reports_added=10, reports_written=4)
+    recovery.note_pong(1, 12, now_us() // 1000 + 1)  # its answer to a ping sent since
     assert len(leader.queue) == 0  # reports still unwritten: maybe its start among them
-    await recovery.sweep(reports_added=20, reports_written=9)
+    await recovery.sweep(reports_added=20, reports_written=11)
     assert len(leader.queue) == 0
-    await recovery.sweep(reports_added=30, reports_written=10)  # those 10 are stored now
+    await recovery.sweep(reports_added=30, reports_written=12)  # those 12 are stored now
     assert len(leader.queue) == 1
     assert leader.queue.pop_due(2**62)[0].runid == runs[0].runid
+
+
+async def test_sweep_waits_for_a_pong_to_a_ping_sent_since_it_began(engine: AsyncEngine):
+    now = now_us()
+    lease, _ = await _dispatched(engine, [now - 10 * S], now - 12 * S)  # would be resent
+    leader = _leader(engine, lease)
+    recovery = Recovery(leader)
+    await recovery.sweep(reports_added=10, reports_written=10)
+    recovery.note_pong(1, 10, now // 1000 - 1)  # to a ping sent before: its start may follow
+    await recovery.sweep(reports_added=10, reports_written=10)
+    assert len(leader.queue) == 0
+    recovery.note_pong(1, 15, now_us() // 1000 + 1)
+    await recovery.sweep(reports_added=15, reports_written=15)
+    assert len(leader.queue) == 1
+
+
+@pytest.mark.parametrize(
+    ("needed", "heard", "connected", "written", "ready"),
+    [
+        (10, {}, [], 10, True),  # no agent connected: the reports received then are stored
+        (10, {}, [], 9, False),
+        (10, {}, [1], 10, False),  # agent 1 has not answered a ping sent since: maybe unread
+        (10, {1: 12}, [1], 11, False),  # it has, after 12 reports: 2 of them still unwritten
+        (10, {1: 12}, [1], 12, True),
+        (10, {1: 12}, [1, 2], 12, False),  # agent 2 not yet
+        (10, {1: 12, 2: 14}, [1, 2], 14, True),
+        (10, {1: 12, 3: 20}, [1], 12, True),  # agent 3 went away: not waited for
+    ],
+)
+def test_sweep_ready(
+    needed: int, heard: dict[int, int], connected: list[int], written: int, ready: bool
+):
+    assert sweep_ready(needed, heard, connected, written) is ready
