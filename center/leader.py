@@ -29,7 +29,7 @@ from center.fleet_limits import Limits
 from center.flows import Flows
 from center.intake import Intake
 from center.leader_context import LeaderContext
-from center.loops import Background, every, transient_errors
+from center.loops import Background, Wake, every, transient_errors
 from center.metrics import CenterMetrics
 from center.output_budget import OutputBudget
 from center.planner import Fire, Planner
@@ -47,6 +47,7 @@ from center.routing import (
 from center.rulebook import RuleBook, RuleChanges
 from center.rules import Rule
 from center.runs import PlannedRun, plan_run
+from center.wakeups import PLAN_BATCH_PARTS, REPORTS_IDLE_S, plan_wait_s, reports_wait_s
 from protocol.clock import now_us
 from protocol.messages import (
     Ack,
@@ -66,7 +67,6 @@ MAX_UNROUTED = 100_000
 # enough that the lease renewal (the same writer on SQLite, the lease row on MySQL) never waits
 # long behind it (25k rows held a MariaDB renewal for 0.5 s).
 PLAN_CHUNK = 5_000
-PLAN_BATCH_PARTS = 10  # fires are planned once due within lookahead - lookahead / this
 BIG_BATCH = 1000  # plan batches this large are logged, with how far ahead they went
 COMMANDS_POLL_S = 0.3
 SWEEP_EVERY_S = 2.0
@@ -110,6 +110,10 @@ class Leader(PoolListener):
         )
         self.limits = Limits(config.center_lost_after_s)
         self.wake = asyncio.Event()
+        # The plan and report loops sleep until there is work (a fire entering the window, a
+        # rule change, a report), not a tick each: an idle center wakes a few times a second.
+        self.plan_wake, self.reports_wake = Wake(), Wake()
+        self._reports_at = 0.0  # monotonic start of the last reports step
         self.cursor_us = max(lease.planned_through_us, now_us())
         self._unsaved: list[PlannedRun] = []
         self._turns: dict[int, int] = {}  # round robin position per rule
@@ -190,9 +194,12 @@ class Leader(PoolListener):
         alerts = AlertLoop(self.engine, c, lambda: self.ctx, self.metrics)
         retention = Retention(self.engine, RetentionSettings.of(c), lambda: self.ctx)
         async with asyncio.TaskGroup() as tg:
+            for name, step, pause in (
+                ("plan", self.plan_once, self._plan_pause),
+                ("reports", self.reports_once, self._reports_pause),
+            ):
+                tg.create_task(every(name, step, tick_s, self.metrics, pause=pause), name=name)
             for name, step, every_s in (
-                ("plan", self.plan_once, tick_s),
-                ("reports", self.reports_once, tick_s),
                 ("commands", self._commands.run_pending, COMMANDS_POLL_S),
                 ("sweep", self._sweep_once, SWEEP_EVERY_S),
                 ("fleet", self._fleet_once, FLEET_EVERY_S),
@@ -230,6 +237,7 @@ class Leader(PoolListener):
         for task_id, schedule in changes.plan:
             self.planner.set_rule(task_id, schedule, now)
         self.dispatch.revise_held({*changes.unplan, *(t for t, _ in changes.plan)}, now)
+        self.plan_wake.set()  # a fire of the changed rules may now be due sooner
         if changes.daemons:
             self._daemons.sync()
 
@@ -239,6 +247,17 @@ class Leader(PoolListener):
         self._daemons.sync()
 
     # ------------------------------------------------------------ planning and dispatch
+
+    async def _plan_pause(self) -> None:
+        """Until the next fire is to be planned, a rule changes, or PLAN_IDLE_S at most."""
+        wait_s = plan_wait_s(
+            self.planner.next_fire_us(),
+            now_us(),
+            lookahead_us=self.config.lookahead_us,
+            tick_s=self.config.center_tick_ms / 1000,
+            pending=bool(self._unsaved or self._unrouted),
+        )
+        await self.plan_wake.wait(wait_s)
 
     async def plan_once(self) -> None:
         """Write the fires due within the lookahead, then queue them for their time."""
@@ -351,9 +370,19 @@ class Leader(PoolListener):
         )
         await self.ctx.add_runs(retries + deps, now)
 
+    async def _reports_pause(self) -> None:
+        """Until a report (or a reconnection) arrives, a tick while a burst is still being
+        written; then the rest of a tick since the last write, so that reports gather."""
+        tick_s, reports = self.config.center_tick_ms / 1000, self.intake.reports
+        await self.reports_wake.wait(tick_s if reports.added > reports.written else REPORTS_IDLE_S)
+        rest_s = reports_wait_s(time.monotonic() - self._reports_at, tick_s=tick_s)
+        if rest_s > 0:
+            await asyncio.sleep(rest_s)
+
     async def reports_once(self) -> None:
         """Write what agents reported, act on it (retries, dependents), acknowledge it, then
         reconcile the agents that reconnected once all they resent is stored."""
+        self._reports_at = time.monotonic()
         await self._gate.check_unsure()
         await self.intake.flush_states()
         batch = await self.intake.flush_reports(self.after_reports)
@@ -409,6 +438,7 @@ class Leader(PoolListener):
             rule = self.rulebook.rules.get(message.ref.task_id)
             self.limits.started(message.ref, aid, rule, now_us())
         self._gate.admit(aid, message)
+        self.reports_wake.set()
 
     def on_pong(self, aid: int, pong: Pong) -> None:
         self._hooks.heartbeat(aid, pong.resources)
@@ -416,7 +446,8 @@ class Leader(PoolListener):
         name = self.ctx.agent_name(aid)
         self.metrics.agent_outbox.labels(agent=name).set(pong.resources.outbox)
         self.metrics.agent_processes.labels(agent=name).set(pong.resources.procs)
-        self.recovery.note_pong(aid, self.intake.reports.added, pong.sent_ms)
+        if self.recovery.note_pong(aid, self.intake.reports.added, pong.sent_ms):
+            self.reports_wake.set()  # its reconciliation may be ready
 
     def on_connected(self, aid: int, state: AgentState) -> None:
         if state.epoch > self.epoch:
@@ -425,6 +456,7 @@ class Leader(PoolListener):
         self.recovery.note_connected(aid, state.running)
         self._daemons.sync(restart_aid=aid)
         self.wake.set()
+        self.reports_wake.set()
 
     def on_stale_epoch(self, aid: int, message: str) -> None:
         self._hooks.fenced_out(aid, message)

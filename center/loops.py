@@ -13,6 +13,28 @@ from center.metrics import CenterMetrics
 log = structlog.get_logger("center")
 MAX_BACKOFF_S = 5.0
 Step = Callable[[], Awaitable[None]]
+Pause = Callable[[], Awaitable[None]]
+
+
+class Wake:
+    """What a loop waits on between steps instead of a fixed tick: an event (work arrived)
+    or the time the loop itself says; `steps` counts the waits that ended, for tests."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.steps = 0
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until `set` (at once if set since the last wait) or `timeout_s`, then re-armed."""
+        if timeout_s > 0 and not self._event.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self._event.wait()
+        self._event.clear()
+        self.steps += 1
 
 
 def transient_errors() -> tuple[type[BaseException], ...]:
@@ -23,10 +45,17 @@ def transient_errors() -> tuple[type[BaseException], ...]:
 
 
 async def every(
-    name: str, step: Step, every_s: float, metrics: CenterMetrics, *, backoff: bool = True
+    name: str,
+    step: Step,
+    every_s: float,
+    metrics: CenterMetrics,
+    *,
+    backoff: bool = True,
+    pause: Pause | None = None,
 ) -> None:
-    """Run `step` every `every_s` forever; a database outage is logged and retried, with
-    backoff unless `backoff` is off (the lease: a renewal missed for backoff costs the lease).
+    """Run `step` every `every_s` forever (or, with `pause`, after each awaited `pause()`: a
+    loop woken by events); a database outage is logged and retried, with backoff unless
+    `backoff` is off (the lease: a renewal missed for backoff costs the lease).
     Anything else (NotLeader, a bug) ends the loop and is raised to its owner."""
     failures = 0
     transient = transient_errors()
@@ -44,7 +73,10 @@ async def every(
                 reason=str(exc).splitlines()[0][:300],
             )
         backoff_s = min(every_s * 2**failures, MAX_BACKOFF_S) if failures and backoff else 0
-        await asyncio.sleep(backoff_s or every_s)
+        if pause is not None and not failures:
+            await pause()
+        else:
+            await asyncio.sleep(backoff_s or every_s)
 
 
 class Background:

@@ -165,16 +165,19 @@ class Recovery:
         """An agent (re)connected: reconcile once its resent reports are stored."""
         self._pending[aid] = (frozenset(running), now_us(), NOT_YET)
 
-    def note_pong(self, aid: int, reports_added: int, sent_ms: int) -> None:
+    def note_pong(self, aid: int, reports_added: int, sent_ms: int) -> bool:
         """Its first pong comes after every event it resent: those are among the first
         `reports_added` reports the center received. Likewise for the sweep: a pong to a
-        ping sent (`sent_ms`) since it began comes after every report sent before."""
+        ping sent (`sent_ms`) since it began comes after every report sent before. True if
+        it was an agent's first pong since it reconnected."""
         mark = self._sweep_mark
         if mark is not None and sent_ms * 1000 > mark[1]:
             self._sweep_heard.setdefault(aid, reports_added)
         entry = self._pending.get(aid)
         if entry is not None and entry[2] == NOT_YET:
             self._pending[aid] = (entry[0], entry[1], reports_added)
+            return True
+        return False
 
     def take_ready(self, reports_written: int) -> list[tuple[int, frozenset[str], int]]:
         """Agents whose resent reports are all stored: (aid, runs it knows, connected at)."""

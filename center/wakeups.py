@@ -1,0 +1,30 @@
+"""When the leader's plan and report loops wake next: pure, from what they hold and the time."""
+
+from __future__ import annotations
+
+PLAN_BATCH_PARTS = 10  # fires are planned once due within lookahead - lookahead / this
+# Longest plan wait with nothing to plan sooner (DESIGN: the loop looks at least every 100 ms);
+# a rule change, an agent connecting or approved, wakes it at once.
+PLAN_IDLE_S = 0.1
+# Longest report wait with nothing received: a report arriving wakes the loop.
+REPORTS_IDLE_S = 1.0
+
+
+def plan_wait_s(
+    next_fire_us: int | None, now: int, *, lookahead_us: int, tick_s: float, pending: bool
+) -> float:
+    """Until the next fire enters the planned window (its last tenth, where `plan_once`
+    plans), never sooner than a tick (a burst is planned in chunks a tick apart), at most
+    PLAN_IDLE_S; a tick while fires wait for an agent or for their write to be retried."""
+    if pending:
+        return tick_s
+    if next_fire_us is None:
+        return PLAN_IDLE_S
+    plan_at = next_fire_us - lookahead_us + lookahead_us // PLAN_BATCH_PARTS
+    return min(max((plan_at - now) / 1e6, tick_s), PLAN_IDLE_S)
+
+
+def reports_wait_s(since_last_s: float, *, tick_s: float) -> float:
+    """How long to gather reports once woken: the rest of a tick since the last write (one
+    transaction per tick at most, as with a fixed tick), none if a tick has passed."""
+    return max(tick_s - since_last_s, 0.0)
