@@ -28,11 +28,14 @@ class Wake:
         self._event.set()
 
     async def wait(self, timeout_s: float) -> None:
-        """Until `set` (at once if set since the last wait) or `timeout_s`, then re-armed."""
+        """Until `set` (at once if set since the last wait) or `timeout_s`, then re-armed.
+        The timeout sets the event itself: no task cancelled and exception raised each time."""
         if timeout_s > 0 and not self._event.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await self._event.wait()
+            timer = asyncio.get_running_loop().call_later(timeout_s, self._event.set)
+            try:
+                await self._event.wait()
+            finally:
+                timer.cancel()
         self._event.clear()
         self.steps += 1
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 PLAN_BATCH_PARTS = 10  # fires are planned once due within lookahead - lookahead / this
-# Longest plan wait with nothing to plan sooner (DESIGN: the loop looks at least every 100 ms);
-# a rule change, an agent connecting or approved, wakes it at once.
-PLAN_IDLE_S = 0.1
+# Longest plan wait with nothing to plan sooner. The loop wakes exactly when the next fire
+# enters the window and at once on a rule change, so nothing is planned later than by a look
+# every 100 ms (DESIGN); this, like the dispatch loop's idle wait, only bounds a missed wake.
+PLAN_IDLE_S = 1.0
 # Longest report wait with nothing received: a report arriving wakes the loop.
 REPORTS_IDLE_S = 1.0
 

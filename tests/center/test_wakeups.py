@@ -26,6 +26,7 @@ TICK = 0.05
         (NOW + 60 * S, False, PLAN_IDLE_S),  # far away: the idle bound
         (NOW + 9 * S + 30_000, False, TICK),  # enters the window in 30 ms: not before a tick
         (NOW + 9 * S + 80_000, False, 0.08),  # in 80 ms: exactly then
+        (NOW + 9 * S + 500_000, False, 0.5),
         (NOW + 9 * S, False, TICK),  # in the window now (a burst's next chunk): a tick on
         (NOW + S, False, TICK),
     ],
