@@ -62,6 +62,8 @@ class Flows:
         self._defs: dict[int, Workflow] = {}
         self._schedules: dict[int, FireTimes] = {}
         self._stamp: tuple[int, int] | None = None
+        # The stamp as the rules poll's probe last read it (None: read it here each step).
+        self._probed: tuple[int, int] | None = None
         self._calendars: object = None  # the rulebook's group calendars when last planned
         self._poked = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -73,6 +75,13 @@ class Flows:
         """A node of some flow run ended: move the flow runs on now, not at the next step."""
         self._none_open = False
         self._poked.set()
+
+    def note_stamp(self, stamp: tuple[int, int]) -> None:
+        """The workflows' stamp, read by the rules poll's probe: a step reloads them (now, if
+        it changed) without reading the stamp again."""
+        self._probed = stamp
+        if stamp != self._stamp:
+            self._poked.set()
 
     async def open(self) -> None:
         """Load the workflows and catch up on the fires no leader started (misfire policy)."""
@@ -102,7 +111,8 @@ class Flows:
     # ------------------------------------------------------------ definitions and schedules
 
     async def _reload(self, *, catch_up: bool = False) -> None:
-        stamp = await wstore.workflows_stamp(self._ctx.engine)
+        probed = None if catch_up else self._probed
+        stamp = probed or await wstore.workflows_stamp(self._ctx.engine)
         calendars = self._ctx.rulebook.calendars
         if stamp == self._stamp and calendars is self._calendars:
             return

@@ -68,7 +68,9 @@ MAX_UNROUTED = 100_000
 # long behind it (25k rows held a MariaDB renewal for 0.5 s).
 PLAN_CHUNK = 5_000
 BIG_BATCH = 1000  # plan batches this large are logged, with how far ahead they went
-COMMANDS_POLL_S = 0.3
+# The rules poll's probe says when a command waits (woken then); the loop reads the commands
+# itself only when that probe is older than this (a slow rules poll, a database outage).
+COMMANDS_IDLE_S = 1.0
 SWEEP_EVERY_S = 2.0
 FLEET_EVERY_S = 0.5  # a lost agent's instances are placed elsewhere within this of the notice
 LIMITS_EVERY_S = 1.0  # keys edited, and holders ended without a report, are seen within this
@@ -114,6 +116,9 @@ class Leader(PoolListener):
         # rule change, a report), not a tick each: an idle center wakes a few times a second.
         self.plan_wake, self.reports_wake = Wake(), Wake()
         self._reports_at = 0.0  # monotonic start of the last reports step
+        self.commands_wake = Wake()
+        self._probed_mono = 0.0  # when the rules poll's probe last ran
+        self._commands_due = True
         self.cursor_us = max(lease.planned_through_us, now_us())
         self._unsaved: list[PlannedRun] = []
         self._turns: dict[int, int] = {}  # round robin position per rule
@@ -197,10 +202,10 @@ class Leader(PoolListener):
             for name, step, pause in (
                 ("plan", self.plan_once, self._plan_pause),
                 ("reports", self.reports_once, self._reports_pause),
+                ("commands", self._commands_once, self._commands_pause),
             ):
                 tg.create_task(every(name, step, tick_s, self.metrics, pause=pause), name=name)
             for name, step, every_s in (
-                ("commands", self._commands.run_pending, COMMANDS_POLL_S),
                 ("sweep", self._sweep_once, SWEEP_EVERY_S),
                 ("fleet", self._fleet_once, FLEET_EVERY_S),
                 ("flows", self.flows.run, 0),  # waits for a node's end, or STEP_S, itself
@@ -391,6 +396,23 @@ class Leader(PoolListener):
                 self.send(aid, [Ack(seqs=seqs)])
         ready = self.recovery.take_ready(self.intake.reports.written)
         await self.recovery.reconcile(ready)
+
+    def note_probe(self, workflows: tuple[int, int], pending_command: int) -> None:
+        """What the rules poll's probe read for this term: the workflows' stamp, and the
+        oldest pending command (0: none), which wakes the commands loop."""
+        self._probed_mono = time.monotonic()
+        self.flows.note_stamp(workflows)
+        if pending_command:
+            self.commands_wake.set()
+
+    async def _commands_pause(self) -> None:
+        woken = await self.commands_wake.wait(COMMANDS_IDLE_S)
+        # A probe within COMMANDS_IDLE_S saw none pending: no read (one comes by the wake).
+        self._commands_due = woken or time.monotonic() - self._probed_mono >= COMMANDS_IDLE_S
+
+    async def _commands_once(self) -> None:
+        if self._commands_due:
+            await self._commands.run_pending()
 
     async def _fleet_once(self) -> None:
         """Place the fleet services again, tell agents what moved, write it, end drains."""

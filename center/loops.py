@@ -22,22 +22,27 @@ class Wake:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self._woken = False
         self.steps = 0
 
     def set(self) -> None:
+        self._woken = True
         self._event.set()
 
-    async def wait(self, timeout_s: float) -> None:
-        """Until `set` (at once if set since the last wait) or `timeout_s`, then re-armed.
-        The timeout sets the event itself: no task cancelled and exception raised each time."""
+    async def wait(self, timeout_s: float) -> bool:
+        """Until `set` (at once if set since the last wait) or `timeout_s`, then re-armed;
+        True if `set` ended it. The timeout sets the event itself: no task cancelled and
+        exception raised each time."""
         if timeout_s > 0 and not self._event.is_set():
             timer = asyncio.get_running_loop().call_later(timeout_s, self._event.set)
             try:
                 await self._event.wait()
             finally:
                 timer.cancel()
+        woken, self._woken = self._woken, False
         self._event.clear()
         self.steps += 1
+        return woken
 
 
 def transient_errors() -> tuple[type[BaseException], ...]:

@@ -267,7 +267,10 @@ class CenterService:
         # found by the complete load within FINGERPRINT_EVERY_S. No overlap window: thousands
         # of rules made at once share one stamp and would be re-read on every poll.
         since = None if complete else self.rulebook.max_update_us
-        calendars, newest_us = await store.rules_probe(self.engine)
+        probe = await store.rules_probe(self.engine)
+        if self.leader is not None:
+            self.leader.note_probe(probe.workflows, probe.pending_command)
+        calendars, newest_us = probe.calendars, probe.newest_rule_us
         if calendars != self._calendars_fingerprint:
             await self._calendars_once(calendars)
         elif since is not None and newest_us <= since:

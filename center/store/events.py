@@ -44,12 +44,12 @@ class RunState:
     status: str
 
 
-# Built once: polled every 0.3 s, a statement made anew each time is also keyed anew for the
-# compiled cache (most of the poll's CPU when nothing is pending).
 PENDING_LIMIT = 100
+COMMAND_PENDING = "pending"  # center_command.status of a command not yet carried out
+# Built once: a statement made anew each time is also keyed anew for the compiled cache.
 _PENDING = (
     select(center_command)
-    .where(center_command.c.status == "pending")
+    .where(center_command.c.status == COMMAND_PENDING)
     .order_by(center_command.c.id)
     .limit(PENDING_LIMIT)
 )
@@ -91,7 +91,7 @@ async def finish_command(
     async with engine.begin() as conn:
         await conn.execute(
             update(center_command)
-            .where(center_command.c.id == command_id, center_command.c.status == "pending")
+            .where(center_command.c.id == command_id, center_command.c.status == COMMAND_PENDING)
             .values(status=status, result=result[:500], done_us=now_us)
         )
 

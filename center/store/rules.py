@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center.rules import Rule, RuleFactory
 from center.store._util import _chunks
+from center.store.events import COMMAND_PENDING
 from center.tables import (
     calendar,
+    center_command,
     crontab,
     crontab_agent,
+    workflow,
 )
 
 # A million rules come in a chunk at a time, each row made into a Rule at once: no mapping
@@ -63,23 +66,39 @@ def _targets(conn: Connection, task_ids: list[int] | None) -> dict[int, list[int
     return out
 
 
+class Probe(NamedTuple):
+    """What every poll of the rules finds, before reading any rule."""
+
+    calendars: tuple[int, int, int]  # as calendars_fingerprint
+    newest_rule_us: int  # the newest rule's update_time
+    workflows: tuple[int, int]  # as workflows_stamp: newest update_time, count
+    pending_command: int  # the oldest pending center_command's id, 0 if none
+
+
 # Built once: the poll runs twice a second, and making the statement cost more than running it.
+# One statement for what would otherwise be three polls (rules, workflows, commands), each a
+# few round trips to the database thread: all indexed reads of a row or two.
 _PROBE = select(
     select(func.count()).select_from(calendar).scalar_subquery(),
     select(func.coalesce(func.max(calendar.c.update_time), 0)).scalar_subquery(),
     select(func.coalesce(func.sum(calendar.c.id), 0)).scalar_subquery(),
     select(func.coalesce(func.max(crontab.c.update_time), 0)).scalar_subquery(),
+    select(func.coalesce(func.max(workflow.c.update_time), 0)).scalar_subquery(),
+    select(func.count()).select_from(workflow).scalar_subquery(),
+    select(func.coalesce(func.min(center_command.c.id), 0))
+    .where(center_command.c.status == COMMAND_PENDING)
+    .scalar_subquery(),
 )
 
 
-async def rules_probe(engine: AsyncEngine) -> tuple[tuple[int, ...], int]:
+async def rules_probe(engine: AsyncEngine) -> Probe:
     """What the rules poll looks at before reading any rule, in one query: the calendars'
-    fingerprint (as calendars_fingerprint) and the newest rule's update_time (from its
-    index). Most polls find both unchanged and read nothing else."""
+    fingerprint, the newest rule's update_time (from its index), the workflows' stamp and
+    whether a command waits. Most polls find all unchanged and read nothing else."""
     async with engine.connect() as conn:
         row = (await conn.execute(_PROBE)).one()
-    count, newest_calendar, ids, newest_rule = (int(v) for v in row)
-    return (count, newest_calendar, ids), newest_rule
+    count, newest_calendar, ids, newest_rule, newest_flow, flows, command = (int(v) for v in row)
+    return Probe((count, newest_calendar, ids), newest_rule, (newest_flow, flows), command)
 
 
 FINGERPRINT_MOD = 1_000_000_007

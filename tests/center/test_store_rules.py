@@ -16,7 +16,8 @@ from center.errors import RuleError
 from center.planner import Planner
 from center.rulebook import RuleBook
 from center.rules import Rule, RuleFactory, validate_rule
-from center.tables import calendar, crontab, crontab_agent
+from center.store.workflows import workflows_stamp
+from center.tables import calendar, center_command, crontab, crontab_agent, workflow
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in µs
 
@@ -53,16 +54,36 @@ async def test_full_load_streams_every_rule_with_its_targets(engine: AsyncEngine
 async def test_probe_sees_the_newest_rule_and_calendar_changes(engine: AsyncEngine):
     """The poll's probe: the newest update_time, and a calendars fingerprint that moves when
     a calendar is added."""
-    assert await store.rules_probe(engine) == ((0, 0, 0), 0)
+    assert await store.rules_probe(engine) == ((0, 0, 0), 0, (0, 0), 0)
     async with engine.begin() as conn:
         await conn.execute(insert(crontab), [_row(1), _row(2)])
-    calendars, newest = await store.rules_probe(engine)
-    assert newest == 20
+    first = await store.rules_probe(engine)
+    assert first.newest_rule_us == 20
     async with engine.begin() as conn:
         await conn.execute(
             insert(calendar).values(gid=1, name="x", base="weekdays", update_time=99)
         )
-    assert (await store.rules_probe(engine))[0] == (1, 99, 1) != calendars
+    assert (await store.rules_probe(engine)).calendars == (1, 99, 1) != first.calendars
+
+
+async def test_probe_sees_the_workflows_stamp_and_the_oldest_pending_command(
+    engine: AsyncEngine,
+):
+    """The same probe stands for the workflows' and the commands' polls: the stamp is
+    workflows_stamp's, and the oldest command still pending is named (0 once none is)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(workflow).values(id=4, gid=1, name="w", create_time=77, update_time=77)
+        )
+        for kind in ("run", "kill"):
+            await conn.execute(insert(center_command).values(kind=kind, task_id=1, created_us=1))
+    probe = await store.rules_probe(engine)
+    assert probe.workflows == await workflows_stamp(engine) == (77, 1)
+    pending = await store.pending_commands(engine)
+    assert probe.pending_command == pending[0].id
+    for command in pending:
+        await store.finish_command(engine, command.id, "done", "", 2)
+    assert (await store.rules_probe(engine)).pending_command == 0
 
 
 def test_factory_refuses_columns_not_starting_with_id():
