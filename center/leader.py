@@ -376,13 +376,12 @@ class Leader(PoolListener):
         await self.ctx.add_runs(retries + deps, now)
 
     async def _reports_pause(self) -> None:
-        """Until a report (or a reconnection) arrives, a tick while a burst is still being
-        written; then the rest of a tick since the last write, so that reports gather."""
+        """Until a report (or a reconnection) arrives, not at all while a burst is still
+        being written; then the rest of a tick since the last write, so that reports gather."""
         tick_s, reports = self.config.center_tick_ms / 1000, self.intake.reports
-        await self.reports_wake.wait(tick_s if reports.added > reports.written else REPORTS_IDLE_S)
-        rest_s = reports_wait_s(time.monotonic() - self._reports_at, tick_s=tick_s)
-        if rest_s > 0:
-            await asyncio.sleep(rest_s)
+        if reports.added <= reports.written:
+            await self.reports_wake.wait(REPORTS_IDLE_S)
+        await asyncio.sleep(reports_wait_s(time.monotonic() - self._reports_at, tick_s=tick_s))
 
     async def reports_once(self) -> None:
         """Write what agents reported, act on it (retries, dependents), acknowledge it, then

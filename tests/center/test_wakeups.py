@@ -38,7 +38,8 @@ def test_plan_wait(next_fire_us: int | None, pending: bool, expected: float) -> 
 
 @pytest.mark.parametrize(
     ("since_last_s", "expected"),
-    [(0.0, TICK), (0.02, 0.03), (TICK, 0.0), (3.0, 0.0)],  # at most one write per tick
+    # at most one write per tick, gathering half a tick at least
+    [(0.0, TICK), (0.02, 0.03), (0.04, TICK / 2), (TICK, TICK / 2), (3.0, TICK / 2)],
 )
 def test_reports_gather_the_rest_of_a_tick(since_last_s: float, expected: float) -> None:
     assert reports_wait_s(since_last_s, tick_s=TICK) == pytest.approx(expected)
