@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -48,11 +48,13 @@ def _agent_info(row: Any) -> AgentInfo:
     )
 
 
+# Built once: read every second by every center.
+_LIVE_AGENTS = select(agents).where(agents.c.status != AGENT_DELETED)
+
+
 async def load_agents(engine: AsyncEngine) -> dict[int, AgentInfo]:
     async with engine.connect() as conn:
-        rows = (
-            await conn.execute(select(agents).where(agents.c.status != AGENT_DELETED))
-        ).mappings()
+        rows = (await conn.execute(_LIVE_AGENTS)).mappings()
         return {r["id"]: _agent_info(r) for r in rows}
 
 
@@ -129,24 +131,25 @@ async def set_agent_status(
         )
 
 
+# Built once: written every second.
+_HEARTBEAT = (
+    update(agents)
+    .where(agents.c.id == bindparam("b_aid"))
+    .values(
+        heart_beat_time=bindparam("b_at"),
+        cpu_pct=bindparam("b_cpu"),
+        mem_pct=bindparam("b_mem"),
+        load1=bindparam("b_load"),
+        procs=bindparam("b_procs"),
+        outbox=bindparam("b_outbox"),
+        refusing=bindparam("b_refusing"),
+    )
+)
+
+
 async def record_heartbeats(engine: AsyncEngine, beats: list[Heartbeat]) -> None:
     if not beats:
         return
-    from sqlalchemy import bindparam
-
-    stmt = (
-        update(agents)
-        .where(agents.c.id == bindparam("b_aid"))
-        .values(
-            heart_beat_time=bindparam("b_at"),
-            cpu_pct=bindparam("b_cpu"),
-            mem_pct=bindparam("b_mem"),
-            load1=bindparam("b_load"),
-            procs=bindparam("b_procs"),
-            outbox=bindparam("b_outbox"),
-            refusing=bindparam("b_refusing"),
-        )
-    )
     params = [
         {
             "b_aid": b.aid,
@@ -161,4 +164,4 @@ async def record_heartbeats(engine: AsyncEngine, beats: list[Heartbeat]) -> None
         for b in beats
     ]
     async with engine.begin() as conn:
-        await conn.execute(stmt, params)
+        await conn.execute(_HEARTBEAT, params)

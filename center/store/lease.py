@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from center.errors import NotLeader
@@ -55,16 +54,19 @@ async def acquire_lease(engine: AsyncEngine, holder: str, now_us: int, ttl_us: i
     return Lease(holder, int(row.epoch), int(row.planned_through_us))
 
 
-def _fence_stmt(lease: Lease, values: dict[str, int]) -> Any:
-    return (
-        update(leader_lease)
-        .where(
-            leader_lease.c.name == LEASE_NAME,
-            leader_lease.c.holder == lease.holder,
-            leader_lease.c.epoch == lease.epoch,
-        )
-        .values(**values)
-    )
+# Built once, the SET columns given as parameters: a renewal each second and a fence in each
+# plan write made it anew, and making it (and its cache key) cost more than running it.
+_FENCE = update(leader_lease).where(
+    leader_lease.c.name == bindparam("f_name"),
+    leader_lease.c.holder == bindparam("f_holder"),
+    leader_lease.c.epoch == bindparam("f_epoch"),
+)
+
+
+async def _fenced_update(conn: AsyncConnection, lease: Lease, values: dict[str, int]) -> int:
+    """Set `values` on the lease row while it is still ours; how many rows (1 or 0)."""
+    params = {"f_name": LEASE_NAME, "f_holder": lease.holder, "f_epoch": lease.epoch}
+    return (await conn.execute(_FENCE, params | values)).rowcount
 
 
 async def renew_lease(
@@ -75,17 +77,16 @@ async def renew_lease(
     if planned_through_us:
         values["planned_through_us"] = planned_through_us
     async with engine.begin() as conn:
-        result = await conn.execute(_fence_stmt(lease, values))
-    return result.rowcount == 1
+        return await _fenced_update(conn, lease, values) == 1
 
 
 async def release_lease(engine: AsyncEngine, lease: Lease) -> None:
     """On a clean shutdown, let a standby take over at once instead of after the TTL."""
     async with engine.begin() as conn:
-        await conn.execute(_fence_stmt(lease, {"expires_us": 0}))
+        await _fenced_update(conn, lease, {"expires_us": 0})
 
 
 async def _fence(conn: AsyncConnection, lease: Lease, values: dict[str, int]) -> None:
     """Inside a write transaction: go on only while we still hold the lease's epoch."""
-    if (await conn.execute(_fence_stmt(lease, values))).rowcount != 1:
+    if await _fenced_update(conn, lease, values) != 1:
         raise NotLeader(lease.epoch)
