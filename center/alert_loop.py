@@ -11,10 +11,9 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from center.alerts.calendar_ending import calendar_findings, ending_calendars
+from center.alert_calendars import CalendarCheck
 from center.alerts.model import (
     AGENT_OFFLINE,
-    CALENDAR_ENDING,
     CRASH_LOOPING,
     DID_NOT_START,
     FAILED,
@@ -29,14 +28,12 @@ from center.alerts.model import (
     evaluate,
 )
 from center.alerts.senders import Destination, SendError, SmtpSettings, TargetRefused, deliver
-from center.calendars import BUILTINS, builtin
 from center.config import CenterConfig
 from center.errors import NotLeader
 from center.metrics import CenterMetrics
-from center.store import Lease, calendar_users
+from center.store import Lease
 from center.store import alert_checks as checks
 from center.store import alerts as outbox
-from center.store.calendars import load_calendars
 from protocol.clock import now_us
 
 # What the center's step runner handles itself (a database outage, a lost lease).
@@ -49,9 +46,6 @@ SEND_BATCH = 50
 SEND_CONCURRENCY = 8
 MAX_ATTEMPTS = 10
 RETRY_BASE_S, RETRY_MAX_S = 10, 900
-# calendar_ending looks again at least this often (the calendars' ends move by days, and the
-# check may scan every rule), and at once when a rule, workflow or calendar changes.
-CALENDAR_RECHECK_US = 3600 * 1_000_000
 
 
 class _Leading(Protocol):
@@ -228,41 +222,3 @@ async def _collect(
         if DID_NOT_START in channel.events:
             findings += await checks.did_not_start(conn, channel, now)
     return findings
-
-
-class CalendarCheck:
-    """calendar_ending: its findings are worked out again once an hour, or when a rule, a
-    workflow or a calendar changed (a cheap stamp, read every poll); in between the last
-    ones are given again, since a condition not seen at an evaluation is over."""
-
-    def __init__(self) -> None:
-        self._at: int | None = None
-        self._key: tuple[object, ...] = ()
-        self._found: list[Finding] = []
-
-    async def findings(
-        self, conn: AsyncConnection, channels: list[Channel], now: int
-    ) -> list[Finding]:
-        gids = frozenset(c.gid for c in channels if CALENDAR_ENDING in c.events)
-        if not gids:
-            self._at = None
-            return []
-        key = (gids, await calendar_users.calendar_stamp(conn))
-        fresh = self._at is not None and 0 <= now - self._at < CALENDAR_RECHECK_US
-        if not (fresh and key == self._key):
-            self._found = await _calendar_findings(conn, gids, now)
-            self._at, self._key = now, key
-        return self._found
-
-
-async def _calendar_findings(
-    conn: AsyncConnection, gids: frozenset[int], now: int
-) -> list[Finding]:
-    """Each ending calendar found once; the rules read only when some calendar ends soon."""
-    groups = {k: c for k, c in (await load_calendars(conn)).items() if k[0] in gids}
-    builtins = [c for c in (builtin(name) for name in BUILTINS) if c is not None]
-    names = ending_calendars(groups, builtins, now)
-    if not names:
-        return []
-    users = await calendar_users.calendar_users(conn, gids, names)
-    return calendar_findings(users, groups, now)

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from center.alert_loop import CALENDAR_RECHECK_US, AlertLoop
+from center.alert_calendars import RECHECK_US as CALENDAR_RECHECK_US
+from center.alert_loop import AlertLoop
 from center.alerts import model
 from center.tables import calendar, workflow
 from tests.integration.cluster import add_group, add_rule, center_config, edit_rule, now_us
@@ -79,6 +80,16 @@ async def test_rules_and_workflows_on_an_ending_calendar_are_told_then_recover(
         assert await loop.deliver_due(t0 + 10 * S) == 2
         recovery = await hook.next()
         await robot.next()
+        invoices = await add_rule(  # a new user between the hourly reads: read alone
+            engine, [], gid=gid, name="invoices", rule="0 9 * * *", calendar="cn-holidays"
+        )
+        told = []
+        for later in (15 * S, 20 * S):
+            assert await loop.evaluate(t0 + later) == 2
+            assert await loop.deliver_due(t0 + later) == 2
+            told.append((await hook.next()).json)
+            await robot.next()
+            await edit_rule(engine, invoices, calendar="")  # stops using it: over
         assert robot.refused.empty()
     rule = webhooks[f"rule:{payroll}"]
     assert rule.signed_with(SECRET) and rule.headers["x-unitedcron-event"] == "calendar_ending"
@@ -101,4 +112,8 @@ async def test_rules_and_workflows_on_an_ending_calendar_are_told_then_recover(
     assert f"工作流 month-close（{close}）：日历 ops-days 在 {END} 之后没有数据" in said
     assert "按星期几运行" in said
     assert (recovery.json["state"], recovery.json["subject"]) == ("recovery", f"rule:{payroll}")
-    assert [n["status"] for n in await notifications(engine)] == ["sent"] * 6
+    assert [(d["subject"], d["state"]) for d in told] == [
+        (f"rule:{invoices}", "alert"),
+        (f"rule:{invoices}", "recovery"),
+    ]
+    assert [n["status"] for n in await notifications(engine)] == ["sent"] * 10
