@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from center.alerts.calendar_ending import CalendarUser, calendar_findings, ending_calendars
+from center.alerts.calendar_ending import (
+    CalendarUser,
+    affected_last,
+    calendar_findings,
+    ending_calendars,
+)
 from center.alerts.model import CALENDAR_ENDING, Channel, Finding
 from center.calendars import BUILTINS, Calendar, builtin
 from center.store import calendar_users as store
@@ -29,7 +34,9 @@ class CalendarCheck:
         self._marks = (0, 0)  # the newest rule's and workflow's update_time already read
         self._groups: dict[tuple[int, str], Calendar] = {}
         self._names: set[str] = set()
-        self._found: dict[str, Finding] = {}  # by subject: the users of an ending calendar
+        # The affected rules and workflows by (kind, id), and the findings made of them.
+        self._users: dict[tuple[str, int], CalendarUser] = {}
+        self._found: list[Finding] = []
 
     async def findings(
         self, conn: AsyncConnection, channels: list[Channel], now: int
@@ -46,22 +53,24 @@ class CalendarCheck:
         elif (rules_mark, flows_mark) != self._marks:
             for user in await store.changed_users(conn, *self._marks):
                 self._keep(user, gids, now)
+            self._found = calendar_findings(self._users.values(), self._groups, now)
         self._marks = (rules_mark, flows_mark)
-        return list(self._found.values())
+        return self._found
 
     async def _read_whole(self, conn: AsyncConnection, gids: frozenset[int], now: int) -> None:
         """Each ending calendar found once; the rules read only when some calendar ends."""
         self._groups = {k: c for k, c in (await load_calendars(conn)).items() if k[0] in gids}
         builtins = [c for c in (builtin(name) for name in BUILTINS) if c is not None]
         self._names = ending_calendars(self._groups, builtins, now)
-        self._found = {}
+        self._users = {}
         for user in await store.calendar_users(conn, gids, self._names):
             self._keep(user, gids, now)
+        self._found = calendar_findings(self._users.values(), self._groups, now)
 
     def _keep(self, user: CalendarUser, gids: frozenset[int], now: int) -> None:
         """What the check knows of one rule or workflow, as it is now."""
-        found = calendar_findings([user], self._groups, now) if user.gid in gids else []
-        if found and user.calendar in self._names:
-            self._found[found[0].subject] = found[0]
+        hit = user.gid in gids and user.calendar in self._names
+        if hit and affected_last(user, self._groups, now) is not None:
+            self._users[user.kind, user.id] = user
         else:
-            self._found.pop(f"{user.kind}:{user.id}", None)
+            self._users.pop((user.kind, user.id), None)

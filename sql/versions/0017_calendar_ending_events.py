@@ -21,9 +21,7 @@ down_revision: str | Sequence[str] | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-FORMER = frozenset(
-    {"run_failed", "run_timeout", "crash_looping", "agent_offline", "did_not_start"}
-)
+FORMER = frozenset({"run_failed", "run_timeout", "crash_looping", "agent_offline", "did_not_start"})
 NEW = "calendar_ending"
 
 
@@ -41,7 +39,7 @@ def _rewrite(change: Callable[[list[str]], list[str]]) -> None:
     bind = op.get_bind()
     for ident, events in bind.execute(sa.text("SELECT id, events FROM alert_channel")).all():
         names = [e.strip() for e in str(events).split(",") if e.strip()]
-        if not FORMER <= set(names):
+        if not set(names) >= FORMER:
             continue
         new = ",".join(change(names))
         if new != events:
