@@ -11,6 +11,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from center.alert_calendars import CalendarCheck
 from center.alerts.model import (
     AGENT_OFFLINE,
     CRASH_LOOPING,
@@ -77,6 +78,7 @@ class AlertLoop:
         self.smtp = smtp_settings(config)
         self.allowed = config.alert_networks
         self.metrics = metrics
+        self.calendars = CalendarCheck()
 
     async def step(self) -> None:
         leader = self._leader()
@@ -102,6 +104,7 @@ class AlertLoop:
             states = await outbox.load_states(conn, [c.id for c in channels])
             after = until if cursor is None else min(cursor, until)
             findings = await _collect(conn, channels, states, (after, until), now)
+            findings += await self.calendars.findings(conn, channels, now)
         changed, notes = evaluate(channels, states, findings, now)
         async with self.engine.begin() as conn:
             if lease is not None:

@@ -13,7 +13,9 @@ from admin.services import alerts
 from admin.web import ApiActor, Config, Engine, Int32, Int64
 
 router = APIRouter(tags=["alerts"])
-EVENTS_HELP = "run_failed, run_timeout, crash_looping, agent_offline, did_not_start"
+EVENTS_HELP = (
+    "run_failed, run_timeout, crash_looping, agent_offline, did_not_start, calendar_ending"
+)
 KINDS_HELP = "webhook | email | dingtalk | wecom | feishu | slack"
 TARGET_HELP = "The webhook's or the chat robot's URL, or comma-separated emails"
 SECRET_HELP = (

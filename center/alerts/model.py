@@ -20,10 +20,11 @@ RUN_TIMEOUT = N_("run_timeout")
 CRASH_LOOPING = N_("crash_looping")
 AGENT_OFFLINE = N_("agent_offline")
 DID_NOT_START = N_("did_not_start")
-EVENTS = (RUN_FAILED, RUN_TIMEOUT, CRASH_LOOPING, AGENT_OFFLINE, DID_NOT_START)
+CALENDAR_ENDING = N_("calendar_ending")
+EVENTS = (RUN_FAILED, RUN_TIMEOUT, CRASH_LOOPING, AGENT_OFFLINE, DID_NOT_START, CALENDAR_ENDING)
 # Conditions: every check sees all that hold now, so an open one no longer seen is over.
 # The others are events (one per failed run), over when the rule's next run succeeds.
-CONDITIONS = frozenset({CRASH_LOOPING, AGENT_OFFLINE, DID_NOT_START})
+CONDITIONS = frozenset({CRASH_LOOPING, AGENT_OFFLINE, DID_NOT_START, CALENDAR_ENDING})
 ALERT, RECOVERY, TEST = "alert", "recovery", "test"
 WEBHOOK, EMAIL = AlertChannelKind.WEBHOOK, AlertChannelKind.EMAIL
 DINGTALK, WECOM = AlertChannelKind.DINGTALK, AlertChannelKind.WECOM

@@ -51,6 +51,7 @@ async def test_group_admins_manage_channels_and_members_see_them(
         "crash_looping",
         "agent_offline",
         "did_not_start",
+        "calendar_ending",
     ]
     seen = await api.get(f"{URL}/{channel['id']}", headers=world.auth("viewer"))
     assert seen.status_code == 200 and "secret" not in seen.json() and seen.json()["has_secret"]
