@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -12,6 +13,7 @@ import structlog
 from center import store
 from center.errors import RuleError
 from center.leader_context import LeaderContext
+from center.loops import Wake
 from center.routing import AgentInfo, listed_targets
 from center.rules import Rule, check_env_override, check_params
 from center.runs import PlannedRun, plan_run
@@ -22,6 +24,9 @@ from protocol.vocabulary import CommandKind, RuleStatus, Trigger
 
 log = structlog.get_logger("center.commands")
 DONE, FAILED = "done", "failed"
+# The rules poll's probe says when a command waits (woken then); the loop reads the commands
+# itself only when that probe is older than this (a slow rules poll, a database outage).
+COMMANDS_IDLE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,25 @@ class CommandRunner:
         self._engine = ctx.engine
         self._rebalance = rebalance  # the fleet's: start moving a service toward an even spread
         self._flows = flows
+        self.wake = Wake()
+        self._probed_mono = 0.0  # when the rules poll's probe last ran
+        self._due = True
+
+    def note_probe(self, pending_command: int) -> None:
+        """The rules poll's probe ran; it saw the oldest pending command (0: none)."""
+        self._probed_mono = time.monotonic()
+        if pending_command:
+            self.wake.set()
+
+    async def pause(self) -> None:
+        """Until the probe sees a command, or COMMANDS_IDLE_S; the step then reads the
+        commands only if woken or if no probe ran meanwhile (a slow rules poll, an outage)."""
+        woken = await self.wake.wait(COMMANDS_IDLE_S)
+        self._due = woken or time.monotonic() - self._probed_mono >= COMMANDS_IDLE_S
+
+    async def step(self) -> None:
+        if self._due:
+            await self.run_pending()
 
     async def kill_run(self, command: store.Command, now_us: int) -> Outcome:
         run = await store.find_run(self._engine, command.runid)

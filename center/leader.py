@@ -24,6 +24,7 @@ from center.decisions import plan_dependents, plan_retry
 from center.dispatch_loop import Dispatch
 from center.dispatcher import DispatchQueue
 from center.exec_frames import ExecFrames
+from center.fire_router import FireRouter
 from center.fleet import Fleet
 from center.fleet_limits import Limits
 from center.flows import Flows
@@ -32,7 +33,7 @@ from center.leader_context import LeaderContext
 from center.loops import Background, Wake, every, transient_errors
 from center.metrics import CenterMetrics
 from center.output_budget import OutputBudget
-from center.planner import Fire, Planner
+from center.planner import Planner
 from center.recovery import Recovery
 from center.report_buffer import ReportBatch
 from center.report_gate import ReportGate
@@ -40,13 +41,10 @@ from center.retention import Retention, RetentionSettings
 from center.routing import (
     AGENT_UNREACHABLE,
     AgentInfo,
-    choose,
-    planning_notice,
     reachability_changes,
 )
 from center.rulebook import RuleBook, RuleChanges
-from center.rules import Rule
-from center.runs import PlannedRun, plan_run
+from center.runs import PlannedRun
 from center.wakeups import PLAN_BATCH_PARTS, REPORTS_IDLE_S, plan_wait_s, reports_wait_s
 from protocol.clock import now_us
 from protocol.messages import (
@@ -59,18 +57,13 @@ from protocol.messages import (
     RunStarted,
 )
 from protocol.tls import LinkTls
-from protocol.vocabulary import Routing
 
 log = structlog.get_logger("center.leader")
-MAX_UNROUTED = 100_000
 # Fires planned per tick at most: a burst is spread over ticks, and each fenced write is short
 # enough that the lease renewal (the same writer on SQLite, the lease row on MySQL) never waits
 # long behind it (25k rows held a MariaDB renewal for 0.5 s).
 PLAN_CHUNK = 5_000
 BIG_BATCH = 1000  # plan batches this large are logged, with how far ahead they went
-# The rules poll's probe says when a command waits (woken then); the loop reads the commands
-# itself only when that probe is older than this (a slow rules poll, a database outage).
-COMMANDS_IDLE_S = 1.0
 SWEEP_EVERY_S = 2.0
 FLEET_EVERY_S = 0.5  # a lost agent's instances are placed elsewhere within this of the notice
 LIMITS_EVERY_S = 1.0  # keys edited, and holders ended without a report, are seen within this
@@ -116,14 +109,8 @@ class Leader(PoolListener):
         # rule change, a report), not a tick each: an idle center wakes a few times a second.
         self.plan_wake, self.reports_wake = Wake(), Wake()
         self._reports_at = 0.0  # monotonic start of the last reports step
-        self.commands_wake = Wake()
-        self._probed_mono = 0.0  # when the rules poll's probe last ran
-        self._commands_due = True
         self.cursor_us = max(lease.planned_through_us, now_us())
         self._unsaved: list[PlannedRun] = []
-        self._turns: dict[int, int] = {}  # round robin position per rule
-        self._notices: dict[int, str] = {}
-        self._unrouted: list[Fire] = []
         self._frames = ExecFrames(lease.epoch)
         self._background = Background()
         self.intake = Intake(engine, metrics)
@@ -152,6 +139,7 @@ class Leader(PoolListener):
         self._commands = CommandRunner(self.ctx, rebalance=self.fleet.rebalance, flows=self.flows)
         self._daemons = DaemonSync(self.ctx, self.fleet.wanted)
         self.recovery = Recovery(self.ctx)
+        self.router = FireRouter(self.ctx, self._background)
         self.dispatch = Dispatch(
             self.ctx,
             limits=self.limits,
@@ -202,7 +190,7 @@ class Leader(PoolListener):
             for name, step, pause in (
                 ("plan", self.plan_once, self._plan_pause),
                 ("reports", self.reports_once, self._reports_pause),
-                ("commands", self._commands_once, self._commands_pause),
+                ("commands", self._commands.step, self._commands.pause),
             ):
                 tg.create_task(every(name, step, tick_s, self.metrics, pause=pause), name=name)
             for name, step, every_s in (
@@ -260,7 +248,7 @@ class Leader(PoolListener):
             now_us(),
             lookahead_us=self.config.lookahead_us,
             tick_s=self.config.center_tick_ms / 1000,
-            pending=bool(self._unsaved or self._unrouted),
+            pending=bool(self._unsaved or self.router.unrouted),
         )
         await self.plan_wake.wait(wait_s)
 
@@ -269,7 +257,7 @@ class Leader(PoolListener):
         now = now_us()
         lookahead = self.config.lookahead_us
         until = now + lookahead
-        if not self._unsaved and not self._unrouted:
+        if not self._unsaved and not self.router.unrouted:
             # Nothing due before the last tenth of the lookahead: plan nothing this tick. Fires
             # are then written in batches of about that tenth, one transaction a second at
             # the default 10 s instead of twenty; each is still written 9 s ahead.
@@ -277,13 +265,11 @@ class Leader(PoolListener):
             if nxt is None or nxt > until - lookahead // PLAN_BATCH_PARTS:
                 self.cursor_us = max(self.cursor_us, until if nxt is None else min(until, nxt - 1))
                 return
-        # Fires that found no agent are tried again until their time: an agent approved
-        # (or reconnected) moments before a fire still gets it.
-        again, self._unrouted = [f for f in self._unrouted if f.sched_us >= now], []
+        again = self.router.take_unrouted(now)
         fires = self.planner.due(until, limit=PLAN_CHUNK)
         if len(fires) == PLAN_CHUNK:  # a burst: plan it over several ticks, cursor on the way
             until = fires[-1].sched_us - 1
-        runs = self._unsaved + self._route(again + fires)
+        runs = self._unsaved + self.router.route(again + fires)
         if not runs:
             self.cursor_us = max(self.cursor_us, until)
             return
@@ -302,42 +288,6 @@ class Leader(PoolListener):
         self.queue.add(runs)
         self.wake.set()
         await self._frames.encode_ahead(runs, self.rulebook.rules)
-
-    def _route(self, fires: list[Fire]) -> list[PlannedRun]:
-        runs: list[PlannedRun] = []
-        for fire in fires:
-            rule = self.rulebook.rules.get(fire.task_id)
-            if rule is None:
-                continue
-            turn = 0
-            if rule.routing == Routing.ROUND_ROBIN:  # the only routing that reads it: a
-                turn = self._turns.get(rule.id, 0)  # turn per rule of a million would not
-                self._turns[rule.id] = turn + 1  # be kept for nothing
-            picks = choose(rule, self.agents, self.pool.connected, turn)
-            self._note(rule, len(picks))
-            if not picks and len(self._unrouted) < MAX_UNROUTED:
-                self._unrouted.append(fire)
-            runs.extend(
-                plan_run(
-                    fire.task_id,
-                    fire.sched_us,
-                    aid,
-                    instance=shard,
-                    shard_total=rule.shard_total,
-                    rule_version=rule.update_time,
-                )
-                for shard, aid in picks
-            )
-        return runs
-
-    def _note(self, rule: Rule, chosen: int) -> None:
-        """Record (once per change) why a valid rule runs on fewer agents than it asks for."""
-        notice = planning_notice(rule, self.agents, chosen)
-        if self._notices.get(rule.id, "") != notice:
-            self._notices[rule.id] = notice
-            if notice:
-                log.warning("rule.notice", task_id=rule.id, notice=notice)
-            self._background(store.set_rule_notice(self.engine, rule.id, notice))
 
     # ------------------------------------------------------------ results and commands
 
@@ -398,20 +348,9 @@ class Leader(PoolListener):
 
     def note_probe(self, workflows: tuple[int, int], pending_command: int) -> None:
         """What the rules poll's probe read for this term: the workflows' stamp, and the
-        oldest pending command (0: none), which wakes the commands loop."""
-        self._probed_mono = time.monotonic()
+        oldest pending command (0: none)."""
         self.flows.note_stamp(workflows)
-        if pending_command:
-            self.commands_wake.set()
-
-    async def _commands_pause(self) -> None:
-        woken = await self.commands_wake.wait(COMMANDS_IDLE_S)
-        # A probe within COMMANDS_IDLE_S saw none pending: no read (one comes by the wake).
-        self._commands_due = woken or time.monotonic() - self._probed_mono >= COMMANDS_IDLE_S
-
-    async def _commands_once(self) -> None:
-        if self._commands_due:
-            await self._commands.run_pending()
+        self._commands.note_probe(pending_command)
 
     async def _fleet_once(self) -> None:
         """Place the fleet services again, tell agents what moved, write it, end drains."""
