@@ -20,10 +20,10 @@ from center.runs import PlannedRun, plan_run
 from protocol import statuses
 from protocol.clock import now_us
 from protocol.messages import Kill
-from protocol.vocabulary import CommandKind, RuleStatus, Trigger
+from protocol.vocabulary import CommandKind, CommandStatus, RuleStatus, Trigger
 
 log = structlog.get_logger("center.commands")
-DONE, FAILED = "done", "failed"
+DONE, FAILED = CommandStatus.DONE, CommandStatus.FAILED
 # The rules poll's probe says when a command waits (woken then); the loop reads the commands
 # itself only when that probe is older than this (a slow rules poll, a database outage).
 COMMANDS_IDLE_S = 1.0

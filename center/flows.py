@@ -31,11 +31,11 @@ from center.store import workflows as wstore
 from center.store.workflows import FlowRun, Workflow
 from center.timing import FireTimes, build_timing
 from protocol.clock import now_us
-from protocol.vocabulary import FlowStatus, Overlap, Trigger
+from protocol.vocabulary import CommandStatus, FlowStatus, Overlap, Trigger
 
 log = structlog.get_logger("center.flows")
 STEP_S = 0.5  # a flow run moves on within this of a node's end even without a nudge
-DONE, FAILED = "done", "failed"
+DONE, FAILED = CommandStatus.DONE, CommandStatus.FAILED
 OPEN = (FlowStatus.RUNNING, FlowStatus.QUEUED)
 
 

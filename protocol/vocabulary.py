@@ -91,6 +91,14 @@ class CommandKind(StrEnum):
     FLOW_RERUN = "flow_rerun"  # re-run a node and what follows it (runid: flow run, task_id)
 
 
+class CommandStatus(StrEnum):
+    """Where an operator's center_command stands."""
+
+    PENDING = "pending"  # not yet carried out by the leader
+    DONE = "done"
+    FAILED = "failed"
+
+
 class FlowJoin(StrEnum):
     """When a workflow node with several parents starts: once all have ended as their edges
     ask, or at the first that has."""

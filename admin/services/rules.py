@@ -20,7 +20,7 @@ from center.store.versions import record_version
 from center.timing import timing_warning
 from i18n.marks import N_
 from protocol.clock import now_us
-from protocol.vocabulary import CommandKind, RuleStatus
+from protocol.vocabulary import CommandKind, CommandStatus, RuleStatus
 
 ENABLED, PAUSED, DELETED = RuleStatus.ENABLED, RuleStatus.PAUSED, RuleStatus.DELETED
 PREVIEW_COUNT = 10
@@ -228,7 +228,7 @@ async def command(
             raise Conflict("rebalance moves a fleet service: a daemon rule with a strategy")
         values = {"kind": kind, "task_id": task_id, "user_id": actor.user.id, "created_us": now}
         values["args"] = args_json(args)
-        command_id = await runs.insert_command(conn, values | {"status": "pending"})
+        command_id = await runs.insert_command(conn, values | {"status": CommandStatus.PENDING})
         row = await runs.command_by_id(conn, command_id)
         action = {"run": "rule.run", "rebalance": "rule.rebalance"}.get(kind, "rule.kill")
         target = ("rule", task_id, rule["gid"])

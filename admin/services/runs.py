@@ -19,7 +19,7 @@ from admin.services import audited
 from i18n.marks import N_
 from protocol import statuses
 from protocol.clock import now_us
-from protocol.vocabulary import CommandKind
+from protocol.vocabulary import CommandKind, CommandStatus
 
 # A tail ends after this long; the browser's EventSource reconnects where it left off.
 TAIL_MAX_S = 300.0
@@ -64,7 +64,7 @@ async def kill_run(engine: AsyncEngine, actor: Actor, run_id: int) -> dict[str, 
             "aid": run["aid"],
             "user_id": actor.user.id,
             "created_us": now,
-            "status": "pending",
+            "status": CommandStatus.PENDING,
         }
         command_id = await runs.insert_command(conn, values)
         row = await runs.command_by_id(conn, command_id)

@@ -20,6 +20,7 @@ from center.tables import (
     task_process,
 )
 from protocol import statuses
+from protocol.vocabulary import CommandStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +46,10 @@ class RunState:
 
 
 PENDING_LIMIT = 100
-COMMAND_PENDING = "pending"  # center_command.status of a command not yet carried out
 # Built once: a statement made anew each time is also keyed anew for the compiled cache.
 _PENDING = (
     select(center_command)
-    .where(center_command.c.status == COMMAND_PENDING)
+    .where(center_command.c.status == CommandStatus.PENDING)
     .order_by(center_command.c.id)
     .limit(PENDING_LIMIT)
 )
@@ -91,7 +91,9 @@ async def finish_command(
     async with engine.begin() as conn:
         await conn.execute(
             update(center_command)
-            .where(center_command.c.id == command_id, center_command.c.status == COMMAND_PENDING)
+            .where(
+                center_command.c.id == command_id, center_command.c.status == CommandStatus.PENDING
+            )
             .values(status=status, result=result[:500], done_us=now_us)
         )
 

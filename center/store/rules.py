@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center.rules import Rule, RuleFactory
 from center.store._util import _chunks
-from center.store.events import COMMAND_PENDING
 from center.tables import (
     calendar,
     center_command,
@@ -19,6 +18,7 @@ from center.tables import (
     crontab_agent,
     workflow,
 )
+from protocol.vocabulary import CommandStatus
 
 # A million rules come in a chunk at a time, each row made into a Rule at once: no mapping
 # per row, and no second copy of the whole table held while the rules are built.
@@ -86,7 +86,7 @@ _PROBE = select(
     select(func.coalesce(func.max(workflow.c.update_time), 0)).scalar_subquery(),
     select(func.count()).select_from(workflow).scalar_subquery(),
     select(func.coalesce(func.min(center_command.c.id), 0))
-    .where(center_command.c.status == COMMAND_PENDING)
+    .where(center_command.c.status == CommandStatus.PENDING)
     .scalar_subquery(),
 )
 
