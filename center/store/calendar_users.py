@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from center.alerts.calendar_ending import RULE, WORKFLOW, CalendarUser
@@ -29,35 +29,21 @@ async def calendar_stamp(conn: AsyncConnection) -> tuple[int, ...]:
     return tuple(int(v) for v in (await conn.execute(_STAMP)).one())
 
 
-def _rules(*where: Any) -> Any:
+def _users(table: Table, scheduled: Any, *where: Any) -> Any:
+    """A rule's or a workflow's calendar columns, and whether it fires by its schedule now."""
+    c = table.c
+    on = (c.status == RuleStatus.ENABLED) & (c.rule != "") & (c.error == "") & scheduled
     return select(
-        crontab.c.id,
-        crontab.c.name,
-        crontab.c.gid,
-        crontab.c.calendar,
-        crontab.c.calendar_fallback,
-        crontab.c.rule,
-        crontab.c.timezone,
-        (crontab.c.status == RuleStatus.ENABLED)
-        & (crontab.c.is_daemon == 0)
-        & (crontab.c.rule != "")
-        & (crontab.c.error == ""),
+        c.id, c.name, c.gid, c.calendar, c.calendar_fallback, c.rule, c.timezone, on
     ).where(*where)
+
+
+def _rules(*where: Any) -> Any:
+    return _users(crontab, crontab.c.is_daemon == 0, *where)
 
 
 def _flows(*where: Any) -> Any:
-    return select(
-        workflow.c.id,
-        workflow.c.name,
-        workflow.c.gid,
-        workflow.c.calendar,
-        workflow.c.calendar_fallback,
-        workflow.c.rule,
-        workflow.c.timezone,
-        (workflow.c.status == RuleStatus.ENABLED)
-        & (workflow.c.rule != "")
-        & (workflow.c.error == ""),
-    ).where(*where)
+    return _users(workflow, true(), *where)
 
 
 async def _read(conn: AsyncConnection, rules: Any, flows: Any) -> list[CalendarUser]:
