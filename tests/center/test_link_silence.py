@@ -4,8 +4,6 @@ burst of frames kept its ping from reaching it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -100,47 +98,48 @@ SETTINGS = LinkSettings(
 )
 
 
+def _link(port: int, listener: Listener) -> AgentLink:
+    info = AgentInfo(id=1, name="agent-1", ip="127.0.0.1", port=port, status=1)
+    return AgentLink(info, SETTINGS, listener)
+
+
 def _burst() -> bytes:
     """Big frames: the burst outlasts the kernel's buffers on both sides, and offline_after_s.
     Encoded before the link is up: encoding takes a CPU second, which would stall the loop."""
     return encode_many([Ack(seqs=list(range(i, i + 4000))) for i in range(BURST)])
 
 
-@contextlib.asynccontextmanager
-async def _linked(agent: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]):
-    """An agent served on a port, our link to it connected, a burst written on it."""
-    server = await asyncio.start_server(agent, "127.0.0.1", 0)
+async def test_a_link_behind_its_own_burst_is_not_silent():
+    all_read = asyncio.Event()
+    server = await asyncio.start_server(lambda r, w: _slow_agent(r, w, all_read), "127.0.0.1", 0)
     listener, burst = Listener(), _burst()
-    info = AgentInfo(
-        id=1, name="agent-1", ip="127.0.0.1", port=server.sockets[0].getsockname()[1], status=1
-    )
-    link = AgentLink(info, SETTINGS, listener)
+    link = _link(server.sockets[0].getsockname()[1], listener)
     try:
         async with asyncio.timeout(20):
             await listener.connected.wait()
-        link.send_bytes(burst)
-        yield listener, link
+            link.send_bytes(burst)
+            await all_read.wait()
+        assert listener.disconnects == 0
+        assert link.connected
     finally:
         await link.close()
         server.close()
         await server.wait_closed()
 
 
-async def test_a_link_behind_its_own_burst_is_not_silent():
-    all_read = asyncio.Event()
-    async with _linked(lambda r, w: _slow_agent(r, w, all_read)) as (listener, link):
-        async with asyncio.timeout(20):
-            await all_read.wait()
-        assert listener.disconnects == 0
-        assert link.connected
-
-
 async def test_a_hung_agent_is_still_silent_behind_a_burst():
     stop = asyncio.Event()
-    async with _linked(lambda r, w: _hung_agent(r, w, stop)) as (listener, _link):
-        try:
-            async with asyncio.timeout(20):
-                while not listener.disconnects:
-                    await listener.disconnected.wait()
-        finally:
-            stop.set()  # the agent's handler ends before its server is closed
+    server = await asyncio.start_server(lambda r, w: _hung_agent(r, w, stop), "127.0.0.1", 0)
+    listener, burst = Listener(), _burst()
+    link = _link(server.sockets[0].getsockname()[1], listener)
+    try:
+        async with asyncio.timeout(20):
+            await listener.connected.wait()
+            link.send_bytes(burst)
+            while not listener.disconnects:
+                await listener.disconnected.wait()
+    finally:
+        stop.set()
+        await link.close()
+        server.close()
+        await server.wait_closed()
