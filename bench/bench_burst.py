@@ -105,8 +105,6 @@ async def metric(port: int, name: str) -> float | None:
 
 
 async def start_center(db_url: str, metrics_port: int, extra: dict[str, str]) -> Any:
-    # BENCH_LOG_DIR: keep each center's log there, at info level (its stages' timestamps).
-    log_dir = os.environ.get("BENCH_LOG_DIR")
     env = (
         {k: v for k, v in os.environ.items() if not k.startswith("UNITEDCRON_")}
         | {
@@ -114,16 +112,17 @@ async def start_center(db_url: str, metrics_port: int, extra: dict[str, str]) ->
             "UNITEDCRON_SECRET": SECRET,
             "UNITEDCRON_CENTER_LISTEN": f"127.0.0.1:{free_port()}",
             "UNITEDCRON_CENTER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
-            "UNITEDCRON_LOG_LEVEL": "info" if log_dir else "warning",
+            "UNITEDCRON_LOG_LEVEL": "warning",
             "UNITEDCRON_LOG_FORMAT": "json",
         }
         | extra
     )
-    log_file: Any = asyncio.subprocess.DEVNULL
-    if log_dir:
-        log_file = (Path(log_dir) / f"center-{metrics_port}.log").open("wb")
     return await asyncio.create_subprocess_exec(
-        UNITEDCRON, "center", env=env, stdout=log_file, stderr=log_file
+        UNITEDCRON,
+        "center",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
 
 
@@ -178,8 +177,6 @@ async def burst(n: int, agent_count: int, tmp: Path, idle: int = 0) -> dict[str,
     # The fake agents speak plain text; the real-agent row below pays for TLS.
     center = await start_center(db_url, metrics_port, {"UNITEDCRON_INSECURE_PLAINTEXT": "true"})
     sampler = Sampler(center.pid)
-    if os.environ.get("BENCH_LOG_DIR"):  # for a profiler to catch the burst
-        print(f"burst center_pid={center.pid} at_s={at_s}", file=sys.stderr, flush=True)
     ready = await wait_planned(metrics_port, n + idle, at_s - 1.5)
     await asyncio.sleep(max(at_s - 1 - time.time(), 0))
     cpu0 = sampler.cpu_s()

@@ -78,21 +78,6 @@ def identity_refusal(info: AgentInfo, conn: Connection, state: AgentState) -> st
     return None
 
 
-# Bytes an agent must take from us between two looks to count as alive without a word: more
-# than the pings of the interval, which a hung agent's kernel still takes until its receive
-# buffer is full (never, for pings alone).
-TAKEN_SIGN_BYTES = 4096
-
-
-def last_sign_of_life(last_seen: float, now: float, taken_before: int, taken_now: int) -> float:
-    """Pure. When an agent last showed it is alive: its last message (`last_seen`), or now if
-    it has taken a real amount of bytes from us since the last look. An agent reading a burst
-    of our frames (100k execs take seconds to decode) cannot answer a ping queued behind them:
-    that is our backlog, not its silence, and closing the link then sent its runs again.
-    A hung agent's kernel takes at most one receive buffer of a burst, at once: one look."""
-    return now if taken_now - taken_before > TAKEN_SIGN_BYTES else last_seen
-
-
 class AgentLink:
     """Keeps one agent connected until closed; `conn` is None while it is down."""
 
@@ -209,15 +194,13 @@ class AgentLink:
 
     async def _ping(self, conn: Connection) -> None:
         s = self._settings
-        taken = conn.bytes_taken()
         while True:
-            now, taken_before, taken = time.monotonic(), taken, conn.bytes_taken()
-            self._last_seen_mono = last_sign_of_life(self._last_seen_mono, now, taken_before, taken)
-            if now - self._last_seen_mono > s.offline_after_s:
+            if time.monotonic() - self._last_seen_mono > s.offline_after_s:
                 log.warning("agent.silent", aid=self.info.id, silent_s=round(s.offline_after_s, 1))
                 await conn.close()
                 return
             conn.send(Ping(epoch=self._listener.ping_epoch(), sent_ms=now_ms()))
+            await conn.drain()
             await asyncio.sleep(s.ping_interval_s)
 
     async def _read(self, conn: Connection) -> None:

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import os
-import struct
-import termios
 from collections import deque
 
 from protocol import auth, certs
@@ -42,7 +38,6 @@ class Connection:
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.peer_name = ""
         self.session_nonce = b""  # the client's hello nonce: fresh for every connection
-        self._queued_bytes = 0  # every byte ever handed to the transport
 
     @property
     def peer_cert_der(self) -> bytes | None:
@@ -69,32 +64,16 @@ class Connection:
 
     def send(self, message: Message) -> None:
         """Queue one frame on the transport (no await: callers batch, then drain)."""
-        self._write(encode(message))
+        self._writer.write(encode(message))
 
     def send_bytes(self, frames: bytes) -> None:
         """Queue frames encoded beforehand (a burst encoded while there was time)."""
         if frames:
-            self._write(frames)
+            self._writer.write(frames)
 
     def send_many(self, messages: list[Message]) -> None:
         if messages:
-            self._write(encode_many(messages))
-
-    def _write(self, data: bytes) -> None:
-        self._queued_bytes += len(data)
-        self._writer.write(data)
-
-    def bytes_taken(self) -> int:
-        """Bytes the peer's side has taken from us so far: all we queued, less what waits in
-        our transport's buffer and our socket's send queue (not yet acknowledged by the peer).
-        It grows while the peer reads, even when the peer sends nothing."""
-        waiting = self._writer.transport.get_write_buffer_size()
-        sock = self._writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError, ValueError):  # not a TCP socket, or closed
-                raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
-                waiting += struct.unpack("i", raw)[0]
-        return self._queued_bytes - waiting
+            self._writer.write(encode_many(messages))
 
     async def drain(self) -> None:
         try:
