@@ -135,7 +135,8 @@ class Control:
         if isinstance(message, Ping):
             if not epoch_refusal(message.epoch, self._journal.epoch):
                 self._note_epoch(session, message.epoch)
-            return [Pong(sent_ms=message.sent_ms, resources=self.resources())]
+            session.ping_ms = message.sent_ms
+            return self.sign_of_life(session)
         if isinstance(message, Kill):
             return self._on_kill(session, message)
         if isinstance(message, Ack):
@@ -152,6 +153,11 @@ class Control:
             )
             return []
         raise UnknownCall(message.CALL)
+
+    def sign_of_life(self, session: Session) -> list[Message]:
+        """A pong to the newest ping read; unasked, it tells a center that sent a burst ahead
+        (its ping waiting behind it) that we are alive and reading."""
+        return [Pong(sent_ms=session.ping_ms, resources=self.resources())]
 
     def _note_epoch(self, session: Session, epoch: int) -> None:
         """Remember the epoch a center sent; a connection that becomes leader gets a resend."""

@@ -24,6 +24,12 @@ from protocol.stream import HANDSHAKE_TIMEOUT_S, Connection, accept_handshake
 # (the default of agent_live_output_backlog_bytes).
 LIVE_OUTPUT_BACKLOG_BYTES = 1 << 20
 CLOSE_TIMEOUT_S = 2.0
+# A center's ping waits behind the frames it sent before (a burst sent ahead can take seconds
+# to read), and the center closes a link it has not heard from for center_offline_after_s (2 s
+# by default). So while we read a burst (this many frames read since we last sent), a pong at
+# least this often; a few frames a second in quiet times never call for one.
+ALIVE_EVERY_S = 0.25
+ALIVE_AFTER_FRAMES = 64
 log = structlog.get_logger("agent.server")
 
 
@@ -42,6 +48,9 @@ class Session:
         self.sent_seq = 0
         self._holds = 0
         self._held: list[Event] = []
+        self.ping_ms = 0  # the newest ping read here: an unasked pong echoes it
+        self._sent_mono = time.monotonic()
+        self._unanswered = 0  # frames read since we last sent
 
     def hold(self) -> None:
         """Hold fresh events back while a resend is in progress."""
@@ -74,6 +83,18 @@ class Session:
         """Queue frames (no await); a closing connection drops them (the outbox keeps events)."""
         if messages and not self.conn.closing:
             self.conn.send_many(messages)
+            self._sent_mono, self._unanswered = time.monotonic(), 0
+
+    def unanswered(self, now_mono: float) -> bool:
+        """Count a frame read that called for no reply; True if a sign of life is due: we are
+        reading a burst and the peer has heard nothing from us for ALIVE_EVERY_S. Not while a
+        resend is held: a center takes a pong to mean that every event resent came before it."""
+        self._unanswered += 1
+        return (
+            self._unanswered >= ALIVE_AFTER_FRAMES
+            and now_mono - self._sent_mono >= ALIVE_EVERY_S
+            and not self._holds
+        )
 
 
 class Handler(Protocol):
@@ -84,6 +105,9 @@ class Handler(Protocol):
 
     def handle(self, session: Session, message: Message) -> list[Message]:
         """React to one message; return the replies. Raise ProtocolError to drop the peer."""
+
+    def sign_of_life(self, session: Session) -> list[Message]:
+        """An unasked pong, sent while the peer's frames keep us reading."""
 
 
 class Sessions:
@@ -302,7 +326,11 @@ class AgentServer:
             while True:
                 message = await conn.recv()
                 self._sessions.heard()
-                session.send(self._handler.handle(session, message))
+                replies = self._handler.handle(session, message)
+                if replies:
+                    session.send(replies)
+                elif session.unanswered(time.monotonic()):
+                    session.send(self._handler.sign_of_life(session))
                 # drain() only suspends when the peer reads slower than we write: the frames of
                 # one read are handled without yielding, so their writes commit in one batch.
                 await conn.drain()

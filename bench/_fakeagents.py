@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from agent.server import ALIVE_AFTER_FRAMES, ALIVE_EVERY_S
 from protocol.errors import ProtocolError
 from protocol.messages import (
     Ack,
@@ -47,14 +48,25 @@ class FakeAgent:
             await accept_handshake(conn, self.secrets, name=self.name, expect_role="center")
             conn.send(AgentState(epoch=0, running=[], agent_name=self.name))
             loop = asyncio.get_running_loop()
+            ping_ms, unanswered, sent_mono = 0, 0, time.monotonic()
             while True:
                 msg = await conn.recv()
                 if isinstance(msg, Exec):  # a real agent answers when the process starts
                     self.received(msg)
                     delay_s = max(msg.ref.sched_us / 1e6 - time.time(), 0)
                     loop.call_later(delay_s, self._reply, conn, msg)
-                else:
-                    conn.send_many(self.answer(msg))
+                    unanswered += 1
+                    if (
+                        unanswered >= ALIVE_AFTER_FRAMES
+                        and time.monotonic() - sent_mono >= ALIVE_EVERY_S
+                    ):  # reading a burst: a pong of our own, as agent/server.py sends
+                        conn.send(Pong(sent_ms=ping_ms, resources=Resources()))
+                        unanswered, sent_mono = 0, time.monotonic()
+                    continue
+                if isinstance(msg, Ping):
+                    ping_ms = msg.sent_ms
+                conn.send_many(self.answer(msg))
+                unanswered, sent_mono = 0, time.monotonic()
         except asyncio.CancelledError:  # shutdown: return quietly, no traceback
             return
         except (ProtocolError, OSError, ConnectionError, Exception):

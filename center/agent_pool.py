@@ -194,13 +194,15 @@ class AgentLink:
 
     async def _ping(self, conn: Connection) -> None:
         s = self._settings
-        while True:
+        while not conn.closing:  # a lost connection ends the reader, which ends us
             if time.monotonic() - self._last_seen_mono > s.offline_after_s:
                 log.warning("agent.silent", aid=self.info.id, silent_s=round(s.offline_after_s, 1))
                 await conn.close()
                 return
+            # No drain: behind a burst the wait would be long, and behind an agent that stopped
+            # reading endless, so that it would never be found silent. An agent reading a
+            # burst sends pongs of its own meanwhile (agent/server.py, ALIVE_EVERY_S).
             conn.send(Ping(epoch=self._listener.ping_epoch(), sent_ms=now_ms()))
-            await conn.drain()
             await asyncio.sleep(s.ping_interval_s)
 
     async def _read(self, conn: Connection) -> None:
