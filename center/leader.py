@@ -23,7 +23,7 @@ from center.daemon_sync import DaemonSync
 from center.decisions import plan_dependents, plan_retry
 from center.dispatch_loop import Dispatch
 from center.dispatcher import DispatchQueue
-from center.exec_frames import ExecFrames
+from center.exec_frames import ExecFrames, soon_again
 from center.fire_router import FireRouter
 from center.fleet import Fleet
 from center.fleet_limits import Limits
@@ -287,7 +287,7 @@ class Leader(PoolListener):
         runs = [r for r in runs if r.runid not in self.dispatch.held]
         self.queue.add(runs)
         self.wake.set()
-        await self._frames.encode_ahead(runs, self.rulebook.rules)
+        await self._frames.encode_ahead(runs, self.rulebook.rules, soon_again(fires))
 
     # ------------------------------------------------------------ results and commands
 

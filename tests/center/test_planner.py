@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from center.cronexpr import parse_schedule
-from center.planner import Fire, Planner
+from center.planner import Fire, Planner, pack_entry, unpack_entry
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in µs
 S = 1_000_000
@@ -82,3 +82,26 @@ def test_limit_bounds_one_call():
         p.set_rule(task_id, parse_schedule("* * * * * *"), T0)
     assert len(p.due(T0 + S, limit=4)) == 4
     assert len(p.due(T0 + S)) == 6
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ((T0, 5, 1), (T0 + 1, 1, 1)),  # the fire time first
+        ((T0, 1, 9), (T0, 2, 1)),  # then the rule
+        ((T0, 2, 1), (T0, 2, 2)),  # then the generation
+        ((T0, 2**32 - 1, 2**40 - 1), (T0 + 1, 0, 0)),  # the widest id and generation
+        ((0, 0, 0), (0, 0, 1)),
+    ],
+)
+def test_heap_entries_order_as_their_fields_do(a: tuple[int, int, int], b: tuple[int, int, int]):
+    assert pack_entry(*a) < pack_entry(*b)
+    assert (unpack_entry(pack_entry(*a)), unpack_entry(pack_entry(*b))) == (a, b)
+
+
+@pytest.mark.parametrize("task_id", [-1, 2**32])
+def test_a_task_id_out_of_range_is_refused(task_id: int):
+    with pytest.raises(ValueError, match="task_id"):
+        Planner().set_rule(task_id, parse_schedule("* * * * * *"), T0)
+    with pytest.raises(ValueError, match="task_id"):
+        Planner().load([(task_id, parse_schedule("* * * * * *"))], T0)
