@@ -114,9 +114,10 @@ class CenterMetrics:
 
     def observe_reports(self, batch: ReportBatch) -> None:
         """Start lateness of scheduled runs, and outcomes by status."""
-        for row in batch.started:
-            if row["trigger"] == Trigger.SCHEDULE and row["start"]:
-                self.start_lateness_s.observe(max(row["start"] - row["sched_us"], 0) / 1e6)
+        for msg in batch.started_msgs:
+            ref = msg.ref
+            if ref.trigger == Trigger.SCHEDULE and msg.start_us:
+                self.start_lateness_s.observe(max(msg.start_us - ref.sched_us, 0) / 1e6)
         by_status = collections.Counter(msg.status for _aid, msg in batch.finished_msgs)
         for status, n in by_status.items():  # one label lookup per status, not per run
             self.runs.labels(status=status).inc(n)

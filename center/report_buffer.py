@@ -20,10 +20,13 @@ log = structlog.get_logger("center.report_buffer")
 class ReportBatch:
     """Rows ready for the store, plus the seqs to acknowledge per agent once they are stored."""
 
+    # Rows of the starts of runs that did not also finish within the batch: a finished run
+    # takes only its finish, which carries every column its start does (`plan_writes`).
     started: list[dict[str, Any]] = field(default_factory=list)
     finished: list[dict[str, Any]] = field(default_factory=list)
     chunks: list[dict[str, Any]] = field(default_factory=list)
     acks: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    started_msgs: list[RunStarted] = field(default_factory=list)  # every start, for metrics
     finished_msgs: list[tuple[int, RunFinished]] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -57,14 +60,17 @@ class ReportBuffer:
     @staticmethod
     def build(items: list[tuple[int, Message]], now_us: int) -> ReportBatch:
         batch = ReportBatch()
+        starts: list[tuple[int, RunStarted]] = []
+        done: set[str] = set()
         for aid, msg in items:
             if isinstance(msg, RunStarted):
-                batch.started.append(started_row(msg, aid, now_us))
+                starts.append((aid, msg))
                 batch.acks[aid].append(msg.seq)
             elif isinstance(msg, RunFinished):
                 batch.finished.append(finished_row(msg, aid, now_us))
                 batch.acks[aid].append(msg.seq)
                 batch.finished_msgs.append((aid, msg))
+                done.add(msg.ref.runid)
             elif isinstance(msg, RunOutput):
                 batch.chunks.append(
                     {
@@ -74,6 +80,11 @@ class ReportBuffer:
                         "created_us": now_us,
                     }
                 )
+        batch.started_msgs = [msg for _aid, msg in starts]
+        # Most runs start and end within one batch: their start's row would be dropped.
+        batch.started = [
+            started_row(m, aid, now_us) for aid, m in starts if m.ref.runid not in done
+        ]
         return batch
 
 

@@ -215,5 +215,12 @@ class InList:
     ) -> list[Any]:
         """Its rows, for the positional `params` before the list and the list's `values`."""
         sql = self.before + ",".join([self.mark] * len(values)) + self.after
+        if conn.dialect.name == "sqlite":
+            # aiosqlite's own execute-and-fetch: one trip to its thread, and plain tuples,
+            # not a cursor's two trips and a Row made per row by SQLAlchemy.
+            driver = (await conn.get_raw_connection()).driver_connection
+            if driver is None:
+                raise RuntimeError("the connection has no driver connection")
+            return list(await driver.execute_fetchall(sql, (*params, *values)))
         result = await conn.exec_driver_sql(sql, (*params, *values))
         return list(result.fetchall())

@@ -406,3 +406,19 @@ async def test_a_batch_whose_part_failed_counts_each_run_once_when_written_again
     async with asyncio.timeout(TIMEOUT_S), engine.connect() as conn:
         chunks = (await conn.execute(select(task_output.c.runid, task_output.c.data))).all()
     assert [tuple(c) for c in chunks] == [(runs[1].runid, b"half way\n")]  # written once
+
+
+def test_a_batch_keeps_the_start_rows_only_of_runs_that_did_not_end_in_it():
+    """A run that starts and ends within one batch is written by its end alone (which
+    `plan_writes` would decide anyway); every start still counts in the lateness metric."""
+    ended, running = plan_run(1, T0, 1), plan_run(2, T0, 1)
+    batch = ReportBuffer.build(
+        [(1, _started(ended)), (1, _finished(ended)), (1, _started(running))], T0
+    )
+    assert [row["runid"] for row in batch.started] == [running.runid]
+    assert [row["runid"] for row in batch.finished] == [ended.runid]
+    assert dict(batch.acks) == {1: [1, 2, 1]}
+    metrics = CenterMetrics()
+    metrics.observe_reports(batch)
+    count = metrics.registry.get_sample_value("unitedcron_start_lateness_seconds_count")
+    assert count == 2

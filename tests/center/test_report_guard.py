@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from center.output_budget import OutputBudget
-from center.report_guard import Verdict, judge_report, parse_runid
+from center.report_guard import Verdict, judge_report, names_run, parse_runid
 from center.routing import AgentInfo
 from center.rules import Rule
 from protocol.messages import DaemonStatus, RunFinished, RunOutput, RunRef, make_runid
@@ -57,6 +57,23 @@ def test_forged_ref_fields_do_not_match_the_id():
     assert judge_report(forged, 1, RULES, AGENTS).verdict is Verdict.REFUSE
     assert parse_runid("1-2-3-4-5") == (1, 2, 3, 4, 5)
     assert parse_runid("1-2-3") is None
+
+
+@pytest.mark.parametrize(
+    ("runid", "ids", "named"),
+    [
+        ("7-5-1-0-0", (7, 5, 1, 0, 0), True),  # as make_runid writes it: compared as text
+        ("7-5-1-0-0", (7, 5, 2, 0, 0), False),
+        ("07-5-1-0-0", (7, 5, 1, 0, 0), True),  # another spelling: parsed, as before
+        ("7-5-1-0", (7, 5, 1, 0, 0), False),
+        ("-7-5-1-0-0", (-7, 5, 1, 0, 0), False),  # a sign: never an id's, text equal or not
+        ("7-5-1-0-1", (7, 5, 1, 0, 1), True),
+    ],
+)
+def test_names_run_is_parse_runid_compared(runid, ids, named):
+    """The text comparison's shortcut decides as comparing the parsed id does."""
+    assert names_run(runid, ids) is named
+    assert (parse_runid(runid) == ids) is named
 
 
 def test_output_budget_bounds_each_run_and_each_agent():
