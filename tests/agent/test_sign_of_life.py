@@ -11,7 +11,7 @@ from agent.server import ALIVE_AFTER_FRAMES, ALIVE_EVERY_S
 from protocol.messages import Ack, Message, Ping, Pong
 from tests.agent.peer import CenterPeer
 
-BURST = 60_000  # frames: the agent takes about a second to read them here
+BURST = 100_000  # frames: the agent takes over a second to read them here
 
 
 async def _until_pong(center: CenterPeer, sent_ms: int) -> list[Message]:
