@@ -15,7 +15,7 @@ from center.exec_frames import ExecFrames
 from center.fleet_limits import Limits
 from center.leader_context import LeaderContext
 from center.loops import Background
-from center.metrics import CenterMetrics
+from center.metrics import CenterMetrics, observe_many
 from center.routing import failover_target
 from center.rules import Rule
 from center.runs import PlannedRun
@@ -151,10 +151,10 @@ class Dispatch:
         if len(sent) >= BIG_BATCH:
             first = min(r.sched_us for r in due)
             log.info("dispatch.batch", runs=len(sent), ahead_ms=(first - written_us) // 1000)
-        lateness = self._metrics.dispatch_lateness_s
-        for run in due:
-            if run.runid in sent:
-                lateness.observe(max(written_us - run.send_at_us, 0) / 1e6)
+        observe_many(
+            self._metrics.dispatch_lateness_s,
+            [max(written_us - r.send_at_us, 0) / 1e6 for r in due if r.runid in sent],
+        )
         self._metrics.dispatched.inc(len(sent))
 
     def _reroute(self, run: PlannedRun) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import collections
 from typing import TYPE_CHECKING
 
@@ -142,3 +143,16 @@ class CenterMetrics:
     def observe_rules(self, rulebook: RuleBook) -> None:
         """Rules that cannot be planned, once per agents poll."""
         self.rules_in_error.set(len(rulebook.in_error))
+
+
+def observe_many(histogram: Histogram, amounts: list[float]) -> None:
+    """Histogram.observe for a batch: one lock taken per bucket hit rather than two per value
+    (a 100k-run burst spent ~0.3 s in observe). Reaches into the histogram's bucket values,
+    which observe() itself uses; a test checks the result equals observe() one by one."""
+    if not amounts:
+        return
+    bounds = histogram._upper_bounds  # no public batch observe
+    counts = collections.Counter(bisect.bisect_left(bounds, a) for a in amounts)
+    histogram._sum.inc(sum(amounts))
+    for i, n in counts.items():
+        histogram._buckets[i].inc(n)

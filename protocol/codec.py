@@ -32,6 +32,10 @@ _EXEC_HEAD = (
     + bytes([0x80 | len(_EXEC_FIELDS)])
 )
 _SPEC_KEY = msgpack.packb("spec")
+# The tail of almost every exec (no shard, params or env override), packed once.
+_PLAIN_TAIL = msgpack.packb(
+    {"shard_index": 0, "shard_total": 0, "params": "", "env_override": {}}, use_bin_type=True
+)[1:]
 
 
 def pack_spec(spec: RunSpec) -> bytes:
@@ -56,6 +60,24 @@ def encode_exec(
     ref_params = ref if isinstance(ref, dict) else params_of(ref)
     # Fixed maps of 2 and 4 entries: each packs as a one-byte header and then its pairs.
     head = msgpack.packb({"epoch": epoch, "ref": ref_params}, use_bin_type=True)
+    payload = b"".join(
+        (
+            _EXEC_HEAD,
+            head[1:],
+            _SPEC_KEY,
+            packed_spec,
+            _tail(shard_index, shard_total, params, env_override),
+        )
+    )
+    return encode_frame(payload)
+
+
+def _tail(
+    shard_index: int, shard_total: int, params: str, env_override: dict[str, str] | None
+) -> bytes:
+    """The exec's last four fields packed, without their map's one-byte header."""
+    if not (shard_index or shard_total or params or env_override):
+        return _PLAIN_TAIL  # type: ignore[no-any-return]
     tail = msgpack.packb(
         {
             "shard_index": shard_index,
@@ -65,8 +87,7 @@ def encode_exec(
         },
         use_bin_type=True,
     )
-    payload = b"".join((_EXEC_HEAD, head[1:], _SPEC_KEY, packed_spec, tail[1:]))
-    return encode_frame(payload)
+    return tail[1:]  # type: ignore[no-any-return]
 
 
 def encode_many(messages: list[Message]) -> bytes:

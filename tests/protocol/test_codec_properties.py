@@ -241,3 +241,13 @@ def test_message_decoder_is_poisoned_by_a_bad_payload() -> None:
     with pytest.raises(ProtocolError) as again:
         decoder.feed(good)
     assert again.value is first.value
+
+
+@FAST
+@given(message=sts.messages_of(Exec))
+def test_a_plain_exec_with_its_tail_packed_once_encodes_as_encode(message: Exec) -> None:
+    """An exec with no shard, params or env override (its tail packed once) gives encode's
+    very bytes."""
+    plain = dataclasses.replace(message, shard_index=0, shard_total=0, params="", env_override={})
+    frame = encode_exec(plain.epoch, plain.ref, pack_spec(plain.spec))
+    assert frame == encode(plain)
