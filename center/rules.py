@@ -146,9 +146,13 @@ class RuleFactory:
             setter(rule, bool(row[i]))
         for setter, default in self._defaults:
             setter(rule, default)
+        self.set_targets(rule, agents)
+        return rule
+
+    def set_targets(self, rule: Rule, agents: Iterable[int]) -> None:
+        """Give a rule it made its targets (sorted, one tuple shared by equal sets)."""
         targets = tuple(sorted(agents))
         self._set_agents(rule, self._targets.setdefault(targets, targets))
-        return rule
 
 
 def _shared(name: str, spec: Field[Any]) -> bool:

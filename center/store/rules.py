@@ -41,13 +41,20 @@ def _read_rules(conn: Connection, query: Any, everything: bool) -> list[Rule]:
         changed = conn.execute(query).all()
         targets = _targets(conn, [row[0] for row in changed])
         return [make(row, targets.get(row[0], ())) for row in changed]
-    targets = _targets(conn, None)  # first: one cursor at a time
     # From a server-side cursor a chunk at a time: never the whole table held twice.
     options = {"stream_results": True, "max_row_buffer": LOAD_CHUNK}
     result = conn.execution_options(**options).execute(query)
     rules: list[Rule] = []
     while chunk := result.fetchmany(LOAD_CHUNK):
-        rules.extend(make(row, targets.get(row[0], ())) for row in chunk)
+        rules.extend(make(row) for row in chunk)
+    # The targets after the rules, once the cursor is done. Each read sees what was committed
+    # when it ran (READ COMMITTED; SQLite outside a transaction), so a rule made between the
+    # two reads, read the other way round, came without its targets and ran nowhere until
+    # its next edit. This way such a rule is not read at all, and a later poll reads it whole.
+    targets = _targets(conn, None)
+    for rule in rules:
+        if agents := targets.get(rule.id):
+            make.set_targets(rule, agents)
     return rules
 
 

@@ -4,9 +4,11 @@ nothing changed, and the rule book's indexes and memoised checks."""
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import create_engine, event, insert
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
@@ -49,6 +51,40 @@ async def test_full_load_streams_every_rule_with_its_targets(engine: AsyncEngine
     assert rules[2].execute is rules[3].execute and rules[2].rule is rules[5].rule
     newer = await store.load_rules(engine, since_us=50)
     assert sorted(r.id for r in newer) == [6, 7]
+
+
+async def test_a_rule_made_during_a_full_load_never_comes_without_its_targets(
+    engine: AsyncEngine, db_url: str
+):
+    """A rule and its target committed together while a full load runs: the load has it with
+    its target or not at all (a later poll reads it), never with none. The load once read
+    the targets first, so such a rule ran nowhere until its next edit."""
+    async with engine.begin() as conn:
+        await conn.execute(insert(crontab), [_row(1)])
+        await conn.execute(insert(crontab_agent), [{"task_id": 1, "aid": 4}])
+    url = make_url(db_url)
+    sync_driver = {"sqlite": "sqlite", "mysql": "mysql+pymysql"}[url.get_backend_name()]
+    other = create_engine(url.set(drivername=sync_driver))
+    made: list[str] = []
+
+    def make_rule_between_reads(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if made:
+            return
+        made.append(statement)
+        with other.begin() as writer:  # another connection, committed at once
+            writer.execute(insert(crontab), [_row(2)])
+            writer.execute(insert(crontab_agent), [{"task_id": 2, "aid": 5}])
+
+    event.listen(engine.sync_engine, "after_cursor_execute", make_rule_between_reads)
+    try:
+        rules = {r.id: r for r in await store.load_rules(engine)}
+    finally:
+        event.remove(engine.sync_engine, "after_cursor_execute", make_rule_between_reads)
+        other.dispose()
+    assert made, "the rule was made while the load ran"
+    assert rules[1].agents == (4,)
+    assert 2 not in rules or rules[2].agents == (5,)
+    assert (await store.load_rules(engine, since_us=10))[0].agents == (5,)
 
 
 async def test_probe_sees_the_newest_rule_and_calendar_changes(engine: AsyncEngine):
