@@ -147,6 +147,21 @@ def is_mysql(
     return engine_or_url.dialect.name in ("mysql", "mariadb")
 
 
+@asynccontextmanager
+async def read_snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose reads all see the database at one instant: several tables that one
+    transaction writes together (a workflow, its nodes, its edges) read as that transaction
+    left them. Plain reads each see their own instant: READ COMMITTED on MySQL, and SQLite
+    outside a transaction (its driver opens none for a SELECT)."""
+    async with engine.connect() as conn:
+        if is_mysql(conn):
+            # The snapshot is taken at the first read and kept until the transaction ends.
+            await conn.execution_options(isolation_level="REPEATABLE READ")  # on this connection
+        else:
+            await conn.exec_driver_sql("BEGIN")  # deferred: its snapshot is the first read's
+        yield conn  # closing rolls back: nothing was written
+
+
 def insert_ignore(table: Table) -> Insert:
     """INSERT that skips rows whose unique keys already exist, on SQLite and MySQL alike.
 

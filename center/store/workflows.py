@@ -16,7 +16,7 @@ from center.dag import Edge, Graph
 from center.flow_nodes import RunRow
 from center.runs import PlannedRun, planned_row
 from center.store._util import _chunks
-from center.store.db import insert_ignore
+from center.store.db import insert_ignore, read_snapshot
 from center.store.lease import Lease, _fence
 from center.store.rollups import facts, fold, runs_before
 from center.tables import task_process, workflow, workflow_edge, workflow_node, workflow_run
@@ -67,8 +67,8 @@ class FlowRun:
 
 
 async def load_workflows(engine: AsyncEngine) -> list[Workflow]:
-    """Every workflow not deleted, with its nodes and edges."""
-    async with engine.connect() as conn:
+    """Every workflow not deleted, with its nodes and edges, as they stood at one instant."""
+    async with read_snapshot(engine) as conn:
         rows = (
             (await conn.execute(select(workflow).where(workflow.c.status != RuleStatus.DELETED)))
             .mappings()
