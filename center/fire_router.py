@@ -27,6 +27,11 @@ class FireRouter:
         self._notices: dict[int, str] = {}
         self.unrouted: list[Fire] = []
 
+    def notices_on_file(self, notices: dict[int, str]) -> None:
+        """What the rules' notes say at the start of the term: a note that no longer holds
+        (written by an earlier leader) is cleared at the rule's next fire."""
+        self._notices = notices
+
     def take_unrouted(self, now_us: int) -> list[Fire]:
         """The fires that found no agent and are not yet past their time: tried again until
         then, so an agent approved (or reconnected) moments before a fire still gets it."""

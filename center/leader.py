@@ -165,6 +165,7 @@ class Leader(PoolListener):
         if expired:
             log.warning("run.missed", count=expired, reason="planned, never sent in time")
         self.queue.add(await store.runs_waiting(self.engine, since))
+        self.router.notices_on_file(await store.rule_notices(self.engine))
         await self.limits.load(self.engine, self.rulebook.rules, now_us())
         await self.fleet.load()
         await self.flows.open()

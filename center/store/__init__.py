@@ -30,6 +30,7 @@ from center.store.lost import in_flight_off_line, record_lost
 from center.store.reports import record_reports
 from center.store.rules import (
     load_rules,
+    rule_notices,
     rules_fingerprint,
     rules_probe,
     set_rule_error,
@@ -73,6 +74,7 @@ __all__ = [
     "release_lease",
     "renew_lease",
     "reroute_run",
+    "rule_notices",
     "rules_fingerprint",
     "rules_probe",
     "run_agents",

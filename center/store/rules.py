@@ -151,6 +151,16 @@ async def set_rule_error(engine: AsyncEngine, task_id: int, error: str) -> None:
         )
 
 
+async def rule_notices(engine: AsyncEngine) -> dict[int, str]:
+    """The planning notes on file (task_id → notice), for a new term to clear those that no
+    longer hold: a leader only writes a note when it differs from what it last wrote."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(crontab.c.id, crontab.c.notice).where(crontab.c.notice != "")
+        )
+        return {task_id: notice for task_id, notice in rows}
+
+
 async def set_rule_notice(engine: AsyncEngine, task_id: int, notice: str) -> None:
     """Store a non-fatal planning note on a rule ("" clears it); never bumps update_time."""
     async with engine.begin() as conn:
