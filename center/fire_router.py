@@ -25,6 +25,8 @@ class FireRouter:
         self._ctx, self._background = ctx, background
         self._turns: dict[int, int] = {}  # round robin position per rule
         self._notices: dict[int, str] = {}
+        self._unwritten: dict[int, str] = {}  # notes to store, the newest per rule
+        self._writing = False
         self.unrouted: list[Fire] = []
 
     def notices_on_file(self, notices: dict[int, str]) -> None:
@@ -73,4 +75,20 @@ class FireRouter:
             self._notices[rule.id] = notice
             if notice:
                 log.warning("rule.notice", task_id=rule.id, notice=notice)
-            self._background(store.set_rule_notice(self._ctx.engine, rule.id, notice))
+            self._unwritten[rule.id] = notice
+            if not self._writing:
+                self._writing = True
+                self._background(self._write_notices())
+
+    async def _write_notices(self) -> None:
+        """Store the notes one at a time, the newest per rule: written side by side, a rule's
+        older note could commit after its newer one and stay (an agent approved a tick after
+        a fire found none left "no approved agent" on a rule that ran)."""
+        try:
+            while self._unwritten:
+                task_id, notice = next(iter(self._unwritten.items()))
+                await store.set_rule_notice(self._ctx.engine, task_id, notice)
+                if self._unwritten.get(task_id) == notice:
+                    del self._unwritten[task_id]
+        finally:
+            self._writing = False
