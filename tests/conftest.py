@@ -20,7 +20,8 @@ from typing import Any
 
 import pymysql  # type: ignore[import-untyped]  # aiomysql's dependency; ships no types
 import pytest
-from sqlalchemy.engine import URL, make_url
+import sqlalchemy
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center.store.db import create_engine, safe_url, upgrade_database
@@ -112,3 +113,16 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     finally:
         async with asyncio.timeout(DISPOSE_TIMEOUT_S):
             await eng.dispose()
+
+
+@pytest.fixture
+def other_writer(db_url: str) -> Iterator[Engine]:
+    """A plain (sync) engine on `db_url`: another connection whose writes commit at once,
+    for a test that writes while one of the center's loads runs (from a cursor hook)."""
+    url = make_url(db_url)
+    driver = {"sqlite": "sqlite", "mysql": "mysql+pymysql"}[url.get_backend_name()]
+    other = sqlalchemy.create_engine(url.set(drivername=driver))
+    try:
+        yield other
+    finally:
+        other.dispose()

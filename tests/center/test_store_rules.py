@@ -7,8 +7,8 @@ import gc
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, event, insert
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, insert
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
@@ -54,7 +54,7 @@ async def test_full_load_streams_every_rule_with_its_targets(engine: AsyncEngine
 
 
 async def test_a_rule_made_during_a_full_load_never_comes_without_its_targets(
-    engine: AsyncEngine, db_url: str
+    engine: AsyncEngine, other_writer: Engine
 ):
     """A rule and its target committed together while a full load runs: the load has it with
     its target or not at all (a later poll reads it), never with none. The load once read
@@ -62,16 +62,13 @@ async def test_a_rule_made_during_a_full_load_never_comes_without_its_targets(
     async with engine.begin() as conn:
         await conn.execute(insert(crontab), [_row(1)])
         await conn.execute(insert(crontab_agent), [{"task_id": 1, "aid": 4}])
-    url = make_url(db_url)
-    sync_driver = {"sqlite": "sqlite", "mysql": "mysql+pymysql"}[url.get_backend_name()]
-    other = create_engine(url.set(drivername=sync_driver))
     made: list[str] = []
 
     def make_rule_between_reads(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if made:
             return
         made.append(statement)
-        with other.begin() as writer:  # another connection, committed at once
+        with other_writer.begin() as writer:  # another connection, committed at once
             writer.execute(insert(crontab), [_row(2)])
             writer.execute(insert(crontab_agent), [{"task_id": 2, "aid": 5}])
 
@@ -80,7 +77,6 @@ async def test_a_rule_made_during_a_full_load_never_comes_without_its_targets(
         rules = {r.id: r for r in await store.load_rules(engine)}
     finally:
         event.remove(engine.sync_engine, "after_cursor_execute", make_rule_between_reads)
-        other.dispose()
     assert made, "the rule was made while the load ran"
     assert rules[1].agents == (4,)
     assert 2 not in rules or rules[2].agents == (5,)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, insert
-from sqlalchemy.engine import make_url
+from sqlalchemy import delete, event, insert
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center.dag import Edge
@@ -27,7 +27,7 @@ def _graph_rows(nodes: dict[int, str], edges: list[Edge]) -> tuple[list[Any], li
 
 
 async def test_a_workflow_edited_during_a_load_is_read_whole_old_or_whole_new(
-    engine: AsyncEngine, db_url: str
+    engine: AsyncEngine, other_writer: Engine
 ):
     """An edit that replaces a workflow's nodes and edges commits between the load's read of
     the nodes and its read of the edges: the load still sees the graph before the edit, not
@@ -37,9 +37,6 @@ async def test_a_workflow_edited_during_a_load_is_read_whole_old_or_whole_new(
         await conn.execute(insert(workflow).values(id=7, gid=1, name="w", update_time=1))
         await conn.execute(insert(workflow_node), nodes)
         await conn.execute(insert(workflow_edge), edges)
-    url = make_url(db_url)
-    sync_driver = {"sqlite": "sqlite", "mysql": "mysql+pymysql"}[url.get_backend_name()]
-    other = create_engine(url.set(drivername=sync_driver))
     edited: list[str] = []
 
     def edit_after_the_nodes(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -47,7 +44,7 @@ async def test_a_workflow_edited_during_a_load_is_read_whole_old_or_whole_new(
             return
         edited.append(statement)
         new_nodes, new_edges = _graph_rows(NEW_NODES, NEW_EDGES)
-        with other.begin() as writer:  # another connection, committed at once
+        with other_writer.begin() as writer:  # another connection, committed at once
             writer.execute(delete(workflow_node))
             writer.execute(delete(workflow_edge))
             writer.execute(insert(workflow_node), new_nodes)
@@ -58,7 +55,6 @@ async def test_a_workflow_edited_during_a_load_is_read_whole_old_or_whole_new(
         [loaded] = await load_workflows(engine)
     finally:
         event.remove(engine.sync_engine, "after_cursor_execute", edit_after_the_nodes)
-        other.dispose()
     assert edited, "the edit was made while the load ran"
     assert (loaded.graph.nodes, list(loaded.graph.edges)) == (OLD_NODES, OLD_EDGES)
     [after] = await load_workflows(engine)
