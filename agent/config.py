@@ -94,6 +94,10 @@ class AgentConfig(ProcessSettings):
     [2000] before its second, at most `agent_prepare_max` [2000] at once (0 turns it off;
     also capped by the open-file limit, three descriptors each).
 
+    `agent_start_report_delay_ms` [500]: a run's `run_started` waits this long before it is
+    sent; a run that ends meanwhile sends only its `run_finished` (most cron runs are that
+    short: one event per run for the outbox, the link and the center). 0 sends each at once.
+
     `agent_user_switch` [auto]: how a root agent starts a run as its user: `setpriv` (exec
     through util-linux setpriv, which keeps CPython's fast vfork), `fork` (CPython's own
     user=/group= switch, a full fork of the agent per run), or `auto` (setpriv when it is
@@ -127,6 +131,7 @@ class AgentConfig(ProcessSettings):
     agent_user_switch: Literal["auto", "setpriv", "fork"] = "auto"
     agent_prepare_max: int = Field(default=2000, ge=0, le=100_000)
     agent_prepare_ahead_ms: int = Field(default=2000, ge=0, le=60_000)
+    agent_start_report_delay_ms: int = Field(default=500, ge=0, le=2000)
     # Per-run limits for rules that set none (0 = none): address space, CPU, files, processes.
     agent_limit_mem_mb: int = Field(default=0, ge=0, le=1 << 24)
     agent_limit_cpu_s: int = Field(default=0, ge=0, le=366 * 86400)

@@ -13,6 +13,7 @@ import structlog
 from agent.errors import StateDirError
 from agent.orphans import TrackedProcess
 from agent.outbox import Event, Outbox
+from agent.start_reports import StartReports
 from protocol import statuses
 from protocol.messages import DaemonsWanted, RunFinished, RunRef
 
@@ -73,12 +74,16 @@ class Journal:
     blocks the event loop, and whatever arrives meanwhile lands in the next transaction.
     A run waits for `committed()` before it spawns, and a prepared process's gate opens from
     `when_committed`: its run id and the epoch it obeys are on disk first. Events are
-    published (sent to the leader) only after their commit.
+    published (sent to the leader) only after their commit. A run's start waits
+    `start_delay_s` first (`StartReports`): a run that ends meanwhile costs one event, not two.
     """
 
-    def __init__(self, outbox: Outbox, publish: Callable[[list[Event]], None]) -> None:
+    def __init__(
+        self, outbox: Outbox, publish: Callable[[list[Event]], None], *, start_delay_s: float = 0.0
+    ) -> None:
         self.outbox = outbox
         self._publish = publish
+        self._starts = StartReports(self._queue, start_delay_s)
         self._epoch = outbox.epoch
         self._pending = _Batch()
         self._inflight: _Batch | None = None
@@ -92,7 +97,8 @@ class Journal:
         self._writer = asyncio.create_task(self._write_loop(), name="outbox writer")
 
     async def close(self) -> None:
-        """Commit everything pending, stop the writer, close the outbox."""
+        """Commit everything pending (waiting starts too), stop the writer, close the outbox."""
+        self._starts.release_all()
         self._closing = True
         self._wake.set()
         if self._writer is not None:
@@ -132,8 +138,13 @@ class Journal:
         self._wake.set()
 
     def emit(self, event: Event) -> None:
-        """Queue a run event; it is committed, numbered, then published. The RunFinished of a
-        run that had a process also forgets that process (see `track`)."""
+        """Queue a run event; it is committed, numbered, then published (a start after its
+        delay, unless the run ended first)."""
+        self._starts.add(event)
+
+    def _queue(self, event: Event) -> None:
+        """An event for the next commit. The RunFinished of a run that had a process also
+        forgets that process (see `track`)."""
         self._pending.events.append(event)
         if isinstance(event, RunFinished) and event.pid:
             self._pending.untracked.append(event.ref.runid)

@@ -118,7 +118,11 @@ class AgentService:
             # Read before the writer thread owns the database.
             desired, orphans = outbox.load_daemons(), outbox.load_processes()
             open_runs = outbox.load_open_runs()
-            self._journal = journal = Journal(outbox, self.sessions.publish)
+            self._journal = journal = Journal(
+                outbox,
+                self.sessions.publish,
+                start_delay_s=config.agent_start_report_delay_ms / 1000,
+            )
             journal.start()
             control = await self._build(journal, auth.key_hash(key))
             await self._settle_unknown(orphans, open_runs)

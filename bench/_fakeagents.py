@@ -1,8 +1,9 @@
 """Fake agents for benchmarks: real protocol, no processes; they note when each exec arrives.
 
 Run as a script: `python bench/_fakeagents.py COUNT SECRET OUT.json`. It prints one JSON line
-with the ports, answers pings and every exec (run_started + run_finished, batched), and on
-SIGTERM writes each agent's receipts, [task_id, sched_us, received_us] per exec, to OUT.json.
+with the ports, answers pings and every exec (a run_finished alone: the run ends before its
+start is due to be sent, agent.start_reports), and on SIGTERM writes each agent's receipts,
+[task_id, sched_us, received_us] per exec, to OUT.json.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from protocol.messages import (
     Pong,
     Resources,
     RunFinished,
-    RunStarted,
 )
 from protocol.stream import Connection, accept_handshake
 
@@ -88,9 +88,10 @@ class FakeAgent:
             return [Pong(sent_ms=msg.sent_ms, resources=Resources())]
         if not isinstance(msg, Exec):
             return []
-        self.seq += 2
+        # The run ends at once, before its start is due to be sent: a real agent sends its
+        # finish alone (agent.start_reports).
+        self.seq += 1
         return [
-            RunStarted(seq=self.seq - 1, ref=msg.ref, pid=1, start_us=now, run_user="nobody"),
             RunFinished(
                 seq=self.seq,
                 ref=msg.ref,
@@ -101,6 +102,7 @@ class FakeAgent:
                 code=0,
                 output=b"ok\n",
                 output_bytes=3,
+                start_unsent=True,
             ),
         ]
 

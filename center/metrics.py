@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import itertools
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -11,8 +12,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from protocol.vocabulary import Trigger
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from center.report_buffer import ReportBatch
     from center.rulebook import RuleBook
+    from protocol.messages import RunFinished, RunStarted
 
 # Lateness is about milliseconds; the tail up to seconds shows a saturated center.
 LATENESS_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -115,7 +119,10 @@ class CenterMetrics:
 
     def observe_reports(self, batch: ReportBatch) -> None:
         """Start lateness of scheduled runs, and outcomes by status."""
-        for msg in batch.started_msgs:
+        # A run that ended before its agent sent its start: its finish stands for the start.
+        unsent = (msg for _aid, msg in batch.finished_msgs if msg.start_unsent)
+        starts: Iterable[RunStarted | RunFinished] = itertools.chain(batch.started_msgs, unsent)
+        for msg in starts:
             ref = msg.ref
             if ref.trigger == Trigger.SCHEDULE and msg.start_us:
                 self.start_lateness_s.observe(max(msg.start_us - ref.sched_us, 0) / 1e6)

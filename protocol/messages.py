@@ -286,6 +286,9 @@ class RunFinished(Message):
     # The agent accepted the run, then restarted before it could tell how it ended: the run may
     # have run, wholly or in part. `reason` says what the agent found of it.
     outcome_unknown: bool = False
+    # The run ended before its RunStarted was due to be sent (`agent_start_report_delay_ms`):
+    # none was or will be, and this frame stands for the start too (it has start_us and pid).
+    start_unsent: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -50,6 +50,9 @@ def make_config(state_dir: Path) -> Callable[..., AgentConfig]:
             "agent_name": "test-agent",
             "agent_kill_grace_s": 2.0,
             "agent_metrics_listen": "",  # tests that scrape ask for 127.0.0.1:0
+            # These tests look at each start the agent sends; test_start_reports.py covers the
+            # delay that lets a short run send its finish alone.
+            "agent_start_report_delay_ms": 0,
         }
         settings.update(overrides)
         # These tests play the center with plain-text peers (tests/agent/peer.py); the TLS

@@ -5,6 +5,7 @@ always agree with a direct count of the run rows (SQLite and MariaDB)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from typing import Any
 
@@ -422,3 +423,24 @@ def test_a_batch_keeps_the_start_rows_only_of_runs_that_did_not_end_in_it():
     metrics.observe_reports(batch)
     count = metrics.registry.get_sample_value("unitedcron_start_lateness_seconds_count")
     assert count == 2
+
+
+def test_a_finish_standing_for_its_unsent_start_counts_in_the_lateness_metric():
+    """An agent sends no start for a run that ended before its start was due to go
+    (`start_unsent`): its finish counts in the lateness metric once; a finish whose start was
+    sent (in this batch or an earlier one) does not count again."""
+    alone, started, earlier = (plan_run(i, T0, 1) for i in (1, 2, 3))
+    late_ms = 40
+    unsent = dataclasses.replace(
+        _finished(alone), start_us=alone.sched_us + late_ms * 1000, start_unsent=True
+    )
+    batch = ReportBuffer.build(
+        [(1, unsent), (1, _started(started)), (1, _finished(started)), (1, _finished(earlier))],
+        T0,
+    )
+    metrics = CenterMetrics()
+    metrics.observe_reports(batch)
+    sample = metrics.registry.get_sample_value
+    assert sample("unitedcron_start_lateness_seconds_count") == 2
+    # 40 ms for the unsent start, 2 ms for the sent one (`_started`)
+    assert sample("unitedcron_start_lateness_seconds_sum") == pytest.approx(0.042)
