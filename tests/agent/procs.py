@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from tests.agent.peer import SECRET
+from protocol.messages import RunFinished
+from tests.agent.peer import SECRET, CenterPeer
 
 REPO = Path(__file__).resolve().parents[2]
 START_S = 20.0
@@ -72,3 +73,19 @@ async def stop_agent(proc: asyncio.subprocess.Process) -> None:
         proc.kill()
         async with asyncio.timeout(START_S):
             await proc.wait()
+
+
+async def finish_at_restart(tmp_path: Path, runid: str) -> RunFinished:
+    """Start an agent on the state directory a killed one left and return the RunFinished it
+    sends for `runid` (then stop it)."""
+    proc = await start_agent(tmp_path)
+    try:
+        port = int((await wait_started(proc))["port"])  # type: ignore[call-overload]
+        peer = await CenterPeer.connect(port)
+        try:
+            finished: RunFinished = await peer.expect(RunFinished, runid)
+        finally:
+            await peer.close()
+    finally:
+        await stop_agent(proc)
+    return finished

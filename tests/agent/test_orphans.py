@@ -16,7 +16,7 @@ from agent.outbox import Outbox
 from protocol import statuses
 from protocol.messages import AgentState, RunFinished, RunStarted
 from tests.agent.peer import WAIT_S, CenterPeer, exec_msg, processes_running, wait_for
-from tests.agent.procs import start_agent, stop_agent, wait_started
+from tests.agent.procs import finish_at_restart, start_agent, stop_agent, wait_started
 
 SLEEP = ("/bin/sleep", "3301")
 
@@ -71,16 +71,7 @@ async def test_a_run_accepted_before_a_crash_is_reported_outcome_unknown(tmp_pat
     template = RunFinished(seq=0, ref=msg.ref, status=statuses.LOST, end_us=0)
     outbox.commit([], runids=[(msg.ref.runid, 1)], opened=[template])
     outbox.close()
-    proc = await start_agent(tmp_path)
-    try:
-        port = int((await wait_started(proc))["port"])  # type: ignore[call-overload]
-        peer = await CenterPeer.connect(port)
-        try:
-            finished = await peer.expect(RunFinished, msg.ref.runid)
-        finally:
-            await peer.close()
-    finally:
-        await stop_agent(proc)
+    finished = await finish_at_restart(tmp_path, msg.ref.runid)
     assert finished.status == statuses.LOST and finished.outcome_unknown
     assert finished.reason == (
         f"{UNKNOWN}, before a process of it was recorded (it may not have started)"

@@ -16,7 +16,7 @@ from agent.start_reports import StartReports
 from protocol import statuses
 from protocol.messages import AgentState, RunFinished, RunStarted
 from tests.agent.peer import WAIT_S, CenterPeer, exec_msg, processes_running, running, wait_for
-from tests.agent.procs import start_agent, stop_agent, wait_started
+from tests.agent.procs import finish_at_restart, start_agent, stop_agent, wait_started
 
 DELAY_S = 0.05
 
@@ -153,16 +153,7 @@ async def test_an_agent_killed_while_a_start_waits_still_reports_the_run(tmp_pat
     assert [m for m in before if isinstance(m, RunStarted)] == []  # it was still waiting
     [orphan] = processes_running(*SLEEP)
 
-    proc = await start_agent(tmp_path)
-    try:
-        port = int((await wait_started(proc))["port"])  # type: ignore[call-overload]
-        peer = await CenterPeer.connect(port)
-        try:
-            finished = await peer.expect(RunFinished, msg.ref.runid)
-        finally:
-            await peer.close()
-    finally:
-        await stop_agent(proc)
+    finished = await finish_at_restart(tmp_path, msg.ref.runid)
     assert processes_running(*SLEEP) == []
     assert finished.status == statuses.LOST and finished.outcome_unknown
     assert finished.pid == orphan.pid and finished.start_us > 0
