@@ -1,7 +1,10 @@
 """Result writes benchmark: the center's run writes into SQLite and MariaDB, in rows/s.
 
-Run: .venv/bin/python bench/bench_writes.py [N] [--sqlite-only] [--gc-scans-workload]
-(N runs, default 100000; the last flag leaves the bench's own workload in the collector's scans)
+Run: .venv/bin/python bench/bench_writes.py [N] [--sqlite-only] [--with-starts]
+                                           [--gc-scans-workload]
+(N runs, default 100000; --with-starts sends a run_started before each run_finished, as for runs
+longer than the agent's start-report delay; the last flag leaves the bench's own workload in the
+collector's scans)
 """
 
 # The center's real write path (center.store, center.intake) on a fresh database of each kind,
@@ -10,7 +13,9 @@ Run: .venv/bin/python bench/bench_writes.py [N] [--sqlite-only] [--gc-scans-work
 # 1. planned:    store.insert_planned, PLAN_CHUNK runs per fenced transaction (the leader's tick);
 # 2. dispatched: store.set_run_status planned -> dispatched, one call per second's runs (the
 #                store cuts it into transactions of _IN_CHUNK rows);
-# 3. reports:    a RunStarted and a RunFinished per run (each second's runs start, then end)
+# 3. reports:    each run's RunFinished (its runs last 250 ms, under the agent's default
+#                start-report delay: the agent sends the finish alone, marked start_unsent),
+#                or with --with-starts a RunStarted first (each second's runs start, then end),
 #                through Intake.flush_reports, REPORT_BATCH reports per transaction, with its
 #                log lines (JSON, to /dev/null) and metrics; a run's result counts as one row.
 #                Its database share is the center's own store-write histogram.
@@ -97,7 +102,7 @@ def _started(run: PlannedRun, i: int) -> RunStarted:
     )
 
 
-def _finished(run: PlannedRun, i: int) -> RunFinished:
+def _finished(run: PlannedRun, i: int, start_unsent: bool) -> RunFinished:
     failed = i % FAIL_EVERY == 0
     return RunFinished(
         seq=2 * i + 2,
@@ -112,10 +117,11 @@ def _finished(run: PlannedRun, i: int) -> RunFinished:
         run_user="cron",
         uid=1000,
         gid=1000,
+        start_unsent=start_unsent,
     )
 
 
-def make_workload(n: int) -> Workload:
+def make_workload(n: int, with_starts: bool) -> Workload:
     runs = [
         plan_run(i % RULES + 1, T0 + (i // RULES) * S, i % RULES % AGENTS + 1) for i in range(n)
     ]
@@ -123,8 +129,9 @@ def make_workload(n: int) -> Workload:
     final_rows: list[dict[str, Any]] = []
     for first in range(0, n, RULES):  # each second's runs start, then end, within the second
         block = range(first, min(first + RULES, n))
-        reports += [(runs[i].aid, _started(runs[i], i)) for i in block]
-        ends = [(runs[i].aid, _finished(runs[i], i)) for i in block]
+        if with_starts:
+            reports += [(runs[i].aid, _started(runs[i], i)) for i in block]
+        ends = [(runs[i].aid, _finished(runs[i], i, not with_starts)) for i in block]
         reports += ends
         final_rows += [
             planned_row(runs[i], 1, T0) | finished_row(msg, aid, T0)
@@ -312,13 +319,14 @@ def run_mysql(server: URL, work: Workload) -> list[Result]:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
-def print_setup(n: int, mariadb: str | None, sqlite_only: bool) -> None:
+def print_setup(n: int, mariadb: str | None, sqlite_only: bool, with_starts: bool) -> None:
     libs = ", ".join(
         f"{p} {version(p)}" for p in ("sqlalchemy", "aiosqlite", "aiomysql", "pymysql")
     )
     print(
         f"result writes: N={n:,} runs ({RULES:,} rules a second on {AGENTS} agents, "
-        f"1 in {FAIL_EVERY} failing, {len(OUTPUT)}-byte result), 2 reports per run"
+        f"1 in {FAIL_EVERY} failing, {len(OUTPUT)}-byte result), "
+        + ("2 reports per run" if with_starts else "1 report per run (the finish alone)")
     )
     print(
         f"batches: plan {PLAN_CHUNK:,} runs/txn, dispatch {_IN_CHUNK}/txn, "
@@ -371,8 +379,9 @@ def main() -> None:
     n = int(numbers[0]) if numbers else 100_000
     server = make_url(SERVER).set(database=None)
     mariadb = None if sqlite_only else mysql_probe(server)
-    print_setup(n, mariadb, sqlite_only)
-    work = make_workload(n)
+    with_starts = "--with-starts" in args
+    print_setup(n, mariadb, sqlite_only, with_starts)
+    work = make_workload(n, with_starts)
     if "--gc-scans-workload" not in args:
         # The workload (N runs' messages and rows, millions of objects a center never holds at
         # once) is the bench's own: kept out of the garbage collector's full scans, which
