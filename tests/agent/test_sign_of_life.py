@@ -11,7 +11,9 @@ from agent.server import ALIVE_AFTER_FRAMES, ALIVE_EVERY_S
 from protocol.messages import Ack, Message, Ping, Pong
 from tests.agent.peer import CenterPeer
 
-BURST = 100_000  # frames: the agent takes over a second to read them here
+# Frames: long enough to outlast two pong intervals with margin on a fast machine (100k took
+# 0.47 s on one in CI, too short to need a pong of its own).
+BURST = 300_000
 
 
 async def _until_pong(center: CenterPeer, sent_ms: int) -> list[Message]:

@@ -41,9 +41,11 @@ async def _rules(engine: AsyncEngine, cluster: Cluster) -> list[int]:
 
 
 async def _just_started(engine: AsyncEngine, task_ids: list[int]) -> bool:
+    """A run started within the last second: its agent reports a start 0.5 s after it
+    (`agent_start_report_delay_ms`), so the store shows it `running` no sooner."""
     running = task_process.c.status == statuses.RUNNING
     rows = [r for t in task_ids for r in await runs_of(engine, t, running)]
-    return any(r["start"] > now_us() - S // 2 for r in rows)
+    return any(r["start"] > now_us() - S for r in rows)
 
 
 async def _all_runs(engine: AsyncEngine, task_ids: list[int]) -> list[Any]:
