@@ -75,6 +75,13 @@ async def stop_agent(proc: asyncio.subprocess.Process) -> None:
             await proc.wait()
 
 
+async def kill_agent(proc: asyncio.subprocess.Process) -> None:
+    """kill -9 of the agent (a crash: nothing of its own shutdown runs), then wait for it."""
+    proc.kill()
+    async with asyncio.timeout(START_S):
+        await proc.communicate()
+
+
 async def finish_at_restart(tmp_path: Path, runid: str) -> RunFinished:
     """Start an agent on the state directory a killed one left and return the RunFinished it
     sends for `runid` (then stop it)."""

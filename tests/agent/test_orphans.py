@@ -16,7 +16,7 @@ from agent.outbox import Outbox
 from protocol import statuses
 from protocol.messages import AgentState, RunFinished, RunStarted
 from tests.agent.peer import WAIT_S, CenterPeer, exec_msg, processes_running, wait_for
-from tests.agent.procs import finish_at_restart, start_agent, stop_agent, wait_started
+from tests.agent.procs import finish_at_restart, kill_agent, start_agent, stop_agent, wait_started
 
 SLEEP = ("/bin/sleep", "3301")
 
@@ -32,9 +32,7 @@ async def test_orphan_of_a_killed_agent_is_stopped_at_restart(tmp_path: Path) ->
         await peer.send(msg)
         run = await peer.expect(RunStarted, msg.ref.runid)
         await peer.close()
-        proc.kill()
-        async with asyncio.timeout(WAIT_S):
-            await proc.communicate()
+        await kill_agent(proc)
     finally:
         await stop_agent(proc)
     await wait_for(lambda: [p.pid for p in processes_running(*SLEEP)] == [run.pid])
