@@ -136,18 +136,23 @@ class CommandRunner:
             return Outcome(FAILED, f"no run {command.runid!r}")
         if run.status in statuses.FINAL:
             return Outcome(DONE, f"run had already ended: {run.status}")
-        if run.status == statuses.PLANNED:
+        if self._unsent(run):
             await self._kill_unsent([run.runid], command.user_id, now_us)
             return Outcome(DONE, "killed before it was sent")
         return self._send_kills([run.aid], run.task_id, run.runid, command.user_id)
 
     async def kill_rule(self, rule: Rule | None, command: store.Command, now_us: int) -> Outcome:
         active = await store.active_runs(self._engine, command.task_id)
-        unsent = [r.runid for r in active if r.status == statuses.PLANNED]
+        unsent = [r.runid for r in active if self._unsent(r)]
         await self._kill_unsent(unsent, command.user_id, now_us)
-        aids = {r.aid for r in active if r.status != statuses.PLANNED}
+        aids = {r.aid for r in active if not self._unsent(r)}
         aids |= set(rule.agents if rule else ())  # queued runs are known to the agent only
         return self._send_kills(sorted(aids), command.task_id, "", command.user_id)
+
+    def _unsent(self, run: store.RunState) -> bool:
+        """Not sent yet: `planned`, and not among the runs sent whose `dispatched` status is
+        not written (a kill must reach the agent holding or running those)."""
+        return run.status == statuses.PLANNED and run.runid not in self._ctx.marks
 
     async def _kill_unsent(self, runids: list[str], user_id: int, now_us: int) -> None:
         reason = f"killed before it was sent, by user {user_id}"

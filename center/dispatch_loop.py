@@ -1,5 +1,6 @@
 """The leader's dispatch: each run sent to its agent at its send time (or skipped, missed or
-moved as decided), the sent ones marked, and runs held at agents revised when a rule changes."""
+moved as decided), the sent ones marked (unless a report settles them first, see
+DispatchMarks), and runs held at agents revised when a rule changes."""
 
 from __future__ import annotations
 
@@ -51,15 +52,16 @@ class Dispatch:
 
     async def run(self) -> None:
         """Wake at the next send time, or when woken (a run queued)."""
-        queue, wake = self._ctx.queue, self._ctx.wake
+        queue, marks, wake = self._ctx.queue, self._ctx.marks, self._ctx.wake
         while True:
-            wait_s = wait_for(queue.next_due_us(), now_us())
+            wait_s = wait_for(_earliest(queue.next_due_us(), marks.next_us()), now_us())
             if wait_s > 0:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait_s):
                         await wake.wait()
             wake.clear()
             self.dispatch_due()
+            self.write_marks(marks.take_due(now_us()))
 
     def send(self, aid: int, messages: list[Message]) -> None:
         link = self._ctx.pool.link(aid)
@@ -121,7 +123,9 @@ class Dispatch:
             if r.runid in sent and r.trigger == Trigger.SCHEDULE and r.sched_us > now
         )
         ctx.queue.add(out.waiting, at_us=now + WAIT_RETRY_US)
-        self._background(self._record_dispatch(out.sent, out.skipped, out.missed, now))
+        self._ctx.marks.add(((r.runid, r.sched_us) for r in due if r.runid in sent), now)
+        if out.skipped or out.missed:
+            self._background(self._record_dispatch(out.skipped, out.missed, now))
         for old_runid, run in out.rerouted:
             self._frames.forget(old_runid)  # the moved run has its own id and frame
             self._background(self._rerouted(old_runid, run, now))
@@ -170,11 +174,24 @@ class Dispatch:
             log.info("run.rerouted", from_runid=old_runid, runid=run.runid, aid=run.aid)
             self._ctx.enqueue([run], at_us=now)
 
+    def write_marks(self, runids: list[str]) -> None:
+        """Write `dispatched` for sent runs no report has settled (see DispatchMarks)."""
+        if runids:
+            self._background(self._write_marks(runids))
+
+    async def _write_marks(self, runids: list[str]) -> None:
+        planned = frozenset({statuses.PLANNED})  # a stored report's status stays
+        try:
+            await store.set_run_status(
+                self._ctx.engine, runids, statuses.DISPATCHED, now_us(), only_from=planned
+            )
+        finally:
+            self._ctx.marks.forget(runids)
+
     async def _record_dispatch(
-        self, sent: list[str], skipped: dict[str, str], missed: dict[str, str], now: int
+        self, skipped: dict[str, str], missed: dict[str, str], now: int
     ) -> None:
-        engine, planned = self._ctx.engine, frozenset({statuses.PLANNED})
-        await store.set_run_status(engine, sent, statuses.DISPATCHED, now, only_from=planned)
+        engine = self._ctx.engine
         for runid, reason in missed.items():
             log.warning("run.missed", runid=runid, reason=reason)
         # One write per reason, not per run: a burst for a dead agent shares one reason.
@@ -184,6 +201,10 @@ class Dispatch:
                 by_reason[reason].append(runid)
             for reason, runids in by_reason.items():
                 await store.set_run_status(engine, runids, status, now, reason=reason)
+
+
+def _earliest(a_us: int | None, b_us: int | None) -> int | None:
+    return b_us if a_us is None else a_us if b_us is None else min(a_us, b_us)
 
 
 def wait_for(next_due_us: int | None, now: int) -> float:

@@ -213,6 +213,7 @@ class Leader(PoolListener):
             with contextlib.suppress(*transient_errors(), TimeoutError):
                 async with asyncio.timeout(grace_s):
                     await self.reports_once()
+            self.dispatch.write_marks(self.ctx.marks.take_all())
         self.intake.say_outcomes()  # of runs stored while more reports waited: said now
         await self._background.drain(grace_s if flush else 0)
         await self.pool.close()
@@ -342,6 +343,8 @@ class Leader(PoolListener):
         await self.intake.flush_states()
         batch = await self.intake.flush_reports(self.after_reports)
         if batch is not None:
+            # Their statuses are stored: no `dispatched` to write for them.
+            self.ctx.marks.forget(row["runid"] for row in (*batch.started, *batch.finished))
             for aid, seqs in batch.acks.items():  # acknowledged only once acted on
                 self.send(aid, [Ack(seqs=seqs)])
         ready = self.recovery.take_ready(self.intake.reports.written)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from center import store
 from center.agent_pool import AgentPool
+from center.dispatch_marks import DispatchMarks
 from center.dispatcher import DispatchQueue
 from center.routing import AgentInfo
 from center.rulebook import RuleBook
@@ -29,6 +30,8 @@ class LeaderContext:
     wake: asyncio.Event
     grace_us: int
     lost_after_us: int  # in-flight runs of an agent silent this long are lost
+    # Runs sent whose `dispatched` status is not written yet (see DispatchMarks).
+    marks: DispatchMarks = field(default_factory=DispatchMarks)
 
     @property
     def epoch(self) -> int:

@@ -191,10 +191,9 @@ class Recovery:
         return ready
 
     async def reconcile(self, ready: list[tuple[int, frozenset[str], int]]) -> None:
-        in_flight = statuses.ACTIVE - {statuses.PLANNED}
         for i, (aid, known, connected_us) in enumerate(ready):
             try:
-                await self._recover(aid, known, connected_us, in_flight)
+                await self._recover(aid, known, connected_us)
             except BaseException:
                 for again, k, at in ready[i:]:  # try those again next tick
                     self._pending.setdefault(again, (k, at, 0))
@@ -270,22 +269,19 @@ class Recovery:
                 )
         ctx.enqueue([x.retry for x in lost if x.retry and x.run.runid in made])
 
-    async def _recover(
-        self,
-        aid: int,
-        known: frozenset[str] | None,
-        before_us: int,
-        status: frozenset[str],
-        *,
-        due_before_us: int | None = None,
-    ) -> None:
+    async def _recover(self, aid: int, known: frozenset[str], before_us: int) -> None:
+        """A reconnected agent's runs in flight, as stored before it connected, against the
+        runs it says it has."""
         rows = await store.runs_in_flight(
-            self._ctx.engine,
-            aid,
-            updated_before_us=before_us,
-            status=status,
-            due_before_us=due_before_us,
+            self._ctx.engine, aid, updated_before_us=before_us, status=statuses.ACTIVE
         )
+        marks = self._ctx.marks
+        # In flight: a `planned` row only if its run was sent (its `dispatched` not written).
+        rows = [
+            (run, statuses.DISPATCHED if status == statuses.PLANNED else status)
+            for run, status in rows
+            if status != statuses.PLANNED or run.runid in marks
+        ]
         await self._settle(aid, known, rows)
 
     async def _settle(

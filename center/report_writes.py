@@ -18,9 +18,10 @@ from protocol import statuses
 
 # A start never overwrites a running or final row (a late start after the end, or a repeat).
 STARTED_GUARD = statuses.FINAL | {statuses.RUNNING}
-# An agent's own final status wins over a `lost` the center wrote (a result that came late);
-# never over another final status.
-FINISHED_GUARD = statuses.FINAL - {statuses.LOST}
+# An agent's own final status wins over a `lost` or `missed` the center wrote without hearing
+# from it (a result that came late; a run sent by a leader that died before writing it sent,
+# see DispatchMarks); never over another final status.
+FINISHED_GUARD = statuses.FINAL - {statuses.LOST, statuses.MISSED}
 
 Row = dict[str, Any]
 

@@ -153,13 +153,16 @@ async def test_runs_with_no_row_are_inserted_and_counted(engine: AsyncEngine):
     assert (await _rollups(engine))[(8, T0)].counts == {"success": 1}
 
 
-async def test_a_late_real_end_moves_a_lost_run(engine: AsyncEngine):
-    """The agent's end of a run the center wrote lost replaces it, and its count moves."""
+@pytest.mark.parametrize("verdict", [statuses.LOST, statuses.MISSED])
+async def test_a_late_real_end_moves_a_lost_or_missed_run(engine: AsyncEngine, verdict: str):
+    """The agent's end of a run the center wrote lost (or missed: a leader died before it
+    wrote the run sent, and the next found it planned past the grace) replaces it, and its
+    count moves."""
     run = plan_run(7, T0 + S, 1)
-    await _plan(engine, [run], statuses.LOST)
-    assert (await _rollups(engine))[(7, T0)].counts == {"lost": 1}
-    await _report(engine, (1, _started(run)))  # a start never revives a lost run
-    assert (await _rows(engine))[run.runid]["status"] == statuses.LOST
+    await _plan(engine, [run], verdict)
+    assert (await _rollups(engine))[(7, T0)].counts == {verdict: 1}
+    await _report(engine, (1, _started(run)))  # a start never revives it
+    assert (await _rows(engine))[run.runid]["status"] == verdict
     await _report(engine, (1, _finished(run)))
     assert (await _rows(engine))[run.runid]["status"] == statuses.SUCCESS
     counts = (await _rollups(engine))[(7, T0)].counts
@@ -206,7 +209,7 @@ def _model(rows: dict[str, dict[str, Any]], batch: list[tuple[int, Message]]) ->
     ends = [(a, m) for a, m in batch if isinstance(m, RunFinished)]
     for aid, msg in [*starts, *ends]:
         final = isinstance(msg, RunFinished)
-        guard = statuses.FINAL - {statuses.LOST} if final else statuses.FINAL | {"running"}
+        guard = statuses.FINAL - {"lost", "missed"} if final else statuses.FINAL | {"running"}
         row = rows.get(msg.ref.runid)
         if row is not None and (row["status"] in guard or row["aid"] != aid):
             continue
@@ -239,7 +242,7 @@ async def test_random_reports_match_the_model_and_the_count(
     engine: AsyncEngine, monkeypatch, seed: int, writers: int
 ):
     """Random batches of starts, ends, repeats and foreign reports, on runs planned,
-    dispatched, running, lost or never planned, two hours apart: each row is what the plain
+    dispatched, running, lost, missed or never planned, two hours apart: each row is what the plain
     model says, and the rollups equal a direct count of the rows. Also with every batch
     written by several transactions at once (MySQL; SQLite writes one)."""
     if writers > 1:
@@ -249,8 +252,9 @@ async def test_random_reports_match_the_model_and_the_count(
     runs = [plan_run(7 + i % 3, T0 + (i % 2) * HOUR_US + i * S, 1 + i % 2) for i in range(60)]
     planned, unknown = runs[:50], runs[50:]
     await _plan(engine, planned)
-    for part, status in enumerate((statuses.DISPATCHED, statuses.LOST, statuses.RUNNING)):
-        runids = [r.runid for r in planned[part + 1 :: 4]]
+    moved = (statuses.DISPATCHED, statuses.LOST, statuses.RUNNING, statuses.MISSED)
+    for part, status in enumerate(moved):
+        runids = [r.runid for r in planned[part + 1 :: 5]]
         async with asyncio.timeout(TIMEOUT_S):
             await store.set_run_status(engine, runids, status, T0)
     expected = await _rows(engine)
