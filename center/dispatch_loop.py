@@ -11,6 +11,7 @@ from collections import defaultdict
 import structlog
 
 from center import store
+from center.admission import at_instant
 from center.dispatcher import WAIT_RETRY_US, decide_dispatch
 from center.exec_frames import ExecFrames
 from center.fleet_limits import Limits
@@ -117,13 +118,12 @@ class Dispatch:
             self._frames.forget(runid)
         sent = frozenset(out.sent)
         self._observe_sent(due, sent)
+        sent_runs = [r for r in due if r.runid in sent]
         self.held.update(
-            (r.runid, r)
-            for r in due
-            if r.runid in sent and r.trigger == Trigger.SCHEDULE and r.sched_us > now
+            (r.runid, r) for r in sent_runs if r.trigger == Trigger.SCHEDULE and r.sched_us > now
         )
         ctx.queue.add(out.waiting, at_us=now + WAIT_RETRY_US)
-        self._ctx.marks.add(((r.runid, r.sched_us) for r in due if r.runid in sent), now)
+        self._mark_sent(sent_runs, now)
         if out.skipped or out.missed:
             self._background(self._record_dispatch(out.skipped, out.missed, now))
         for old_runid, run in out.rerouted:
@@ -173,6 +173,14 @@ class Dispatch:
         if await store.reroute_run(self._ctx.engine, old_runid, run, now):
             log.info("run.rerouted", from_runid=old_runid, runid=run.runid, aid=run.aid)
             self._ctx.enqueue([run], at_us=now)
+
+    def _mark_sent(self, runs: list[PlannedRun], now: int) -> None:
+        """Hold the sent runs' `dispatched` (see DispatchMarks), except a limited rule's,
+        written at once: a new leader counts the runs the store has in flight before it
+        admits any, and must not miss one that its agent has not reported yet."""
+        self._ctx.marks.add(((r.runid, r.sched_us) for r in runs), now)
+        rules = self._ctx.rulebook.rules
+        self.write_marks([r.runid for r in runs if at_instant(rules.get(r.task_id))])
 
     def write_marks(self, runids: list[str]) -> None:
         """Write `dispatched` for sent runs no report has settled (see DispatchMarks)."""

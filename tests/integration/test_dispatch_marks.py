@@ -16,6 +16,7 @@ from center.tables import task_process
 from protocol import statuses
 from tests.integration.cluster import (
     add_command,
+    add_group,
     add_rule,
     approve_agent,
     at_rule,
@@ -25,6 +26,7 @@ from tests.integration.cluster import (
     running_center,
     runs_of,
 )
+from tests.integration.test_limits_params import add_key
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -133,3 +135,30 @@ async def test_a_run_held_by_an_agent_that_restarts_is_sent_again_and_starts_on_
             [row] = await poll(ended, 30)
     assert (row["runid"], row["status"]) == (runid, statuses.SUCCESS)
     assert 0 <= row["start"] - row["sched_us"] < 1_000_000, "started on its second"
+
+
+async def test_a_limited_rules_run_is_written_dispatched_when_it_is_sent(
+    db_url: str, engine: AsyncEngine, tmp_path: Path
+):
+    """A run holding a concurrency key is written `dispatched` as it is sent, before its start
+    is reported: a new leader counts the store's runs in flight before it admits any."""
+    await _record_status_moves(engine)
+    async with running_center(db_url) as center, running_agent(tmp_path, center.registration_port):
+        gid = await add_group(engine)
+        aid = await approve_agent(engine, "agent-1", gid)
+        await add_key(engine, gid, "db", 1)
+
+        async def key_known() -> bool:
+            return center.leader is not None and (gid, "db") in center.leader.limits.keys
+
+        await poll(key_known, 5)
+        task_id = await add_rule(
+            engine, [aid], gid=gid, concurrency_keys="db", rule=at_rule(2), execute="/bin/sleep 1"
+        )
+
+        async def ended() -> list:
+            return await runs_of(engine, task_id, task_process.c.status.in_(statuses.FINAL))
+
+        [row] = await poll(ended, 20)
+    trail = (await _trails(engine))[row["runid"]]
+    assert (trail[0], trail[-1]) == (statuses.DISPATCHED, statuses.SUCCESS), trail
