@@ -180,18 +180,21 @@ class Dispatch:
         admits any, and must not miss one that its agent has not reported yet."""
         self._ctx.marks.add(((r.runid, r.sched_us) for r in runs), now)
         rules = self._ctx.rulebook.rules
-        self.write_marks([r.runid for r in runs if at_instant(rules.get(r.task_id))])
+        limited = [r.runid for r in runs if at_instant(rules.get(r.task_id))]
+        if limited:
+            self.write_marks({now: limited})
 
-    def write_marks(self, runids: list[str]) -> None:
-        """Write `dispatched` for sent runs no report has settled (see DispatchMarks)."""
-        if runids:
-            self._background(self._write_marks(runids))
+    def write_marks(self, sent: dict[int, list[str]]) -> None:
+        """Write `dispatched` for sent runs no report has settled (see DispatchMarks), each
+        touched (`updated_us`) when it was sent, as the sweep and reconciliation expect."""
+        for sent_us, runids in sent.items():
+            self._background(self._write_marks(runids, sent_us))
 
-    async def _write_marks(self, runids: list[str]) -> None:
+    async def _write_marks(self, runids: list[str], sent_us: int) -> None:
         planned = frozenset({statuses.PLANNED})  # a stored report's status stays
         try:
             await store.set_run_status(
-                self._ctx.engine, runids, statuses.DISPATCHED, now_us(), only_from=planned
+                self._ctx.engine, runids, statuses.DISPATCHED, sent_us, only_from=planned
             )
         finally:
             self._ctx.marks.forget(runids)

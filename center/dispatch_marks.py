@@ -1,14 +1,14 @@
 """Runs sent whose `dispatched` status is not written yet: most never need it written.
 
-A run's row goes `planned` → (`dispatched`) → `running` → final. The agent's report of a
-short run arrives within a second or two of its time and sets the final status itself, so the
-`dispatched` write (one update of the row and of its status indexes, a third of the rows a run
-writes) is held until `MARK_AFTER_US` past the later of the run's send and its time, and
-dropped if a report of the run is stored first. Until then this holder is the truth that the
-run was sent (a kill must reach its agent); a leader that dies meanwhile leaves the row
-`planned`, which its successor sends again (the agent ignores a run id it has seen) or, past
-the dispatch grace, records `missed` until the agent's result replaces it.
-"""
+A run's row goes `planned` → (`dispatched`) → `running` → final. A report of the run (its
+start, or the end of a short one) usually arrives within a second of its time and sets its
+status itself, so the `dispatched` write (one of the three writes of a short run's row, with
+its status indexes) waits until `MARK_AFTER_US` past the later of the run's send and its time,
+and is dropped if a report of the run is stored first. Until then this holder is the truth
+that the run was sent: a kill goes to its agent, a reconnected agent's reconciliation counts
+it. A leader that dies meanwhile leaves the row `planned`: its successor sends it again within
+the dispatch grace (the agent ignores a run id it has seen), or records it `missed`, which the
+agent's result then replaces."""
 
 from __future__ import annotations
 
@@ -21,52 +21,63 @@ MARK_AFTER_US = 2_000_000
 
 
 class DispatchMarks:
-    """Sent runs by id, each with when its `dispatched` status is due to be written."""
+    """Sent runs by id, each with when it was sent and when its `dispatched` is due."""
 
     def __init__(self, after_us: int = MARK_AFTER_US) -> None:
         self._after_us = after_us
-        self._due: dict[str, int] = {}  # runid -> when its mark is due
-        self._heap: list[tuple[int, str]] = []  # (due, runid); stale once not in `_due`
+        self._held: dict[str, tuple[int, int]] = {}  # runid -> (mark due, sent)
+        self._heap: list[tuple[int, str]] = []  # (mark due, runid); stale once not held so
 
     def __len__(self) -> int:
-        return len(self._due)
+        return len(self._held)
 
     def __contains__(self, runid: object) -> bool:
-        return runid in self._due
+        return runid in self._held
+
+    def sent_before(self, runid: str, us: int) -> bool:
+        held = self._held.get(runid)
+        return held is not None and held[1] < us
 
     def add(self, runs: Iterable[tuple[str, int]], now_us: int) -> None:
         """Runs sent at `now_us`, as (runid, scheduled time)."""
         after = self._after_us
         for runid, sched_us in runs:
             at = max(sched_us, now_us) + after
-            self._due[runid] = at
+            self._held[runid] = (at, now_us)
             heapq.heappush(self._heap, (at, runid))
 
     def next_us(self) -> int | None:
         """When the next mark is due (None: none held)."""
-        heap, due = self._heap, self._due
-        while heap and due.get(heap[0][1]) != heap[0][0]:
-            heapq.heappop(heap)  # forgotten, or added again later
+        heap = self._heap
+        while heap and not self._live(*heap[0]):
+            heapq.heappop(heap)  # forgotten, or sent again later
         return heap[0][0] if heap else None
 
-    def take_due(self, now_us: int) -> list[str]:
-        """The runs whose mark is due. They stay held (still sent, not yet written) until
-        `forget`, after their write."""
-        out: list[str] = []
-        heap, due = self._heap, self._due
+    def take_due(self, now_us: int) -> dict[int, list[str]]:
+        """The runs whose mark is due, by when they were sent (what their rows' `updated_us`
+        says once written). They stay held (sent, not yet written) until `forget`."""
+        out: dict[int, list[str]] = {}
+        heap = self._heap
         while heap and heap[0][0] <= now_us:
             at, runid = heapq.heappop(heap)
-            if due.get(runid) == at:
-                out.append(runid)
+            if self._live(at, runid):
+                out.setdefault(self._held[runid][1], []).append(runid)
         return out
 
-    def take_all(self) -> list[str]:
-        """Every run held, due or not (a clean step-down writes them all)."""
+    def take_all(self) -> dict[int, list[str]]:
+        """Every run held, due or not, by when it was sent (a clean step-down writes them)."""
         self._heap.clear()
-        return list(self._due)
+        out: dict[int, list[str]] = {}
+        for runid, (_, sent_us) in self._held.items():
+            out.setdefault(sent_us, []).append(runid)
+        return out
 
     def forget(self, runids: Iterable[str]) -> None:
         """Runs whose status is stored (their mark, or a report of them)."""
-        due = self._due
+        held = self._held
         for runid in runids:
-            due.pop(runid, None)
+            held.pop(runid, None)
+
+    def _live(self, at: int, runid: str) -> bool:
+        held = self._held.get(runid)
+        return held is not None and held[0] == at

@@ -276,11 +276,12 @@ class Recovery:
             self._ctx.engine, aid, updated_before_us=before_us, status=statuses.ACTIVE
         )
         marks = self._ctx.marks
-        # In flight: a `planned` row only if its run was sent (its `dispatched` not written).
+        # In flight: a `planned` row too if its run was sent before the agent connected (its
+        # `dispatched` not written yet); one sent since is the agent's already.
         rows = [
             (run, statuses.DISPATCHED if status == statuses.PLANNED else status)
             for run, status in rows
-            if status != statuses.PLANNED or run.runid in marks
+            if status != statuses.PLANNED or marks.sent_before(run.runid, before_us)
         ]
         await self._settle(aid, known, rows)
 

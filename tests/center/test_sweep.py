@@ -117,3 +117,22 @@ def test_sweep_ready(
     needed: int, heard: dict[int, int], connected: list[int], written: int, ready: bool
 ):
     assert sweep_ready(needed, heard, connected, written) is ready
+
+
+async def test_reconciliation_counts_sent_runs_whose_dispatched_is_not_written(
+    engine: AsyncEngine,
+):
+    """A reconnected agent that no longer has a run sent before it connected gets it again,
+    though its row still says `planned` (DispatchMarks); a run sent since it connected, or
+    not sent at all, is left alone."""
+    now = now_us()
+    lease = await store.acquire_lease(engine, "c1", now - S, 60 * S)
+    assert lease is not None
+    before, since, _unsent = runs = [plan_run(task_id, now + 2 * S, 1) for task_id in (1, 2, 3)]
+    await store.insert_planned(engine, lease, runs, 0, now - S)
+    leader = _leader(engine, lease)
+    leader.marks.add([(before.runid, before.sched_us)], now - S // 2)
+    leader.marks.add([(since.runid, since.sched_us)], now + S // 2)
+    async with asyncio.timeout(30):
+        await Recovery(leader).reconcile([(1, frozenset(), now)])
+    assert [r.runid for r in leader.queue.pop_due(2**62)] == [before.runid]
