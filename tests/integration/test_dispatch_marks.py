@@ -5,6 +5,7 @@ killed at its agent and never starts (SQLite and MariaDB, a real center and agen
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -79,9 +80,15 @@ async def test_a_short_run_is_never_written_dispatched(
         await poll(three_straight, 30)
 
 
-def _sent_unwritten(center: CenterService, runid: str) -> bool:
-    """Whether the leader sent the run and has not written its `dispatched`."""
-    return center.leader is not None and runid in center.leader.ctx.marks
+async def _sent_unwritten(engine: AsyncEngine, center: CenterService, task_id: int) -> list[str]:
+    """The rule's `planned` runs that the leader sent and has not written `dispatched`."""
+    planned = await runs_of(engine, task_id, task_process.c.status == statuses.PLANNED)
+    leader = center.leader
+    return [r["runid"] for r in planned if leader is not None and r["runid"] in leader.ctx.marks]
+
+
+async def _ended(engine: AsyncEngine, task_id: int) -> list[Any]:
+    return await runs_of(engine, task_id, task_process.c.status.in_(statuses.FINAL))
 
 
 async def test_a_kill_reaches_a_run_sent_ahead_before_its_status_is_written(
@@ -94,19 +101,12 @@ async def test_a_kill_reaches_a_run_sent_ahead_before_its_status_is_written(
         aid = await approve_agent(engine, "agent-1")
         task_id = await add_rule(engine, [aid], rule=at_rule(6), execute="/bin/sleep 60")
 
-        async def sent_not_written() -> list[str]:
-            planned = await runs_of(engine, task_id, task_process.c.status == statuses.PLANNED)
-            return [r["runid"] for r in planned if _sent_unwritten(center, r["runid"])]
-
-        [runid] = await poll(sent_not_written, 20)
+        [runid] = await poll(lambda: _sent_unwritten(engine, center, task_id), 20)
         command = await add_command(engine, "kill", runid=runid)
         done = await poll(lambda: command_done(engine, command), 10)
         assert done["status"] == "done" and done["result"].startswith("kill sent to agents")
 
-        async def ended() -> list:
-            return await runs_of(engine, task_id, task_process.c.status.in_(statuses.FINAL))
-
-        [row] = await poll(ended, 20)
+        [row] = await poll(lambda: _ended(engine, task_id), 20)
     assert row["status"] == statuses.KILLED and "killed by user 1" in row["reason"]
     assert (row["pid"], row["start"]) == (0, 0), "it never started"
 
@@ -122,17 +122,9 @@ async def test_a_run_held_by_an_agent_that_restarts_is_sent_again_and_starts_on_
             aid = await approve_agent(engine, "agent-1")
             task_id = await add_rule(engine, [aid], rule=at_rule(9), execute="/bin/true")
 
-            async def sent_not_written() -> list[str]:
-                planned = await runs_of(engine, task_id, task_process.c.status == statuses.PLANNED)
-                return [r["runid"] for r in planned if _sent_unwritten(center, r["runid"])]
-
-            [runid] = await poll(sent_not_written, 20)
+            [runid] = await poll(lambda: _sent_unwritten(engine, center, task_id), 20)
         async with running_agent(tmp_path, center.registration_port):
-
-            async def ended() -> list:
-                return await runs_of(engine, task_id, task_process.c.status.in_(statuses.FINAL))
-
-            [row] = await poll(ended, 30)
+            [row] = await poll(lambda: _ended(engine, task_id), 30)
     assert (row["runid"], row["status"]) == (runid, statuses.SUCCESS)
     assert 0 <= row["start"] - row["sched_us"] < 1_000_000, "started on its second"
 
@@ -156,9 +148,6 @@ async def test_a_limited_rules_run_is_written_dispatched_when_it_is_sent(
             engine, [aid], gid=gid, concurrency_keys="db", rule=at_rule(2), execute="/bin/sleep 1"
         )
 
-        async def ended() -> list:
-            return await runs_of(engine, task_id, task_process.c.status.in_(statuses.FINAL))
-
-        [row] = await poll(ended, 20)
+        [row] = await poll(lambda: _ended(engine, task_id), 20)
     trail = (await _trails(engine))[row["runid"]]
     assert (trail[0], trail[-1]) == (statuses.DISPATCHED, statuses.SUCCESS), trail
