@@ -325,7 +325,7 @@ class Window:
     start_s: int
     end_s: int
     cpu_s: float = 0.0
-    system_s: float = 0.0  # of cpu_s, in the kernel (the SQLite files' writes, the sockets)
+    system_s: float = 0.0  # of cpu_s, in the kernel (SQLite's file reads and writes, sockets)
     elapsed_s: float = 0.0
     fakes_cpu_s: float = 0.0
     peak_rss_mb: float = 0.0
@@ -601,11 +601,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--mix", choices=sorted(MIXES), default="busy", help="schedules (busy)")
     parser.add_argument(
-        "--profile", metavar="FILE", help="cProfile the center over the window into FILE"
+        "--profile", metavar="FILE", help="sample the center's stacks over the window into FILE"
     )
     args = parser.parse_args(argv)
     if args.n < 1 or args.seconds < 1 or args.agents < 1:
         parser.error("N, --seconds and --agents must be at least 1")
+    if not args.settle >= 0:  # also refuses nan: the window would start before it is measured
+        parser.error(f"--settle: {args.settle} is not a number of seconds ≥ 0")
     return args
 
 
